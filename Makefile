@@ -1,0 +1,38 @@
+# The two set-up commands: `make demo` and `make test`. Both install what they need first
+# (Debian's libcoap3-bin, a Python 3.11 venv with the project and its test extras).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3.11
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install apt-deps demo test lint unit clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+apt-deps:
+	@command -v coap-server-notls >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libcoap3-bin; }
+
+install: apt-deps $(VENV)/.installed
+
+demo: install
+	$(PY) -m streamapp demo $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+test: install lint
+	$(PY) -m pytest -v --durations=15 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/artifacts

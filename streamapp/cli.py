@@ -1,0 +1,62 @@
+"""``python -m streamapp check|demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from streamapp.errors import ConfigError
+from streamapp.settings import CONFIG_ENV, Settings
+
+
+def check(_args: argparse.Namespace) -> int:
+    """Print the resolved configuration and every compiled route, or the first error in one line."""
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        print(f"streamapp: configuration error: {exc}", file=sys.stderr)
+        return 1
+    rows = settings.describe()
+    width = max(len(key) for key, _, _ in rows)
+    print("configuration (secrets hidden):")
+    for key, value, source in rows:
+        print(f"  {key:<{width}} = {value}    [{source}]")
+    for name in settings.ignored:
+        print(f"  ignored: {name} (not a streamapp key)")
+    print("routes:")
+    for statement in settings.statements:
+        fields = ", ".join(str(f) for f in statement.fields)
+        target = f"{settings.uri.rstrip('/')}/{'/'.join(statement.resource_segments)}"
+        print(f"  [{statement.index}] {statement.source} -> {target}  SELECT {fields}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from streamapp.demo import run_demo
+
+    return run_demo(records=args.records, exit_when_done=args.exit, timeout_s=args.timeout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m streamapp", description="streamapp: a Kafka -> CoAP sink"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_cmd = commands.add_parser(
+        "check", help=f"validate the configuration (${CONFIG_ENV} and environment) and print the routes"
+    )
+    check_cmd.set_defaults(func=check)
+    demo_cmd = commands.add_parser(
+        "demo", help="run the sink end to end on an embedded broker and a local libcoap server"
+    )
+    demo_cmd.add_argument("--records", type=int, default=5, help="records to produce (default 5)")
+    demo_cmd.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit once every record is delivered (0) or the timeout passes (1) instead of running on",
+    )
+    demo_cmd.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for delivery")
+    demo_cmd.set_defaults(func=demo)
+    args = parser.parse_args(argv)
+    return args.func(args)

@@ -1,0 +1,1 @@
+"""CoAP delivery: the sender service that owns the aiocoap context."""

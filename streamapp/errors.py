@@ -1,0 +1,91 @@
+"""The one exception tree of streamapp.
+
+Every error a user can cause carries enough context to find the cause without a debugger: the configuration
+key, the KCQL statement and column, or the record's topic/partition/offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StreamappError(Exception):
+    """Base of every error raised on purpose by streamapp."""
+
+
+class ConfigError(StreamappError):
+    """A configuration value is missing, malformed or inconsistent. Names the key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+class KcqlError(StreamappError):
+    """A KCQL statement cannot be parsed or does not make sense.
+
+    ``statement`` is 1-based (the n-th statement of ``connect.coap.kcql``); ``line`` and ``column`` are
+    1-based positions inside that statement.
+    """
+
+    def __init__(
+        self, message: str, *, statement: int, line: int = 1, column: int = 1, text: str = ""
+    ) -> None:
+        super().__init__(f"KCQL statement {statement}, line {line}, column {column}: {message}")
+        self.message = message
+        self.statement = statement
+        self.line = line
+        self.column = column
+        self.text = text
+
+
+@dataclass(frozen=True)
+class RecordCoordinates:
+    """Where a record lives in Kafka; printed in every record-level error."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+class RecordError(StreamappError):
+    """An error about one record; ``str()`` names its topic/partition/offset."""
+
+    def __init__(self, where: RecordCoordinates, message: str) -> None:
+        super().__init__(f"record {where}: {message}")
+        self.where = where
+        self.message = message
+
+
+class DecodeError(RecordError):
+    """The record's bytes cannot be decoded with the configured converter."""
+
+
+class SelectError(RecordError):
+    """The decoded record does not fit the statement's field selection."""
+
+
+class DeliveryError(RecordError):
+    """The CoAP server did not confirm the record with a 2.xx response.
+
+    ``code`` is the CoAP response code as text (``4.04``) when the server answered, else ``None``
+    (timeout, network error). ``retriable`` tells the error policy whether resending can help.
+    """
+
+    def __init__(
+        self,
+        where: RecordCoordinates,
+        message: str,
+        *,
+        resource: str,
+        code: str | None = None,
+        retriable: bool,
+    ) -> None:
+        super().__init__(where, message)
+        self.resource = resource
+        self.code = code
+        self.retriable = retriable

@@ -1,0 +1,33 @@
+"""structlog set-up: console lines for people, JSON lines (``log.format=json``) for machines.
+
+Lines go through the standard ``logging`` module so they share Faust's handlers and levels.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import structlog
+
+
+def configure_logging(log_format: str) -> None:
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str = "streamapp") -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)

@@ -1,0 +1,642 @@
+"""Typed settings, in the manner of Kafka Connect's ConfigDef.
+
+Every key has a type, a default, a validator and a doc string (``KEYS``). Values come from, later wins:
+built-in defaults < a ``.properties`` file named by ``STREAMAPP_CONFIG`` < environment variables (the key
+upper-cased with ``.`` turned into ``_``: ``CONNECT_COAP_KCQL``). Keys keep stream-reactor's names so an
+existing ``coap-sink.properties`` runs unchanged.
+
+A key whose feature is not built yet is refused with "not supported yet" as soon as it is given a value
+other than its default: nothing a user configures is ever silently ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import javaproperties
+
+from streamapp.errors import ConfigError, KcqlError
+from streamapp.kcql import Statement, parse_kcql
+
+CONFIG_ENV = "STREAMAPP_CONFIG"
+
+
+class Secret:
+    """A configuration value that must never be printed: ``repr``/``str`` show ``[hidden]``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "[hidden]"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# --- value parsers: text -> typed value; raise ValueError with a human message --------------------------
+
+
+def _parse_str(text: str) -> str:
+    return text.strip()
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text.strip()!r}") from None
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ValueError(f"expected true or false, got {text.strip()!r}")
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _parse_secret(text: str) -> Secret:
+    return Secret(text.strip())
+
+
+def _choice(*allowed: str, upper: bool = True) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper() if upper else text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {text.strip()!r}")
+        return value
+
+    return parse
+
+
+CONVERTER_ALIASES = {
+    "auto": "auto",
+    "json": "json",
+    "string": "string",
+    "avro": "avro",
+    "org.apache.kafka.connect.json.JsonConverter": "json",
+    "org.apache.kafka.connect.storage.StringConverter": "string",
+    "io.confluent.connect.avro.AvroConverter": "avro",
+}
+
+
+def _parse_converter(text: str) -> str:
+    value = text.strip()
+    short = CONVERTER_ALIASES.get(value) or CONVERTER_ALIASES.get(value.lower())
+    if short is None:
+        raise ValueError(f"expected one of {', '.join(CONVERTER_ALIASES)}, got {value!r}")
+    return short
+
+
+# --- validators: typed value -> None; raise ValueError ---------------------------------------------------
+
+
+def _port_range(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"expected a port number 0..65535, got {value}")
+
+
+def _positive(value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"expected a positive integer, got {value}")
+
+
+def _not_negative(value: int) -> None:
+    if value < 0:
+        raise ValueError(f"expected an integer >= 0, got {value}")
+
+
+def _coap_uri(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("coap", "coaps"):
+        raise ValueError(f"expected a coap:// or coaps:// URI, got {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"a query or fragment is not allowed in the base URI {value!r}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"bad port in {value!r}") from None
+
+
+def _content_format(value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"expected a CoAP content-format number 0..65535, got {value}")
+
+
+def _bootstrap(value: tuple[str, ...]) -> None:
+    if not value:
+        raise ValueError("expected at least one host:port")
+    for server in value:
+        hostport = server.split("://", 1)[-1]
+        host, sep, port = hostport.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected host:port, got {server!r}")
+
+
+# --- "not supported yet" checks: typed value -> reason or None ------------------------------------------
+
+
+def _unsupported_unless(default: Any, reason: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value == default else reason
+
+    return check
+
+
+DTLS_LATER = "DTLS (coaps://) is not supported yet"
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: how to parse, validate and document it."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    validate: Callable[[Any], None] | None = None
+    unsupported: Callable[[Any], str | None] | None = None
+    aliases: tuple[str, ...] = ()
+    env_aliases: tuple[str, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def env_name(self) -> str:
+        return env_name(self.name)
+
+
+def env_name(key: str) -> str:
+    return key.upper().replace(".", "_").replace("-", "_")
+
+
+KEYS: tuple[Key, ...] = (
+    # --- kept from stream-reactor -------------------------------------------------------------------------
+    Key("name", _parse_str, "coap-sink", "Faust app id and Kafka consumer group."),
+    Key(
+        "topics",
+        _parse_list,
+        None,
+        "Optional list of source topics; when given it must equal the set of topics the KCQL reads.",
+    ),
+    Key(
+        "connect.coap.uri",
+        _parse_str,
+        REQUIRED,
+        "Base URI of the CoAP server: coap://host[:port][/base/path]. Each statement's resource is appended.",
+        validate=_coap_uri,
+        unsupported=lambda v: DTLS_LATER if v.startswith("coaps:") else None,
+    ),
+    Key("connect.coap.kcql", _parse_str, REQUIRED, "KCQL statements, separated by ';'."),
+    Key(
+        "connect.coap.host",
+        _parse_str,
+        "localhost",
+        "Local address the DTLS client binds to.",
+        unsupported=_unsupported_unless("localhost", DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.port",
+        _parse_int,
+        0,
+        "Local port the DTLS client binds to (0 = any).",
+        validate=_port_range,
+        unsupported=_unsupported_unless(0, DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.username",
+        _parse_str,
+        None,
+        "DTLS PSK identity.",
+        unsupported=_unsupported_unless(None, DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.password",
+        _parse_secret,
+        None,
+        "DTLS PSK secret.",
+        unsupported=_unsupported_unless(None, DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.private.key.file",
+        _parse_str,
+        None,
+        "PEM private key (PKCS#8, EC or RSA) for DTLS.",
+        unsupported=_unsupported_unless(None, DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.public.key.file",
+        _parse_str,
+        None,
+        "PEM public key / certificate for DTLS.",
+        unsupported=_unsupported_unless(None, DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.keystore.path",
+        _parse_str,
+        None,
+        "JKS or PKCS#12 keystore holding the client key and certificate chain.",
+        unsupported=_unsupported_unless(None, DTLS_LATER),
+    ),
+    Key("connect.coap.keystore.pass", _parse_secret, Secret("rootPass"), "Keystore password."),
+    Key(
+        "connect.coap.truststore.path",
+        _parse_str,
+        None,
+        "JKS or PKCS#12 truststore with the trusted certificates.",
+        unsupported=_unsupported_unless(None, DTLS_LATER),
+    ),
+    Key("connect.coap.truststore.pass", _parse_secret, Secret("rootPass"), "Truststore password."),
+    Key(
+        "connect.coap.certs",
+        _parse_list,
+        (),
+        "Aliases of the trusted certificates in the truststore (empty = all).",
+        unsupported=_unsupported_unless((), DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.cert.chain.key",
+        _parse_str,
+        "client",
+        "Alias of the key entry in the keystore.",
+        unsupported=_unsupported_unless("client", DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.error.policy",
+        _choice("NOOP", "THROW", "RETRY"),
+        "THROW",
+        "What to do when a record cannot be delivered: NOOP, THROW or RETRY.",
+        unsupported=_unsupported_unless("THROW", "only THROW is supported yet (NOOP and RETRY come later)"),
+    ),
+    Key(
+        "connect.coap.max.retries",
+        _parse_int,
+        20,
+        "Maximum resends of one record under RETRY.",
+        validate=_not_negative,
+    ),
+    Key(
+        "connect.coap.retry.interval",
+        _parse_int,
+        60000,
+        "Milliseconds between resends under RETRY.",
+        validate=_not_negative,
+    ),
+    Key(
+        "connect.progress.enabled",
+        _parse_bool,
+        False,
+        "Log a periodic progress line per statement.",
+        unsupported=_unsupported_unless(False, "progress logging is not supported yet"),
+    ),
+    # --- added ----------------------------------------------------------------------------------------------
+    Key(
+        "bootstrap.servers",
+        _parse_list,
+        ("localhost:9092",),
+        "Kafka bootstrap servers, host:port[,host:port...].",
+        validate=_bootstrap,
+    ),
+    Key(
+        "value.converter",
+        _parse_converter,
+        "auto",
+        "How record values are decoded: auto, json, string, avro or a Kafka Connect converter class name.",
+        unsupported=lambda v: "Avro decoding is not supported yet" if v == "avro" else None,
+    ),
+    Key(
+        "key.converter",
+        _parse_converter,
+        "auto",
+        "How record keys are decoded (same choices as value.converter).",
+        unsupported=lambda v: "Avro decoding is not supported yet" if v == "avro" else None,
+    ),
+    Key(
+        "value.converter.schemas.enable",
+        _parse_bool,
+        False,
+        "Values are Kafka Connect JSON envelopes {schema, payload}.",
+        unsupported=_unsupported_unless(False, "the Kafka Connect JSON envelope is not supported yet"),
+    ),
+    Key(
+        "key.converter.schemas.enable",
+        _parse_bool,
+        False,
+        "Keys are Kafka Connect JSON envelopes {schema, payload}.",
+        unsupported=_unsupported_unless(False, "the Kafka Connect JSON envelope is not supported yet"),
+    ),
+    Key(
+        "schema.registry.url",
+        _parse_str,
+        None,
+        "Confluent Schema Registry URL for Avro.",
+        aliases=("value.converter.schema.registry.url", "key.converter.schema.registry.url"),
+        unsupported=_unsupported_unless(None, "Avro with a Schema Registry is not supported yet"),
+    ),
+    Key("connect.coap.method", _choice("PUT", "POST"), "PUT", "CoAP request method: PUT or POST."),
+    Key(
+        "connect.coap.message.type",
+        _choice("CON", "NON"),
+        "CON",
+        "CoAP message type: CON (confirmable) or NON (non-confirmable; the response is still awaited).",
+    ),
+    Key(
+        "connect.coap.content.format",
+        _parse_int,
+        50,
+        "CoAP Content-Format option of each request (50 = application/json).",
+        validate=_content_format,
+    ),
+    Key(
+        "connect.coap.request.timeout",
+        _parse_int,
+        30000,
+        "Milliseconds to wait for a response to one request, retransmissions included.",
+        validate=_positive,
+    ),
+    Key(
+        "connect.coap.max.inflight",
+        _parse_int,
+        1,
+        "Concurrent exchanges per CoAP server (1 = RFC 7252 NSTART).",
+        validate=_positive,
+        unsupported=_unsupported_unless(1, "more than one exchange in flight is not supported yet"),
+    ),
+    Key(
+        "connect.coap.tombstone",
+        _choice("skip", "empty", "delete", upper=False),
+        "skip",
+        "What a tombstone (null value) does: skip (counted), empty (empty body) or delete (CoAP DELETE).",
+        unsupported=_unsupported_unless("skip", "only tombstone=skip is supported yet"),
+    ),
+    Key(
+        "errors.deadletterqueue.topic.name",
+        _parse_str,
+        None,
+        "Topic that receives records that cannot be delivered, decoded or selected.",
+        unsupported=_unsupported_unless(None, "the dead-letter topic is not supported yet"),
+    ),
+    Key(
+        "errors.deadletterqueue.context.headers.enable",
+        _parse_bool,
+        False,
+        "Add error context headers to dead-lettered records.",
+        unsupported=_unsupported_unless(False, "the dead-letter topic is not supported yet"),
+    ),
+    Key(
+        "web.port",
+        _parse_int,
+        6066,
+        "Port of the worker's web server (stats page). The PORT environment variable also sets it.",
+        validate=_port_range,
+        env_aliases=("PORT",),
+    ),
+    Key("web.bind", _parse_str, "127.0.0.1", "Address the worker's web server binds to."),
+    Key(
+        "log.format",
+        _choice("console", "json", upper=False),
+        "console",
+        "Log line format: console or json.",
+    ),
+)
+
+KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+_ALIAS_TO_KEY: dict[str, Key] = {alias: k for k in KEYS for alias in (k.name, *k.aliases)}
+
+#: Kafka Connect keys that appear in stream-reactor property files but mean nothing to a Faust app.
+#: They are accepted (so those files run unchanged) and reported as ignored by ``check``.
+CONNECT_ONLY_KEYS = frozenset({"connector.class", "tasks.max"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved, validated configuration. Build with :meth:`load` or :meth:`from_mapping`."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    statements: tuple[Statement, ...]
+    ignored: tuple[str, ...] = field(default=())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    # Typed accessors for the keys the code reads.
+    @property
+    def app_name(self) -> str:
+        return self.values["name"]
+
+    @property
+    def uri(self) -> str:
+        return self.values["connect.coap.uri"]
+
+    @property
+    def bootstrap_servers(self) -> tuple[str, ...]:
+        return self.values["bootstrap.servers"]
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return [s if "://" in s else f"kafka://{s}" for s in self.bootstrap_servers]
+
+    @property
+    def source_topics(self) -> tuple[str, ...]:
+        """Distinct KCQL source topics in first-mention order."""
+        return tuple(dict.fromkeys(s.source for s in self.statements))
+
+    @property
+    def value_converter(self) -> str:
+        return self.values["value.converter"]
+
+    @property
+    def method(self) -> str:
+        return self.values["connect.coap.method"]
+
+    @property
+    def confirmable(self) -> bool:
+        return self.values["connect.coap.message.type"] == "CON"
+
+    @property
+    def content_format(self) -> int:
+        return self.values["connect.coap.content.format"]
+
+    @property
+    def request_timeout_s(self) -> float:
+        return self.values["connect.coap.request.timeout"] / 1000.0
+
+    @property
+    def web_port(self) -> int:
+        return self.values["web.port"]
+
+    @property
+    def web_bind(self) -> str:
+        return self.values["web.bind"]
+
+    @property
+    def log_format(self) -> str:
+        return self.values["log.format"]
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(key, printable value, source) for every key; secrets print as ``[hidden]``."""
+        rows = []
+        for key in KEYS:
+            value = self.values[key.name]
+            if isinstance(value, tuple):
+                shown = ",".join(value)
+            elif value is None:
+                shown = ""
+            elif isinstance(value, bool):
+                shown = str(value).lower()
+            else:
+                shown = str(value)
+            rows.append((key.name, shown, self.sources[key.name]))
+        return rows
+
+    # --- construction ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults < the ``.properties`` file in ``$STREAMAPP_CONFIG`` < environment variables."""
+        environ = os.environ if environ is None else environ
+        layers: list[tuple[str, Mapping[str, str]]] = []
+        path = environ.get(CONFIG_ENV)
+        if path:
+            layers.append((f"file {path}", read_properties(path)))
+        layers.append(("environment", _from_environment(environ)))
+        return cls.from_layers(layers)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, str], source: str = "given") -> Settings:
+        return cls.from_layers([(source, raw)])
+
+    @classmethod
+    def from_layers(cls, layers: list[tuple[str, Mapping[str, str]]]) -> Settings:
+        merged: dict[str, tuple[str, str]] = {}  # key name -> (text, source)
+        ignored: list[str] = []
+        for source, raw in layers:
+            for given_name, text in raw.items():
+                key = _ALIAS_TO_KEY.get(given_name)
+                if key is None:
+                    _reject_unknown(given_name, source)
+                    if given_name not in ignored:
+                        ignored.append(given_name)
+                    continue
+                merged[key.name] = (text, source)
+
+        values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for key in KEYS:
+            if key.name in merged:
+                text, source = merged[key.name]
+                try:
+                    value = key.parse(text)
+                    if key.validate is not None:
+                        key.validate(value)
+                except ValueError as exc:
+                    raise ConfigError(key.name, f"{exc} (from {source})") from None
+                if value in ("", ()) and key.required:
+                    raise ConfigError(key.name, f"is required but empty (from {source})")
+            elif key.required:
+                raise ConfigError(
+                    key.name,
+                    f"is required: set it in the properties file named by ${CONFIG_ENV} "
+                    f"or in the environment as {key.env_name}",
+                )
+            else:
+                value, source = key.default, "default"
+            if key.unsupported is not None and (reason := key.unsupported(value)):
+                raise ConfigError(key.name, f"{reason} (from {source})")
+            values[key.name] = value
+            sources[key.name] = source
+
+        statements = _compile_kcql(values["connect.coap.kcql"])
+        _check_topics(values["topics"], statements)
+        return cls(values=values, sources=sources, statements=statements, ignored=tuple(ignored))
+
+
+def read_properties(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read a Java ``.properties`` file (comments, ``\\`` line continuations, escapes)."""
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            return dict(javaproperties.load(fh))
+    except FileNotFoundError:
+        raise ConfigError(CONFIG_ENV, f"properties file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(CONFIG_ENV, f"cannot read properties file {str(path)!r}: {exc}") from None
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Environment variables naming a known key (``CONNECT_COAP_URI``); unknown ``CONNECT_COAP_*`` fail."""
+    by_env: dict[str, str] = {}
+    for key in KEYS:
+        for name in (key.name, *key.aliases):
+            by_env[env_name(name)] = name
+        for alias in key.env_aliases:
+            by_env[alias] = key.name
+    found: dict[str, str] = {}
+    # env_aliases (PORT) first so that the explicit WEB_PORT wins over the platform's PORT.
+    for env, text in sorted(environ.items(), key=lambda item: item[0] not in ("PORT",)):
+        if env in by_env:
+            found[by_env[env]] = text
+        elif env.startswith("CONNECT_COAP_"):
+            _reject_unknown(env, "environment", env_style=True)
+    return found
+
+
+def _reject_unknown(given: str, source: str, *, env_style: bool = False) -> None:
+    """Unknown ``connect.coap.*`` keys are errors; other unknown keys are ignored by the caller."""
+    prefix = "CONNECT_COAP_" if env_style else "connect.coap."
+    if not given.startswith(prefix):
+        return
+    candidates = [env_name(k.name) for k in KEYS] if env_style else [k.name for k in KEYS]
+    close = difflib.get_close_matches(given, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise ConfigError(given, f"unknown key (from {source}){hint}")
+
+
+def _compile_kcql(text: str) -> tuple[Statement, ...]:
+    try:
+        statements = parse_kcql(text)
+    except KcqlError as exc:
+        raise ConfigError("connect.coap.kcql", str(exc)) from exc
+    if not statements:
+        raise ConfigError("connect.coap.kcql", "contains no statement")
+    return statements
+
+
+def _check_topics(topics: tuple[str, ...] | None, statements: tuple[Statement, ...]) -> None:
+    if topics is None:
+        return
+    sources = {s.source for s in statements}
+    given = set(topics)
+    if given != sources:
+        parts = []
+        if missing := sorted(sources - given):
+            parts.append(f"KCQL reads {', '.join(missing)} which topics does not list")
+        if extra := sorted(given - sources):
+            parts.append(f"topics lists {', '.join(extra)} which no KCQL statement reads")
+        raise ConfigError("topics", "; ".join(parts))

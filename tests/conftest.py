@@ -1,0 +1,59 @@
+"""Fixtures for the real peers: a Tansu broker per session, libcoap and recording CoAP servers, and workers
+run as real ``faust -A streamapp.main worker`` subprocesses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamapp.peers import LibcoapServer, TansuBroker
+from tests.recording_server import RecordingCoapServer
+from tests.worker import WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with TansuBroker(log_path=log) as running:
+        yield running
+
+
+@pytest.fixture
+def libcoap_server(tmp_path: Path) -> Iterator[LibcoapServer]:
+    with LibcoapServer(log_path=tmp_path / "coap-server.log") as server:
+        yield server
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingCoapServer]:
+    with RecordingCoapServer() as server:
+        yield server
+
+
+@pytest.fixture
+def unique(request: pytest.FixtureRequest) -> str:
+    """A name unique to this test, for topics and consumer groups on the shared broker."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:60]
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Started workers are appended here by ``start_worker``; any still running at teardown is killed."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.kill()
+
+
+@pytest.fixture
+def start_worker(workers: list[WorkerProcess], tmp_path: Path, broker: TansuBroker):
+    def start(properties: dict[str, str]) -> WorkerProcess:
+        label = f"worker{len(workers) + 1}"
+        worker = WorkerProcess({"bootstrap.servers": broker.bootstrap, **properties}, tmp_path, label)
+        workers.append(worker.start())
+        return worker
+
+    return start

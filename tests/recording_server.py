@@ -1,0 +1,284 @@
+"""A CoAP server for tests that accepts any request on any path and records it.
+
+:class:`RecordingCoapServer` runs an aiocoap server context in its own thread with its own event loop, so it
+can be used from synchronous tests and from async tests alike (the test's loop never serves CoAP itself,
+which keeps a blocked or busy test loop from distorting what the sink under test sees).
+
+Usage::
+
+    with RecordingCoapServer() as server:
+        ...  # point the sink at server.uri
+        server.wait_for_count(3, timeout=10)
+        assert [r.payload for r in server.requests_for("/sensors/a")] == [b"1", b"2", b"3"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiocoap
+from aiocoap import resource
+from aiocoap.numbers.codes import Code
+
+__all__ = ["Recorded", "RecordingCoapServer"]
+
+_HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as the server received it (block-wise transfers are reassembled into one record).
+
+    ``path`` is absolute with a leading slash (``coap://h:p/a/b`` -> ``"/a/b"``, the root -> ``"/"``);
+    ``method`` is ``"PUT"``/``"POST"``/...; ``mtype`` is ``"CON"`` or ``"NON"``; ``query`` holds the
+    Uri-Query options in order.
+    """
+
+    method: str
+    path: str
+    payload: bytes
+    content_format: int | None
+    mtype: str
+    query: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Override:
+    code: Code
+    when: Callable[[bytes], bool] | None
+    times: int | None
+
+
+def _normalize(path: str | Iterable[str]) -> str:
+    """``"a/b"``, ``"/a/b"`` and ``("a", "b")`` all name ``"/a/b"``."""
+    if not isinstance(path, str):
+        return "/" + "/".join(path)
+    return "/" + path.lstrip("/")
+
+
+class _CatchAllResource(resource.Resource, resource.PathCapable):
+    """Serves every path: as the context's root site it sees the full, unstripped Uri-Path.
+
+    aiocoap's ``Site`` can only dispatch to fixed paths or to sub-sites below a non-empty prefix, so a
+    catch-all for the whole tree is simplest as a root resource that overrides ``render`` (which
+    ``resource.Resource`` otherwise dispatches to ``render_<method>``). ``PathCapable`` marks that it parses
+    ``uri_path`` itself, should it ever be mounted into a ``Site``.
+    """
+
+    def __init__(self, server: RecordingCoapServer) -> None:
+        super().__init__()
+        self._server = server
+
+    async def render(self, request: aiocoap.Message) -> aiocoap.Message:
+        response, delay = self._server._handle(request)
+        if delay > 0:
+            await asyncio.sleep(delay)  # a deliberately slow server, see set_delay()
+        return response
+
+
+class RecordingCoapServer:
+    """aiocoap server on 127.0.0.1 (UDP only) that records every request in arrival order.
+
+    Default answers: PUT/POST (and any other non-GET/DELETE method) -> 2.04 Changed; DELETE -> 2.02 Deleted;
+    GET -> 2.05 with the last payload PUT/POSTed to that path (with its content format), 4.04 if none.
+    :meth:`set_response` overrides the answer for one path (all methods), optionally only for payloads
+    matching ``when`` and/or for the next ``times`` matching requests; :meth:`set_delay` slows every answer.
+    A request is recorded (and ``wait_for_count`` woken) when it arrives, before any delay.
+    """
+
+    def __init__(self, port: int = 0, *, startup_timeout: float = 10.0) -> None:
+        """``port=0`` (default) lets the OS pick a free port at bind time, so there is no race for it."""
+        self._requested_port = port
+        self._port: int | None = None
+        self._startup_timeout = startup_timeout
+        self._cond = threading.Condition()
+        self._requests: list[Recorded] = []
+        self._overrides: dict[str, _Override] = {}
+        self._delay = 0.0
+        self._stored: dict[str, tuple[bytes, int | None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._context: aiocoap.Context | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("RecordingCoapServer is not started")
+        return self._port
+
+    @property
+    def uri(self) -> str:
+        """``"coap://127.0.0.1:P"`` (no trailing slash)."""
+        return f"coap://{_HOST}:{self.port}"
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            return self
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=self._run_loop, args=(loop,), name="recording-coap-server", daemon=True
+        )
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            self._context, self._port = asyncio.run_coroutine_threadsafe(self._create_context(), loop).result(
+                self._startup_timeout
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    async def _create_context(self) -> tuple[aiocoap.Context, int]:
+        # udp6 only: the default server transports would also open TCP/TLS/WebSocket listeners.
+        context = await aiocoap.Context.create_server_context(
+            _CatchAllResource(self), bind=(_HOST, self._requested_port), transports=["udp6"]
+        )
+        # With port 0 the kernel chose the port at bind(); aiocoap (0.4.17) exposes it only via the transport.
+        message_interface = context.request_interfaces[0].token_interface.message_interface
+        port = int(message_interface._local_port())
+        if port == 0:
+            raise RuntimeError("aiocoap did not report the bound port")
+        return context, port
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the context down and end the thread. Idempotent; recorded requests stay readable."""
+        loop, thread, context = self._loop, self._thread, self._context
+        self._loop = self._thread = self._context = None
+        if loop is None or thread is None:
+            return
+        if context is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(context.shutdown(), loop).result(timeout)
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise RuntimeError("recording CoAP server thread did not stop")
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- configuration (thread-safe) -------------------------------------------------------------------------
+
+    def set_response(
+        self,
+        path: str,
+        code: Code | int,
+        *,
+        when: Callable[[bytes], bool] | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer requests to ``path`` with ``code`` (e.g. ``Code.NOT_FOUND``) and an empty payload.
+
+        ``when``: only requests whose payload satisfies it get ``code`` (it runs in the server thread; if it
+        raises, the request is answered 5.00). ``times=n``: only the next ``n`` such requests, then the
+        default answers resume (handy for "fail twice, then succeed" retry tests). Replaces any earlier
+        override for ``path``.
+        """
+        if times is not None and times < 1:
+            raise ValueError("times must be >= 1")
+        with self._cond:
+            self._overrides[_normalize(path)] = _Override(Code(code), when, times)
+
+    def clear_response(self, path: str) -> None:
+        with self._cond:
+            self._overrides.pop(_normalize(path), None)
+
+    def set_delay(self, seconds: float) -> None:
+        """Hold every answer back by ``seconds`` (0: at once); requests are still served concurrently."""
+        if seconds < 0:
+            raise ValueError("delay must be >= 0")
+        with self._cond:
+            self._delay = float(seconds)
+
+    def clear(self) -> None:
+        """Forget recorded requests and stored payloads (overrides stay)."""
+        with self._cond:
+            self._requests.clear()
+            self._stored.clear()
+
+    # -- inspection (thread-safe) ----------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Recorded]:
+        """Snapshot copy of all requests so far, in arrival order."""
+        with self._cond:
+            return list(self._requests)
+
+    def requests_for(self, path: str) -> list[Recorded]:
+        """Requests to ``path`` (leading slash optional), in arrival order."""
+        wanted = _normalize(path)
+        with self._cond:
+            return [r for r in self._requests if r.path == wanted]
+
+    def wait_for_count(self, n: int, timeout: float) -> list[Recorded]:
+        """Block until at least ``n`` requests are recorded; return the snapshot, else ``TimeoutError``."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._requests) >= n, timeout):
+                raise TimeoutError(
+                    f"timed out after {timeout}s waiting for {n} CoAP requests (got {len(self._requests)})"
+                )
+            return list(self._requests)
+
+    # -- request handling (runs in the server thread) --------------------------------------------------------
+
+    def _handle(self, request: aiocoap.Message) -> tuple[aiocoap.Message, float]:
+        """Record ``request`` and decide the answer; returns it with the delay to apply before sending."""
+        method = str(request.code)
+        path = _normalize(request.opt.uri_path)
+        content_format = request.opt.content_format
+        cf = int(content_format) if content_format is not None else None
+        record = Recorded(
+            method=method,
+            path=path,
+            payload=bytes(request.payload),
+            content_format=cf,
+            mtype=str(request.mtype),
+            query=tuple(request.opt.uri_query),
+        )
+        with self._cond:
+            self._requests.append(record)
+            self._cond.notify_all()
+            delay = self._delay
+            override = self._overrides.get(path)
+            if override is not None and (override.when is None or override.when(record.payload)):
+                if override.times is not None:
+                    if override.times <= 1:
+                        del self._overrides[path]
+                    else:
+                        self._overrides[path] = _Override(override.code, override.when, override.times - 1)
+                return aiocoap.Message(code=override.code), delay
+            if request.code == Code.GET:
+                stored = self._stored.get(path)
+                response = (
+                    aiocoap.Message(code=Code.NOT_FOUND)
+                    if stored is None
+                    else aiocoap.Message(code=Code.CONTENT, payload=stored[0], content_format=stored[1])
+                )
+            elif request.code == Code.DELETE:
+                self._stored.pop(path, None)
+                response = aiocoap.Message(code=Code.DELETED)
+            else:
+                self._stored[path] = (record.payload, cf)
+                response = aiocoap.Message(code=Code.CHANGED)
+        return response, delay

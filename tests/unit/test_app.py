@@ -1,0 +1,28 @@
+"""create_app builds one raw-bytes agent per source topic, with explicit acks, from settings alone."""
+
+from __future__ import annotations
+
+from streamapp.app import create_app
+from streamapp.settings import Settings
+
+
+def test_one_agent_per_source_topic_with_fan_out_routes() -> None:
+    settings = Settings.from_mapping(
+        {
+            "name": "unit-app",
+            "connect.coap.uri": "coap://127.0.0.1:5683/base",
+            "connect.coap.kcql": "INSERT INTO a SELECT * FROM t1; INSERT INTO b SELECT x FROM t1; "
+            "INSERT INTO c SELECT * FROM t2",
+            "web.port": "16999",
+        }
+    )
+    app = create_app(settings)
+    names = sorted(app.agents)
+    assert names == ["coap-sink.t1", "coap-sink.t2"]
+    topics = {name: agent.channel.get_topic_name() for name, agent in app.agents.items()}
+    assert topics == {"coap-sink.t1": "t1", "coap-sink.t2": "t2"}
+    for agent in app.agents.values():
+        assert agent.channel.value_serializer == "raw"
+        assert agent.channel.key_serializer == "raw"
+    assert app.conf.web_port == 16999
+    assert app.conf.broker[0].host == "localhost"

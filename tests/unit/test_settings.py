@@ -1,0 +1,184 @@
+"""Settings: sources and precedence, validation, unknown keys, secrets, not-yet-supported keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamapp.errors import ConfigError
+from streamapp.settings import KEYS, Secret, Settings
+
+KCQL = (
+    "INSERT INTO sensors/room1 SELECT temp AS t, id FROM readings; INSERT INTO alerts SELECT * FROM readings"
+)
+BASE = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": KCQL}
+
+
+def load(**overrides: str) -> Settings:
+    return Settings.from_mapping({**BASE, **overrides})
+
+
+def error_for(raw: dict[str, str]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_mapping(raw)
+    return info.value
+
+
+def test_defaults_match_stream_reactor() -> None:
+    s = load()
+    assert s["name"] == "coap-sink"
+    assert s["connect.coap.error.policy"] == "THROW"
+    assert s["connect.coap.max.retries"] == 20
+    assert s["connect.coap.retry.interval"] == 60000
+    assert s["connect.coap.host"] == "localhost"
+    assert s["connect.coap.port"] == 0
+    assert s["connect.coap.cert.chain.key"] == "client"
+    assert s["connect.coap.keystore.pass"] == Secret("rootPass")
+    assert s["connect.progress.enabled"] is False
+    assert s.method == "PUT" and s.confirmable and s.content_format == 50
+    assert s.broker_urls == ["kafka://localhost:9092"]
+
+
+def test_every_key_has_a_doc_and_a_default_source() -> None:
+    s = load()
+    for key in KEYS:
+        assert key.doc, key.name
+        assert key.name in s.values
+    assert {k for k, _, src in s.describe() if src == "given"} == set(BASE)
+
+
+def test_routes_and_sources() -> None:
+    s = load()
+    assert s.source_topics == ("readings",)
+    assert [st.resource for st in s.statements] == ["sensors/room1", "alerts"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "fragment"),
+    [
+        ({"connect.coap.kcql": KCQL}, "connect.coap.uri", "is required"),
+        ({"connect.coap.uri": "coap://h"}, "connect.coap.kcql", "is required"),
+        ({**BASE, "connect.coap.uri": "http://h/x"}, "connect.coap.uri", "coap:// or coaps://"),
+        ({**BASE, "connect.coap.uri": "coap://h:99999"}, "connect.coap.uri", "bad port"),
+        ({**BASE, "connect.coap.port": "abc"}, "connect.coap.port", "expected an integer, got 'abc'"),
+        ({**BASE, "connect.coap.max.retries": "-1"}, "connect.coap.max.retries", ">= 0"),
+        ({**BASE, "connect.coap.method": "GET"}, "connect.coap.method", "PUT, POST"),
+        ({**BASE, "connect.coap.request.timeout": "0"}, "connect.coap.request.timeout", "positive"),
+        ({**BASE, "connect.progress.enabled": "yes"}, "connect.progress.enabled", "true or false"),
+        ({**BASE, "bootstrap.servers": "nohost"}, "bootstrap.servers", "host:port"),
+        ({**BASE, "value.converter": "com.example.X"}, "value.converter", "got 'com.example.X'"),
+        ({**BASE, "topics": "other"}, "topics", "KCQL reads readings which topics does not list"),
+        ({**BASE, "connect.coap.kcql": " ; "}, "connect.coap.kcql", "no statement"),
+        ({**BASE, "connect.coap.kcql": "INSERT INTO x SELECT a FORM t"}, "connect.coap.kcql", "column 24"),
+    ],
+)
+def test_bad_values_name_the_key(raw: dict[str, str], key: str, fragment: str) -> None:
+    err = error_for(raw)
+    assert err.key == key
+    assert str(err).startswith(f"{key}: ")
+    assert fragment in str(err)
+    assert "\n" not in str(err)
+
+
+def test_unknown_coap_key_suggests_the_closest() -> None:
+    err = error_for({**BASE, "connect.coap.pasword": "x"})
+    assert err.key == "connect.coap.pasword"
+    assert "did you mean connect.coap.password?" in str(err)
+
+
+def test_connect_keys_are_accepted_and_reported_as_ignored() -> None:
+    s = Settings.from_mapping({**BASE, "connector.class": "com.datamountaineer.X", "tasks.max": "1"})
+    assert s.ignored == ("connector.class", "tasks.max")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("connect.coap.uri", "coaps://127.0.0.1:5684"),
+        ("connect.coap.username", "device"),
+        ("connect.coap.password", "secret"),
+        ("connect.coap.keystore.path", "/k.jks"),
+        ("connect.coap.error.policy", "RETRY"),
+        ("connect.coap.error.policy", "NOOP"),
+        ("connect.coap.max.inflight", "16"),
+        ("connect.coap.tombstone", "delete"),
+        ("value.converter", "io.confluent.connect.avro.AvroConverter"),
+        ("schema.registry.url", "http://127.0.0.1:8081"),
+        ("value.converter.schema.registry.url", "http://127.0.0.1:8081"),
+        ("errors.deadletterqueue.topic.name", "dlq"),
+        ("connect.progress.enabled", "true"),
+    ],
+)
+def test_features_not_built_yet_fail_clearly(key: str, value: str) -> None:
+    err = error_for({**BASE, key: value})
+    assert "not supported yet" in str(err) or "only" in str(err)
+    assert err.key in (key, "schema.registry.url")
+
+
+def test_supported_values_of_partly_built_keys_pass() -> None:
+    s = load(
+        **{
+            "connect.coap.error.policy": "throw",
+            "connect.coap.max.inflight": "1",
+            "connect.coap.message.type": "NON",
+            "connect.coap.method": "post",
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "connect.coap.keystore.pass": "rootPass",
+        }
+    )
+    assert s["connect.coap.error.policy"] == "THROW"
+    assert s.value_converter == "string"
+    assert not s.confirmable and s.method == "POST"
+
+
+def test_secrets_are_hidden_everywhere() -> None:
+    s = load(**{"connect.coap.truststore.pass": "s3cr3t-trust"})
+    assert "s3cr3t-trust" not in repr(s)
+    assert "s3cr3t-trust" not in str(s.describe())
+    assert s["connect.coap.truststore.pass"].reveal() == "s3cr3t-trust"
+    assert dict((k, v) for k, v, _ in s.describe())["connect.coap.truststore.pass"] == "[hidden]"
+
+
+def test_properties_file_then_environment(tmp_path: Path) -> None:
+    props = tmp_path / "coap-sink.properties"
+    props.write_text(
+        "# stream-reactor style file\n"
+        "name=from-file\n"
+        "connector.class=com.datamountaineer.streamreactor.connect.coap.sink.CoapSinkConnector\n"
+        "tasks.max=1\n"
+        "topics=readings\n"
+        "connect.coap.uri=coap://127.0.0.1:5683\n"
+        "connect.coap.kcql=INSERT INTO sensors/room1 SELECT temp AS t, id FROM readings; \\\n"
+        "    INSERT INTO alerts SELECT * FROM readings\n"
+        "connect.coap.method=POST\n",
+        encoding="utf-8",
+    )
+    env = {"STREAMAPP_CONFIG": str(props), "CONNECT_COAP_METHOD": "PUT", "PORT": "8123", "HOME": "/root"}
+    s = Settings.load(env)
+    assert s.app_name == "from-file"
+    assert s.method == "PUT"
+    assert s.sources["connect.coap.method"] == "environment"
+    assert s.sources["name"] == f"file {props}"
+    assert len(s.statements) == 2
+    assert s.web_port == 8123
+
+
+def test_explicit_web_port_beats_platform_port() -> None:
+    s = Settings.load(
+        {**{k.upper().replace(".", "_"): v for k, v in BASE.items()}, "PORT": "1", "WEB_PORT": "2"}
+    )
+    assert s.web_port == 2
+
+
+def test_unknown_environment_coap_key() -> None:
+    env = {"CONNECT_COAP_URI": "coap://h", "CONNECT_COAP_KCQL": KCQL, "CONNECT_COAP_MAX_RETRIS": "3"}
+    with pytest.raises(ConfigError, match="did you mean CONNECT_COAP_MAX_RETRIES"):
+        Settings.load(env)
+
+
+def test_missing_properties_file() -> None:
+    with pytest.raises(
+        ConfigError, match=r"STREAMAPP_CONFIG: properties file '/nonexistent\.properties' does not"
+    ):
+        Settings.load({"STREAMAPP_CONFIG": "/nonexistent.properties"})

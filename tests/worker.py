@@ -1,0 +1,108 @@
+"""Run the sink as a real ``faust -A streamapp.main worker`` subprocess, configured by a properties file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import javaproperties
+
+from streamapp.peers import free_port, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FAUST = Path(sys.executable).with_name("faust")
+
+#: Faust needs ~30 s from start to the consumer group join (DESIGN.md §8); leave room on a loaded machine.
+JOIN_TIMEOUT_S = 120.0
+
+
+class WorkerProcess:
+    def __init__(self, properties: dict[str, str], workdir: Path, label: str = "worker") -> None:
+        self.web_port = free_port("tcp")
+        self.properties = {"web.port": str(self.web_port), **properties}
+        self.workdir = workdir
+        self.label = label
+        self.config_path = workdir / f"{label}.properties"
+        self.log_path = workdir / f"{label}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.config_path.open("w", encoding="utf-8") as fh:
+            javaproperties.dump(self.properties, fh, timestamp=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_COAP_")}
+        env["STREAMAPP_CONFIG"] = str(self.config_path)
+        env.pop("PORT", None)
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def stats(self) -> dict[str, Any] | None:
+        """The worker's ``/coap/stats.json``, or None while its web server is not up."""
+        url = f"http://127.0.0.1:{self.web_port}/coap/stats.json"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
+
+    def delivered(self) -> dict[int, int]:
+        stats = self.stats() or {"statements": []}
+        return {s["statement"]: s["delivered"] for s in stats["statements"]}
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self._proc is not None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(
+                f"{self.label} did not exit within {timeout}s; log tail:\n{self.log_text()[-3000:]}"
+            ) from None
+
+    def wait_until(self, predicate: Any, timeout: float = JOIN_TIMEOUT_S, what: str = "condition") -> None:
+        """Wait on ``predicate``; fail at once (with the log) if the worker dies meanwhile."""
+
+        def check() -> bool:
+            if self.returncode is not None:
+                raise AssertionError(
+                    f"{self.label} exited with {self.returncode} while waiting for {what}; "
+                    f"log tail:\n{self.log_text()[-3000:]}"
+                )
+            return bool(predicate())
+
+        wait_until(check, timeout=timeout, what=f"{what} ({self.label}, log {self.log_path})")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, as a platform would send it, and wait for the exit code."""
+        if self._proc is None:
+            return 0
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(10)
