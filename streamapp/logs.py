@@ -16,10 +16,12 @@ def configure_logging(log_format: str) -> None:
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    # Console lines already carry the time from Faust's logging format; JSON lines need their own.
+    stamp = [structlog.processors.TimeStamper(fmt="iso", utc=True)] if log_format == "json" else []
     structlog.configure(
         processors=[
             structlog.stdlib.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *stamp,
             structlog.processors.format_exc_info,
             renderer,
         ],

@@ -14,7 +14,6 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import aiocoap
 import mode
 from aiocoap.numbers.codes import Code
-from aiocoap.numbers.types import Type
 
 from streamapp.errors import DeliveryError, RecordCoordinates
 
@@ -41,7 +40,7 @@ class CoapSender(mode.Service):
         self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
         self._options = options
         self._code = Code.POST if options.method == "POST" else Code.PUT
-        self._mtype = Type.CON if options.confirmable else Type.NON
+        self._tuning = aiocoap.Reliable if options.confirmable else aiocoap.Unreliable
         self._context: aiocoap.Context | None = None
 
     async def on_start(self) -> None:
@@ -65,7 +64,7 @@ class CoapSender(mode.Service):
             raise RuntimeError("CoapSender.send() before the service started")
         message = aiocoap.Message(
             code=self._code,
-            mtype=self._mtype,
+            transport_tuning=self._tuning,
             payload=payload,
             content_format=self._options.content_format,
             uri=self._origin,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections import Counter, defaultdict
 
 import pytest
@@ -61,6 +62,9 @@ async def test_fan_out_1000_records_to_two_statements_in_partition_order(
             seqs = [d["seq"] for d in docs if d["part"] == part]
             assert seqs == sorted(seqs), f"partition {part} out of order"
     worker.wait_until(lambda: worker.delivered() == {1: 1000, 2: 1000}, timeout=10, what="stats")
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/coap/", timeout=5) as response:
+        page = response.read().decode()
+    assert "people/names" in page and page.count("<td>1000</td>") == 2
     assert worker.stop() == 0
 
 
@@ -148,3 +152,24 @@ async def test_throw_stops_on_404_and_the_record_is_delivered_after_the_fix(
     seen = [json.loads(r.payload)["n"] for r in recorder.requests]
     assert seen == [0, 1, 2, 3, 4, 4, 5, 6, 7, 8, 9], seen
     assert second.stop() == 0
+
+
+async def test_throw_on_an_undecodable_record_names_its_offset(
+    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    topic = f"{unique}-raw"
+    await broker.create_topic(topic, partitions=1)
+    await broker.produce(topic, [b'{"n": 0}', b'{"n": 1}', b'{"n": oops}', b'{"n": 3}'])
+    worker = start_worker(
+        {
+            "name": unique,
+            "connect.coap.uri": recorder.uri,
+            "connect.coap.kcql": f"INSERT INTO raw SELECT n FROM {topic}",
+            "value.converter": "json",
+        }
+    )
+    assert worker.wait_exit(timeout=180) != 0
+    log = worker.log_text()
+    assert f"record {topic}/0@2: invalid JSON: Expecting value at line 1 column 7" in log
+    assert "was not committed: it is read again when the worker restarts" in log
+    assert [json.loads(r.payload)["n"] for r in recorder.requests] == [0, 1]

@@ -1,0 +1,101 @@
+"""`python -m streamapp check` and the worker's start-up refusal, run as real subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+FAUST = Path(sys.executable).with_name("faust")
+KCQL = (
+    "INSERT INTO sensors/room1 SELECT temp AS t, id FROM readings; INSERT INTO alerts SELECT * FROM readings"
+)
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECT_", "STREAMAPP_"))}
+    return subprocess.run(
+        argv, env={**base, **env}, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "streamapp", "check"], env)
+
+
+def test_check_prints_config_with_secrets_hidden_and_routes(tmp_path: Path) -> None:
+    props = tmp_path / "coap-sink.properties"
+    props.write_text(
+        "connector.class=com.datamountaineer.streamreactor.connect.coap.sink.CoapSinkConnector\n"
+        "connect.coap.uri=coap://127.0.0.1:5683/base\n"
+        f"connect.coap.kcql={KCQL}\n"
+        "connect.coap.keystore.pass=TopSecret-42\n",
+        encoding="utf-8",
+    )
+    result = check({"STREAMAPP_CONFIG": str(props), "CONNECT_COAP_METHOD": "POST"})
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "TopSecret-42" not in out + result.stderr
+    assert "connect.coap.keystore.pass" in out and "[hidden]" in out
+    assert "connect.coap.method" in out and "POST    [environment]" in out
+    assert "ignored: connector.class" in out
+    assert "[1] readings -> coap://127.0.0.1:5683/base/sensors/room1  SELECT temp AS t, id" in out
+    assert "[2] readings -> coap://127.0.0.1:5683/base/alerts  SELECT *" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"CONNECT_COAP_KCQL": KCQL}, "connect.coap.uri: is required"),
+        ({"CONNECT_COAP_URI": "coap://h"}, "connect.coap.kcql: is required"),
+        (
+            {"CONNECT_COAP_URI": "https://h", "CONNECT_COAP_KCQL": KCQL},
+            "connect.coap.uri: expected a coap://",
+        ),
+        (
+            {"CONNECT_COAP_URI": "coap://h", "CONNECT_COAP_KCQL": KCQL, "CONNECT_COAP_PORT": "x"},
+            "connect.coap.port: expected an integer, got 'x'",
+        ),
+        (
+            {"CONNECT_COAP_URI": "coap://h", "CONNECT_COAP_KCQL": KCQL, "CONNECT_COAP_TIMEOUT": "5"},
+            "CONNECT_COAP_TIMEOUT: unknown key (from environment); did you mean",
+        ),
+        (
+            {"CONNECT_COAP_URI": "coap://h", "CONNECT_COAP_KCQL": KCQL, "TOPICS": "readings,other"},
+            "topics: topics lists other which no KCQL statement reads",
+        ),
+        (
+            {"CONNECT_COAP_URI": "coap://h", "CONNECT_COAP_KCQL": "INSERT INTO a SELECT x FORM t"},
+            "connect.coap.kcql: KCQL statement 1, line 1, column 24: unexpected 'FORM'",
+        ),
+        (
+            {"CONNECT_COAP_URI": "coaps://h", "CONNECT_COAP_KCQL": KCQL},
+            "connect.coap.uri: DTLS (coaps://) is not supported yet",
+        ),
+    ],
+)
+def test_check_explains_a_broken_config_in_one_line(env: dict[str, str], line: str) -> None:
+    result = check(env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("streamapp: configuration error: ")
+    assert line in lines[0]
+
+
+def test_worker_refuses_a_broken_config_with_the_same_line() -> None:
+    result = run(
+        [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"],
+        {"CONNECT_COAP_URI": "coap://h", "CONNECT_COAP_KCQL": KCQL, "CONNECT_COAP_ERROR_POLICY": "RETRI"},
+    )
+    assert result.returncode != 0
+    assert (
+        "streamapp: configuration error: connect.coap.error.policy: expected one of NOOP, THROW, RETRY, "
+        "got 'RETRI' (from environment)" in result.stderr
+    )
+    assert "Traceback" not in result.stderr
