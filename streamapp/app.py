@@ -9,7 +9,7 @@ import faust
 
 import agents
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.codecs import decoder_for
+from streamapp.codecs import decoder_for, key_decoder_for
 from streamapp.logs import configure_logging
 from streamapp.pipeline import RecordPipeline, Route
 from streamapp.settings import Settings
@@ -31,22 +31,24 @@ def create_app(settings: Settings) -> faust.App:
         # No tables, so no leader-election topic.
         topic_disable_leader=True,
     )
-    sender = CoapSender(
-        settings.uri,
-        RequestOptions(
-            method=settings.method,
-            confirmable=settings.confirmable,
-            content_format=settings.content_format,
-            timeout_s=settings.request_timeout_s,
-        ),
-        loop=app.loop,
+    defaults = RequestOptions(
+        method=settings.method,
+        confirmable=settings.confirmable,
+        content_format=settings.content_format,
+        timeout_s=settings.request_timeout_s,
     )
+    sender = CoapSender(settings.uri, defaults, loop=app.loop)
     app.service(sender)
     stats = Stats.for_statements(settings.statements)
     decode_value = decoder_for(settings.value_converter)
+    decode_key = key_decoder_for(settings.key_converter)
     pipelines = {
         topic: RecordPipeline(
-            (Route.compile(s) for s in settings.statements if s.source == topic), decode_value, sender, stats
+            (Route.compile(s, defaults) for s in settings.statements if s.source == topic),
+            decode_value,
+            sender,
+            stats,
+            decode_key,
         )
         for topic in settings.source_topics
     }

@@ -13,24 +13,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from streamapp.coap.sender import CoapSender
+from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import Decoder, Record
 from streamapp.errors import RecordCoordinates, SelectError, StreamappError
 from streamapp.kcql import Statement
-from streamapp.selector import Selector, compile_selector
+from streamapp.selector import ResourceRenderer, Selector, compile_resource, compile_selector
 from streamapp.stats import Stats
 
 
 @dataclass(frozen=True)
 class Route:
-    """A compiled statement: where its records go and how they are shaped."""
+    """A compiled statement: where its records go, how they are shaped and how they are sent."""
 
     statement: Statement
     select: Selector
+    resource: ResourceRenderer
+    options: RequestOptions
 
     @classmethod
-    def compile(cls, statement: Statement) -> Route:
-        return cls(statement, compile_selector(statement))
+    def compile(cls, statement: Statement, defaults: RequestOptions | None = None) -> Route:
+        return cls(
+            statement,
+            compile_selector(statement),
+            compile_resource(statement),
+            (defaults or RequestOptions()).overridden(statement.properties),
+        )
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,17 @@ def encode_json(value: Any) -> bytes:
 
 class RecordPipeline:
     def __init__(
-        self, routes: Iterable[Route], decode_value: Decoder, sender: CoapSender, stats: Stats
+        self,
+        routes: Iterable[Route],
+        decode_value: Decoder,
+        sender: CoapSender,
+        stats: Stats,
+        decode_key: Decoder | None = None,
     ) -> None:
         self.routes = tuple(routes)
         self._decode_value = decode_value
+        # Keys are decoded only when a statement reads them (``_key``, ``{_key.id}``): most sinks never look.
+        self._decode_key = decode_key if any(r.statement.uses_key for r in self.routes) else None
         self._sender = sender
         self._stats = stats
 
@@ -70,23 +84,30 @@ class RecordPipeline:
             return
         record = Record(
             value=self._decode_value(raw.value, raw.where),
-            key=raw.key,
+            key=self._key(raw),
             headers=raw.headers,
             topic=raw.topic,
             partition=raw.partition,
             offset=raw.offset,
             timestamp=raw.timestamp,
         )
-        payloads = [(route, self._payload(route, record)) for route in self.routes]
-        if len(payloads) == 1:
-            await self._send(*payloads[0], record.where)
+        # Select for every statement before sending anything: a record that fails selection for one
+        # statement is not half-delivered.
+        requests = [(route, route.resource(record), self._payload(route, record)) for route in self.routes]
+        if len(requests) == 1:
+            await self._send(*requests[0], record.where)
             return
         results = await asyncio.gather(
-            *(self._send(route, payload, record.where) for route, payload in payloads), return_exceptions=True
+            *(self._send(*request, record.where) for request in requests), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    def _key(self, raw: RawRecord) -> Any:
+        if self._decode_key is None or raw.key is None:
+            return raw.key
+        return self._decode_key(raw.key, raw.where)
 
     def _payload(self, route: Route, record: Record) -> bytes:
         try:
@@ -94,11 +115,13 @@ class RecordPipeline:
         except ValueError as exc:  # not JSON-serialisable (NaN from a float, ...)
             raise SelectError(record.where, f"statement {route.statement.index}: {exc}") from None
 
-    async def _send(self, route: Route, payload: bytes, where: RecordCoordinates) -> None:
+    async def _send(
+        self, route: Route, segments: tuple[str, ...], payload: bytes, where: RecordCoordinates
+    ) -> None:
         stats = self._stats.statements[route.statement.index]
         stats.in_flight += 1
         try:
-            await self._sender.send(route.statement.resource_segments, payload, where)
+            await self._sender.send(segments, payload, where, route.options)
         except StreamappError as exc:
             stats.record_failure(str(exc))
             raise

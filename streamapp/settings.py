@@ -23,6 +23,7 @@ import javaproperties
 
 from streamapp.errors import ConfigError, KcqlError
 from streamapp.kcql import Statement, parse_kcql
+from streamapp.kcql.model import STATEMENT_PROPERTIES
 
 CONFIG_ENV = "STREAMAPP_CONFIG"
 
@@ -473,6 +474,10 @@ class Settings:
         return self.values["value.converter"]
 
     @property
+    def key_converter(self) -> str:
+        return self.values["key.converter"]
+
+    @property
     def method(self) -> str:
         return self.values["connect.coap.method"]
 
@@ -618,9 +623,22 @@ def _reject_unknown(given: str, source: str, *, env_style: bool = False) -> None
     raise ConfigError(given, f"unknown key (from {source}){hint}")
 
 
+def validate_statement_property(name: str, text: str) -> None:
+    """A KCQL ``PROPERTIES(name=value)`` follows the rules of the configuration key it overrides."""
+    key = KEYS_BY_NAME[STATEMENT_PROPERTIES[name]]
+    value = key.parse(text)
+    if key.validate is not None:
+        key.validate(value)
+    if key.unsupported is not None and (reason := key.unsupported(value)):
+        raise ValueError(reason)
+
+
 def _compile_kcql(text: str) -> tuple[Statement, ...]:
     try:
-        statements = parse_kcql(text)
+        statements = parse_kcql(text, validate_statement_property)
+        for statement in statements:
+            if statement.batch is not None:
+                raise KcqlError("BATCH is not supported yet", statement=statement.index, text=statement.text)
     except KcqlError as exc:
         raise ConfigError("connect.coap.kcql", str(exc)) from exc
     if not statements:

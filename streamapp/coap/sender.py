@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiocoap
@@ -23,24 +23,43 @@ RETRIABLE_CLIENT_ERRORS = frozenset({Code.REQUEST_ENTITY_INCOMPLETE, Code.TOO_MA
 
 @dataclass(frozen=True)
 class RequestOptions:
+    """How one statement's requests are made; defaults from settings, overridden by KCQL PROPERTIES."""
+
     method: str = "PUT"
     confirmable: bool = True
     content_format: int = 50
     timeout_s: float = 30.0
 
+    def overridden(self, properties: tuple[tuple[str, str], ...]) -> RequestOptions:
+        """These options with a statement's (already validated) PROPERTIES applied."""
+        given = dict(properties)
+        return replace(
+            self,
+            method=given.get("method", self.method).upper(),
+            confirmable=given.get("type", "CON" if self.confirmable else "NON").upper() == "CON",
+            content_format=int(given.get("content.format", self.content_format)),
+            timeout_s=int(given["timeout"]) / 1000.0 if "timeout" in given else self.timeout_s,
+        )
+
+    @property
+    def code(self) -> Code:
+        return Code.POST if self.method == "POST" else Code.PUT
+
+    @property
+    def tuning(self) -> type[aiocoap.Reliable] | type[aiocoap.Unreliable]:
+        return aiocoap.Reliable if self.confirmable else aiocoap.Unreliable
+
 
 class CoapSender(mode.Service):
     """Owns the aiocoap client context for the worker's lifetime."""
 
-    def __init__(self, base_uri: str, options: RequestOptions, **kwargs: object) -> None:
+    def __init__(self, base_uri: str, options: RequestOptions | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         parts = urlsplit(base_uri)
         self.base_uri = base_uri
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
-        self._options = options
-        self._code = Code.POST if options.method == "POST" else Code.PUT
-        self._tuning = aiocoap.Reliable if options.confirmable else aiocoap.Unreliable
+        self.default_options = options or RequestOptions()
         self._context: aiocoap.Context | None = None
 
     async def on_start(self) -> None:
@@ -55,29 +74,36 @@ class CoapSender(mode.Service):
             self._context = None
 
     def resource_uri(self, segments: tuple[str, ...]) -> str:
-        message = aiocoap.Message(code=self._code, uri=self._origin, uri_path=self._base_path + segments)
+        message = aiocoap.Message(code=Code.PUT, uri=self._origin, uri_path=self._base_path + segments)
         return message.get_request_uri()
 
-    async def send(self, segments: tuple[str, ...], payload: bytes, where: RecordCoordinates) -> Code:
+    async def send(
+        self,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: RequestOptions | None = None,
+    ) -> Code:
         """Send one request to ``<base uri>/<segments>``; return the 2.xx code or raise DeliveryError."""
         if self._context is None:
             raise RuntimeError("CoapSender.send() before the service started")
+        options = options or self.default_options
         message = aiocoap.Message(
-            code=self._code,
-            transport_tuning=self._tuning,
+            code=options.code,
+            transport_tuning=options.tuning,
             payload=payload,
-            content_format=self._options.content_format,
+            content_format=options.content_format,
             uri=self._origin,
             uri_path=self._base_path + segments,
         )
         resource = "/".join(segments)
         request = self._context.request(message)
         try:
-            response = await asyncio.wait_for(request.response, self._options.timeout_s)
+            response = await asyncio.wait_for(request.response, options.timeout_s)
         except TimeoutError:
             raise DeliveryError(
                 where,
-                f"no response from {self.resource_uri(segments)} within {self._options.timeout_s:g} s",
+                f"no response from {self.resource_uri(segments)} within {options.timeout_s:g} s",
                 resource=resource,
                 retriable=True,
             ) from None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamapp.codecs.json import decode_auto, decode_json
+from streamapp.codecs.keys import KEY_DECODERS
 from streamapp.codecs.string import decode_string
 from streamapp.errors import RecordCoordinates
 
@@ -24,11 +25,19 @@ _DECODERS: dict[str, Decoder] = {
 
 
 def decoder_for(converter: str) -> Decoder:
-    """The decoder for a normalised converter name (``auto``, ``json``, ``string``)."""
+    """The value decoder for a normalised converter name (``auto``, ``json``, ``string``)."""
     try:
         return _DECODERS[converter]
     except KeyError:
         raise ValueError(f"no decoder for converter {converter!r}") from None
+
+
+def key_decoder_for(converter: str) -> Decoder:
+    """The key decoder for a normalised converter name (see :mod:`streamapp.codecs.keys`)."""
+    try:
+        return KEY_DECODERS[converter]
+    except KeyError:
+        raise ValueError(f"no key decoder for converter {converter!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,4 +57,4 @@ class Record:
         return RecordCoordinates(self.topic, self.partition, self.offset)
 
 
-__all__ = ["Decoder", "Record", "decoder_for"]
+__all__ = ["Decoder", "Record", "decoder_for", "key_decoder_for"]

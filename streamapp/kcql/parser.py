@@ -6,15 +6,20 @@ number; line and column are positions in the whole ``connect.coap.kcql`` text.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from streamapp.errors import KcqlError
-from streamapp.kcql.model import Field, Statement
+from streamapp.kcql.model import HEADER, META, META_FIELDS, STATEMENT_PROPERTIES, Field, Source, Statement
+
+#: Validates one PROPERTIES value: ``(key, value)``; raises ValueError with a message.
+PropertyValidator = Callable[[str, str], None]
 
 #: How terminals are named in error messages.
 _TERMINAL_TEXT = {
@@ -23,6 +28,13 @@ _TERMINAL_TEXT = {
     "SELECT": "SELECT",
     "FROM": "FROM",
     "AS": "AS",
+    "IGNORE": "IGNORE",
+    "BATCH": "BATCH",
+    "PROPERTIES": "PROPERTIES",
+    "INT": "a number",
+    "EQUAL": "'='",
+    "LPAR": "'('",
+    "RPAR": "')'",
     "STAR": "'*'",
     "COMMA": "','",
     "DOT": "'.'",
@@ -81,19 +93,30 @@ def split_statements(kcql: str) -> list[StatementText]:
     return pieces
 
 
-def parse_kcql(kcql: str) -> tuple[Statement, ...]:
-    """Parse every statement; raise :class:`KcqlError` for the first bad one."""
-    return tuple(parse_statement(piece, kcql) for piece in split_statements(kcql))
+def parse_kcql(kcql: str, validate_property: PropertyValidator | None = None) -> tuple[Statement, ...]:
+    """Parse every statement; raise :class:`KcqlError` for the first bad one.
+
+    ``validate_property`` checks each PROPERTIES value (the settings module passes the rules of the
+    configuration key each property overrides), so a bad value is reported at its column.
+    """
+    return tuple(parse_statement(piece, kcql, validate_property) for piece in split_statements(kcql))
 
 
-def parse_statement(piece: StatementText, whole: str) -> Statement:
+def parse_statement(
+    piece: StatementText, whole: str, validate_property: PropertyValidator | None = None
+) -> Statement:
     # Parse the statement padded to its real position so lark's line/column are positions in ``whole``.
     padded = "".join(c if c == "\n" else " " for c in whole[: piece.offset]) + piece.text
     try:
         tree = _parser().parse(padded)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, piece, padded) from None
-    statement = _ToStatement(piece).transform(tree)
+    try:
+        statement = _ToStatement(piece, validate_property).transform(tree)
+    except VisitError as exc:  # lark wraps what the transformer raises
+        if isinstance(exc.orig_exc, KcqlError):
+            raise exc.orig_exc from None
+        raise
     _check_semantics(statement, piece)
     return statement
 
@@ -148,42 +171,191 @@ def _unquote(token: Token) -> str:
     return text
 
 
+_STAR = object()  # a `*` path segment, before it is folded into Field.star
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
 @v_args(inline=True)
 class _ToStatement(Transformer):
-    def __init__(self, piece: StatementText) -> None:
+    def __init__(self, piece: StatementText, validate_property: PropertyValidator | None) -> None:
         super().__init__()
         self._piece = piece
+        self._validate_property = validate_property
+
+    def _error(self, message: str, line: int, column: int) -> KcqlError:
+        return KcqlError(
+            message, statement=self._piece.index, line=line, column=column, text=self._piece.text.strip()
+        )
 
     def name(self, token: Token) -> str:
         return _unquote(token)
 
-    def resource(self, token: Token) -> str:
-        return _unquote(token).strip("/")
+    def segment(self, part: str | Token) -> object:
+        return _STAR if isinstance(part, Token) and part.type == "STAR" else part
+
+    @v_args(meta=True, inline=True)
+    def path(self, meta, *segments: object) -> Field:  # type: ignore[no-untyped-def]
+        if any(seg is _STAR for seg in segments[:-1]):
+            raise self._error("'*' can only end a path (a.b.*)", meta.line, meta.column)
+        star = segments[-1] is _STAR
+        names = tuple(str(seg) for seg in (segments[:-1] if star else segments))
+        return Field(path=names, star=star, line=meta.line, column=meta.column)
+
+    @v_args(meta=True, inline=True)
+    def resource(self, meta, token: Token) -> tuple[str, tuple[tuple[str | Field, ...], ...]]:  # type: ignore[no-untyped-def]
+        text = _unquote(token).strip("/")
+        # Placeholder columns: where the resource text starts, plus the offset inside it.
+        start = (
+            meta.column
+            + (1 if token.type == "BACKTICKED" else 0)
+            + (len(_unquote(token)) - len(_unquote(token).lstrip("/")))
+        )
+        return text, self._template(text, meta.line, start)
+
+    def _template(self, text: str, line: int, column: int) -> tuple[tuple[str | Field, ...], ...]:
+        segments: list[tuple[str | Field, ...]] = []
+        offset = 0
+        for raw in text.split("/"):
+            parts: list[str | Field] = []
+            pos = 0
+            for match in _PLACEHOLDER.finditer(raw):
+                literal = raw[pos : match.start()]
+                at = column + offset + match.start()
+                self._check_braces(literal, line, column + offset + pos)
+                if literal:
+                    parts.append(literal)
+                inner = match.group(1).strip()
+                if not inner or "*" in inner:
+                    raise self._error(
+                        "a resource placeholder names one field: "
+                        "{field}, {a.b}, {_key}, {_key.id} or {_.partition}",
+                        line,
+                        at,
+                    )
+                field = Field(path=tuple(inner.split(".")), line=line, column=at)
+                _check_source(field, self._error)
+                parts.append(field)
+                pos = match.end()
+            self._check_braces(raw[pos:], line, column + offset + pos)
+            if raw[pos:]:
+                parts.append(raw[pos:])
+            if parts:
+                segments.append(tuple(parts))
+            offset += len(raw) + 1
+        return tuple(segments)
+
+    def _check_braces(self, literal: str, line: int, column: int) -> None:
+        for i, char in enumerate(literal):
+            if char in "{}":
+                raise self._error(f"unbalanced {char!r} in the resource", line, column + i)
 
     def topic(self, token: Token) -> str:
         return _unquote(token)
-
-    def path(self, *names: str) -> tuple[str, ...]:
-        return tuple(names)
 
     @v_args(meta=True, inline=True)
     def star(self, meta, _token: Token) -> Field:  # type: ignore[no-untyped-def]
         return Field(path=(), star=True, line=meta.line, column=meta.column)
 
-    @v_args(meta=True, inline=True)
-    def column(self, meta, path: tuple[str, ...], _as: Token | None, alias: str | None) -> Field:  # type: ignore[no-untyped-def]
-        return Field(path=path, alias=alias, line=meta.line, column=meta.column)
+    def column(self, path: Field, _as: Token | None, alias: str | None) -> Field:
+        if alias is not None and path.star:
+            raise self._error(f"{path} selects many fields and cannot have an alias", path.line, path.column)
+        return Field(path=path.path, alias=alias, star=path.star, line=path.line, column=path.column)
 
     def fields(self, *fields: Field) -> tuple[Field, ...]:
         return tuple(fields)
 
-    def statement(self, _insert, _into, resource, _select, fields, _from, topic) -> Statement:  # type: ignore[no-untyped-def]
+    def ignore(self, _keyword: Token, *paths: Field) -> tuple[Field, ...]:
+        for path in paths:
+            if path.star:
+                raise self._error("IGNORE takes field names, not '*'", path.line, path.column)
+        return tuple(paths)
+
+    def batch(self, _keyword: Token, size: Token) -> int:
+        if int(size) < 1:
+            raise self._error("BATCH must be at least 1", size.line, size.column)
+        return int(size)
+
+    def property_key(self, *parts: Token) -> Token:
+        first = parts[0]
+        return Token("PROPERTY_KEY", ".".join(str(p) for p in parts), line=first.line, column=first.column)
+
+    def property_value(self, token: Token) -> str:
+        return _unquote(token)
+
+    def property(self, key: Token, value: str) -> tuple[str, str]:
+        if str(key) not in STATEMENT_PROPERTIES:
+            allowed = ", ".join(STATEMENT_PROPERTIES)
+            raise self._error(f"unknown property {str(key)!r}; allowed: {allowed}", key.line, key.column)
+        if self._validate_property is not None:
+            try:
+                self._validate_property(str(key), value)
+            except ValueError as exc:
+                raise self._error(f"property {key!s}: {exc}", key.line, key.column) from None
+        return str(key), value
+
+    @v_args(meta=True, inline=True)
+    def properties(
+        self, meta, _keyword: Token, *pairs: tuple[str, str] | None
+    ) -> tuple[tuple[str, str], ...]:  # type: ignore[no-untyped-def]
+        given = [p for p in pairs if p is not None]
+        seen: set[str] = set()
+        for key, _ in given:
+            if key in seen:
+                raise self._error(f"property {key!r} is given twice", meta.line, meta.column)
+            seen.add(key)
+        return tuple(given)
+
+    def statement(
+        self, _insert, _into, resource, _select, fields, _from, topic, ignore, batch, properties
+    ) -> Statement:  # type: ignore[no-untyped-def]
+        text, template = resource
+        for field in fields:
+            _check_source(field, self._error)
+        for field in ignore or ():
+            _check_source(field, self._error)
         return Statement(
             index=self._piece.index,
-            resource=resource,
+            resource=text,
             source=topic,
             fields=fields,
+            ignore=ignore or (),
+            batch=batch,
+            properties=properties or (),
+            template=template,
             text=self._piece.text.strip(),
+        )
+
+
+def _check_source(field: Field, error: Callable[[str, int, int], KcqlError]) -> None:
+    """``_header.h`` and ``_.topic|partition|offset|timestamp`` are the only forms of those prefixes."""
+    if field.star and not field.path:
+        return
+    source = field.source
+    inner = field.inner_path
+    if source is Source.META:
+        if field.star and not inner:
+            return
+        if len(inner) != 1 or field.star:
+            raise error(
+                "record metadata is selected as _.topic, _.partition, _.offset or _.timestamp",
+                field.line,
+                field.column,
+            )
+        if inner[0] not in META_FIELDS:
+            raise error(
+                f"unknown record metadata {inner[0]!r}: expected topic, partition, offset or timestamp",
+                field.line,
+                field.column,
+            )
+    elif source is Source.HEADER and not (field.star and not inner) and (len(inner) != 1 or field.star):
+        raise error(
+            f"a header is selected as {HEADER}.<name> (headers have no fields)", field.line, field.column
+        )
+    elif source is Source.VALUE and field.path == (META,):
+        raise error(
+            "record metadata is selected as _.topic, _.partition, _.offset or _.timestamp",
+            field.line,
+            field.column,
         )
 
 
@@ -195,7 +367,7 @@ def _check_semantics(statement: Statement, piece: StatementText) -> None:
 
     if not statement.resource_segments:
         raise KcqlError("the resource path is empty", statement=piece.index, text=statement.text)
-    stars = [f for f in statement.fields if f.star]
+    stars = [f for f in statement.fields if f.star and not f.path]
     if len(stars) > 1:
         raise fail("'*' is selected more than once", stars[1])
     seen: dict[str, Field] = {}
@@ -208,3 +380,9 @@ def _check_semantics(statement: Statement, piece: StatementText) -> None:
         if name in seen:
             raise fail(f"two fields are written as {name!r} (give one of them another alias)", field)
         seen[name] = field
+    # With `*` or `x.*` the output's names are only known per record; otherwise IGNORE must name a field
+    # the SELECT writes (by its output name, i.e. after renaming).
+    open_ended = any(f.star for f in statement.fields)
+    for field in statement.ignore:
+        if not open_ended and field.path[0] not in seen:
+            raise fail(f"IGNORE {field}: no selected field is written as {field.path[0]!r}", field)

@@ -1,0 +1,33 @@
+"""Record keys. Keys are often plain strings (device ids), so key decoding is more lenient than values':
+``auto`` and ``string`` take a key that is not a JSON object or array as its UTF-8 text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamapp.codecs.json import decode_auto, decode_json, parse_json_text
+from streamapp.errors import DecodeError, RecordCoordinates
+
+
+def decode_key_text(data: bytes, where: RecordCoordinates) -> Any:
+    """``string``: the text; JSON object/array text is parsed so ``_key.f`` works."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(where, f"invalid key: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if text.lstrip()[:1] in ("{", "["):
+        return parse_json_text(text, where, what="JSON in string key")
+    return text
+
+
+def decode_key_auto(data: bytes, where: RecordCoordinates) -> Any:
+    """``auto``: Avro framing is refused (as for values), JSON is parsed, anything else is UTF-8 text."""
+    try:
+        return decode_auto(data, where)
+    except DecodeError as exc:
+        if "Confluent Avro" in exc.message:
+            raise DecodeError(where, "key " + exc.message) from None
+        return decode_key_text(data, where)
+
+
+KEY_DECODERS = {"auto": decode_key_auto, "json": decode_json, "string": decode_key_text}
