@@ -185,6 +185,17 @@ class _Process:
         self._log: IO[bytes] | None = None
         self._paused = False
 
+    def start(self) -> Self:
+        raise NotImplementedError  # each peer launches and waits for readiness its own way
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
     def _spawn(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
         if self._log_path is not None:
             self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -395,14 +406,6 @@ class TansuBroker(_Process):
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> Self:
         return await asyncio.to_thread(self.start)
@@ -659,14 +662,6 @@ class LibcoapServer(_Process):
         except TimeoutError:
             return False
         return result.code == "2.05"
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- client side (runs coap-client; blocking: use asyncio.to_thread from async code) -------
 
