@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3.11
 ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: install apt-deps demo test lint unit clean
+.PHONY: install apt-deps demo test lint unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,12 @@ unit: install
 
 test: install lint
 	$(PY) -m pytest -v --durations=15 $(PYTEST_ARGS)
+
+# Every benchmark in bench/, each against its in-run baseline; results appended to bench/results.json.
+bench: install
+	@status=0; for f in bench/bench_*.py; do \
+	  $(PY) -m bench.$$(basename $$f .py) $(BENCH_ARGS) || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts
