@@ -1,11 +1,17 @@
 """The sink agent: one Faust agent per KCQL source topic, consuming raw bytes.
 
-Acks are manual (``stream.noack()``): Faust's stream iterator acks the current event in a ``finally``
-block, so an exception in an auto-acking agent would commit the offset of the very record that failed.
-Here an event is acked only after every statement reading its topic had it delivered.
+Acks are manual. Faust's stream iterator and ``take_events`` ack in ``finally`` blocks, so an exception in
+an auto-acking agent would commit the offset of the very record that failed. Here an event is acked only
+after every statement reading its topic had it delivered (``Outcome.delivered``).
+
+Topics whose statements all send one record per request are consumed event by event. A topic with a
+``BATCH`` statement is consumed in chunks (``noack_take``, which buffers events without acking them):
+up to ``CHUNK_FACTOR`` x the largest batch, or what arrived within ``LINGER_S``.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
 
 import faust
 import mode
@@ -13,6 +19,11 @@ from faust.types import EventT
 
 from streamapp.pipeline import RawRecord, RecordPipeline
 from streamapp.policy import throw
+
+#: How long a batching agent waits for its buffer to fill before sending what it has.
+LINGER_S = 0.05
+#: Chunk size as a multiple of the largest BATCH, so that interleaved partitions still fill their batches.
+CHUNK_FACTOR = 4
 
 
 def raw_record(event: EventT) -> RawRecord:
@@ -36,6 +47,11 @@ def register(app: faust.App, pipelines: dict[str, RecordPipeline]) -> list[faust
     return [_sink_agent(app, topic, pipeline) for topic, pipeline in pipelines.items()]
 
 
+async def _one_by_one(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
+    async for event in stream.noack().events():
+        yield (event,)
+
+
 def _sink_agent(app: faust.App, topic_name: str, pipeline: RecordPipeline) -> faust.types.AgentT:
     topic = app.topic(
         topic_name,
@@ -44,19 +60,27 @@ def _sink_agent(app: faust.App, topic_name: str, pipeline: RecordPipeline) -> fa
         key_serializer="raw",
         value_serializer="raw",
     )
+    batching = pipeline.max_batch > 1
 
     async def coap_sink(stream: faust.StreamT) -> None:
-        async for event in stream.noack().events():
-            raw = raw_record(event)
-            try:
-                await pipeline.deliver(raw)
-            except Exception as exc:
-                stopped = throw(exc, raw.where)
-                # Commit what was delivered before this record, then stop the worker (exit code 1).
+        chunks = (
+            stream.noack_take(pipeline.max_batch * CHUNK_FACTOR, within=LINGER_S)
+            if batching
+            else _one_by_one(stream)
+        )
+        async for events in chunks:
+            raws = [raw_record(event) for event in events]
+            outcome = await pipeline.deliver(raws)
+            for event, delivered in zip(events, outcome.delivered, strict=True):
+                if delivered:
+                    await stream.ack(event)
+            if outcome.error is not None:
+                failed = next(raw for raw, ok in zip(raws, outcome.delivered, strict=True) if not ok)
+                stopped = throw(outcome.error, getattr(outcome.error, "where", failed.where))
+                # Commit what was delivered, then stop the worker (exit code 1); the rest is read again.
                 await app.consumer.commit()
                 await app.crash(stopped)
                 return
-            await stream.ack(event)
 
     return app.agent(
         topic,

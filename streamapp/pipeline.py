@@ -1,15 +1,20 @@
-"""One record's way through the sink: decode, route to every statement of its topic, select, send.
+"""Records' way through the sink: decode, route to every statement of their topic, select, send.
 
-``RecordPipeline.deliver`` returns only when every statement reading the record's topic has had it
-delivered (a 2.xx response), and raises the first error otherwise; the caller decides, through the error
-policy, whether the record's offset may be committed.
+``RecordPipeline.deliver`` takes records in consumption order (one, or a chunk when a statement batches)
+and tells which of them were delivered to *every* statement reading their topic (a 2.xx response), plus
+the first error. Only those records may be acked; the error goes to the error policy.
+
+Per partition, records are prepared (decoded, selected, their resources rendered) in order up to the first
+that fails; then each statement sends its requests in partition order, one record per request, or with
+``BATCH = n`` up to n consecutive records for the same resource as one JSON array (delivered or failed as
+a whole). A record counts as delivered only if it precedes every failure of its partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +66,22 @@ def encode_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """``delivered[i]``: record i reached every statement; ``error``: the first failure, if any."""
+
+    delivered: list[bool]
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One record ready to send: per route, its Uri-Path segments and JSON bytes (None: a tombstone)."""
+
+    where: RecordCoordinates
+    requests: tuple[tuple[tuple[str, ...], bytes], ...] | None
+
+
 class RecordPipeline:
     def __init__(
         self,
@@ -77,11 +98,47 @@ class RecordPipeline:
         self._sender = sender
         self._stats = stats
 
-    async def deliver(self, raw: RawRecord) -> None:
+    @property
+    def max_batch(self) -> int:
+        """The largest BATCH of this topic's statements (1 when none batches)."""
+        return max((r.statement.batch or 1 for r in self.routes), default=1)
+
+    async def deliver(self, raws: Sequence[RawRecord]) -> Outcome:
+        delivered = [False] * len(raws)
+        by_partition: dict[int, list[int]] = {}
+        for index, raw in enumerate(raws):
+            by_partition.setdefault(raw.partition, []).append(index)
+        for indices in by_partition.values():
+            count, error = await self._deliver_partition([raws[i] for i in indices])
+            for i in indices[:count]:
+                delivered[i] = True
+            if error is not None:
+                return Outcome(delivered, error)
+        return Outcome(delivered)
+
+    async def _deliver_partition(self, raws: list[RawRecord]) -> tuple[int, BaseException | None]:
+        """Deliver one partition's records in order: (how many were delivered, the first error)."""
+        prepared: list[_Prepared] = []
+        failure: BaseException | None = None
+        for raw in raws:
+            try:
+                prepared.append(self._prepare(raw))
+            except Exception as exc:  # a record that cannot be prepared stops its partition here
+                failure = exc
+                break
+        results = await asyncio.gather(
+            *(self._send_route(i, route, prepared) for i, route in enumerate(self.routes))
+        )
+        failed = sorted(((index, error) for index, error in results if error is not None), key=lambda r: r[0])
+        if failed:
+            return failed[0]
+        return len(prepared), failure
+
+    def _prepare(self, raw: RawRecord) -> _Prepared:
         if raw.value is None:
             # connect.coap.tombstone=skip (the only mode so far): counted, never sent.
             self._stats.tombstones_skipped += 1
-            return
+            return _Prepared(raw.where, None)
         record = Record(
             value=self._decode_value(raw.value, raw.where),
             key=self._key(raw),
@@ -91,18 +148,12 @@ class RecordPipeline:
             offset=raw.offset,
             timestamp=raw.timestamp,
         )
-        # Select for every statement before sending anything: a record that fails selection for one
+        # Every statement's request is built before any is sent: a record that fails selection for one
         # statement is not half-delivered.
-        requests = [(route, route.resource(record), self._payload(route, record)) for route in self.routes]
-        if len(requests) == 1:
-            await self._send(*requests[0], record.where)
-            return
-        results = await asyncio.gather(
-            *(self._send(*request, record.where) for request in requests), return_exceptions=True
+        return _Prepared(
+            record.where,
+            tuple((route.resource(record), self._payload(route, record)) for route in self.routes),
         )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
     def _key(self, raw: RawRecord) -> Any:
         if self._decode_key is None or raw.key is None:
@@ -115,16 +166,45 @@ class RecordPipeline:
         except ValueError as exc:  # not JSON-serialisable (NaN from a float, ...)
             raise SelectError(record.where, f"statement {route.statement.index}: {exc}") from None
 
+    async def _send_route(
+        self, index: int, route: Route, prepared: list[_Prepared]
+    ) -> tuple[int, BaseException | None]:
+        """Send one statement's requests in order; (index of the first record not delivered, its error)."""
+        batch = route.statement.batch
+        position = 0
+        while position < len(prepared):
+            first = prepared[position]
+            if first.requests is None:
+                position += 1
+                continue
+            segments, payload = first.requests[index]
+            end, parts = position + 1, [payload]
+            if batch is not None:
+                while end < len(prepared) and len(parts) < batch:
+                    following = prepared[end].requests
+                    if following is not None:
+                        if following[index][0] != segments:
+                            break  # a batch goes to one resource
+                        parts.append(following[index][1])
+                    end += 1
+                payload = b"[" + b",".join(parts) + b"]"
+            try:
+                await self._send(route, segments, payload, first.where, len(parts))
+            except Exception as exc:  # the policy decides; nothing from here on is acked
+                return position, exc
+            position = end
+        return len(prepared), None
+
     async def _send(
-        self, route: Route, segments: tuple[str, ...], payload: bytes, where: RecordCoordinates
+        self, route: Route, segments: tuple[str, ...], payload: bytes, where: RecordCoordinates, records: int
     ) -> None:
         stats = self._stats.statements[route.statement.index]
-        stats.in_flight += 1
+        stats.in_flight += records
         try:
             await self._sender.send(segments, payload, where, route.options)
         except StreamappError as exc:
             stats.record_failure(str(exc))
             raise
         finally:
-            stats.in_flight -= 1
-        stats.delivered += 1
+            stats.in_flight -= records
+        stats.delivered += records

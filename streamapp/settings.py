@@ -636,9 +636,6 @@ def validate_statement_property(name: str, text: str) -> None:
 def _compile_kcql(text: str) -> tuple[Statement, ...]:
     try:
         statements = parse_kcql(text, validate_statement_property)
-        for statement in statements:
-            if statement.batch is not None:
-                raise KcqlError("BATCH is not supported yet", statement=statement.index, text=statement.text)
     except KcqlError as exc:
         raise ConfigError("connect.coap.kcql", str(exc)) from exc
     if not statements:

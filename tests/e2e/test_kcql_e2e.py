@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 
 import pytest
+from aiocoap.numbers.codes import Code
 
 from streamapp.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
@@ -59,3 +60,60 @@ async def test_template_per_device_with_key_header_metadata_ignore_and_propertie
     assert sorted(d["seq"] for d in audit) == list(range(n))
     assert all(d["reading"] == {"temp": d["seq"]} for d in audit), "IGNORE reading.unit was not applied"
     assert worker.stop() == 0
+
+
+async def test_batch_of_10_sends_json_arrays_in_partition_order(
+    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    topic = f"{unique}-batched"
+    await broker.create_topic(topic, partitions=2)
+    n = 200
+    await broker.produce(
+        topic,
+        [json.dumps({"seq": i, "p": i % 2}).encode() for i in range(n)],
+        partitions=[i % 2 for i in range(n)],
+    )
+    kcql = f"INSERT INTO batched SELECT seq, p FROM {topic} BATCH = 10"
+    worker = start_worker({"name": unique, "connect.coap.uri": recorder.uri, "connect.coap.kcql": kcql})
+    worker.wait_until(
+        lambda: sum(len(json.loads(r.payload)) for r in recorder.requests) >= n, what=f"{n} batched records"
+    )
+    arrays = [json.loads(r.payload) for r in recorder.requests]
+    assert all(isinstance(a, list) and 1 <= len(a) <= 10 for a in arrays)
+    assert sorted(d["seq"] for a in arrays for d in a) == list(range(n))  # each exactly once
+    assert max(len(a) for a in arrays) == 10 and len(arrays) <= 2 * n // 10 + 4, [len(a) for a in arrays]
+    for a in arrays:
+        assert len({d["p"] for d in a}) == 1, "a batch mixed partitions"
+    for part in (0, 1):
+        seqs = [d["seq"] for a in arrays for d in a if d["p"] == part]
+        assert seqs == sorted(seqs)
+    worker.wait_until(
+        lambda: worker.delivered() == {1: n}, timeout=10, what="stats count records, not requests"
+    )
+    assert worker.stop() == 0
+
+
+async def test_a_failed_batch_stops_the_worker_and_is_resent_whole_after_restart(
+    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    topic = f"{unique}-batchfail"
+    await broker.create_topic(topic, partitions=1)
+    await broker.produce(topic, [json.dumps({"seq": i}).encode() for i in range(30)])
+    recorder.set_response("b", Code.INTERNAL_SERVER_ERROR, when=lambda p: {"seq": 12} in json.loads(p))
+    props = {
+        "name": unique,
+        "connect.coap.uri": recorder.uri,
+        "connect.coap.kcql": f"INSERT INTO b SELECT seq FROM {topic} BATCH = 5",
+    }
+    first = start_worker(props)
+    assert first.wait_exit(timeout=180) != 0
+    assert "5.00 Internal Server Error" in first.log_text()
+    sent = [[d["seq"] for d in json.loads(r.payload)] for r in recorder.requests]
+    assert sent == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11, 12, 13, 14]]
+
+    recorder.clear_response("b")
+    second = start_worker(props)
+    second.wait_until(lambda: len(recorder.requests) >= 6, what="the failed batch and the rest")
+    resent = [[d["seq"] for d in json.loads(r.payload)] for r in recorder.requests[3:]]
+    assert [s for batch in resent for s in batch] == list(range(10, 30)), resent
+    assert second.stop() == 0

@@ -1,0 +1,127 @@
+"""RecordPipeline.deliver with the real CoapSender and a recording server: batching, and exactly which
+records count as delivered when something fails."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiocoap.numbers.codes import Code
+
+from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.codecs import decoder_for, key_decoder_for
+from streamapp.errors import DecodeError, DeliveryError
+from streamapp.kcql import parse_kcql
+from streamapp.pipeline import RawRecord, RecordPipeline, Route
+from streamapp.stats import Stats
+from tests.recording_server import RecordingCoapServer
+
+
+@pytest.fixture
+async def sender(recorder: RecordingCoapServer) -> AsyncIterator[CoapSender]:
+    s = CoapSender(recorder.uri, RequestOptions(timeout_s=5.0))
+    await s.start()
+    yield s
+    await s.stop()
+
+
+def pipeline(kcql: str, sender: CoapSender) -> tuple[RecordPipeline, Stats]:
+    statements = parse_kcql(kcql)
+    stats = Stats.for_statements(statements)
+    routes = [Route.compile(s) for s in statements]
+    return RecordPipeline(routes, decoder_for("json"), sender, stats, key_decoder_for("auto")), stats
+
+
+def raw(offset: int, value: bytes | None, partition: int = 0) -> RawRecord:
+    return RawRecord("t", partition, offset, None, value, (), None)
+
+
+def doc(n: int, **extra: object) -> bytes:
+    return json.dumps({"n": n, **extra}).encode()
+
+
+def bodies(recorder: RecordingCoapServer, path: str) -> list:
+    return [json.loads(r.payload) for r in recorder.requests_for(path)]
+
+
+async def test_batches_of_n_in_order_beside_a_per_record_statement(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    pipe, stats = pipeline("INSERT INTO b SELECT n FROM t BATCH = 3; INSERT INTO one SELECT n FROM t", sender)
+    outcome = await pipe.deliver([raw(i, doc(i)) for i in range(7)])
+    assert outcome.delivered == [True] * 7 and outcome.error is None
+    assert bodies(recorder, "b") == [
+        [{"n": 0}, {"n": 1}, {"n": 2}],
+        [{"n": 3}, {"n": 4}, {"n": 5}],
+        [{"n": 6}],
+    ]
+    assert bodies(recorder, "one") == [{"n": i} for i in range(7)]
+    assert [s.delivered for s in stats.statements.values()] == [7, 7]
+
+
+async def test_a_batch_goes_to_one_resource(sender: CoapSender, recorder: RecordingCoapServer) -> None:
+    pipe, _ = pipeline("INSERT INTO d/{dev} SELECT n FROM t BATCH = 10", sender)
+    devices = ["a", "a", "b", "a"]
+    outcome = await pipe.deliver([raw(i, doc(i, dev=d)) for i, d in enumerate(devices)])
+    assert outcome.error is None
+    assert [(r.path, json.loads(r.payload)) for r in recorder.requests] == [
+        ("/d/a", [{"n": 0}, {"n": 1}]),
+        ("/d/b", [{"n": 2}]),
+        ("/d/a", [{"n": 3}]),
+    ]
+
+
+async def test_tombstones_are_counted_and_do_not_split_a_batch(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    pipe, stats = pipeline("INSERT INTO b SELECT n FROM t BATCH = 2", sender)
+    outcome = await pipe.deliver([raw(0, doc(0)), raw(1, None), raw(2, doc(2)), raw(3, doc(3))])
+    assert outcome.delivered == [True] * 4
+    assert bodies(recorder, "b") == [[{"n": 0}, {"n": 2}], [{"n": 3}]]
+    assert stats.tombstones_skipped == 1
+
+
+async def test_a_failed_batch_fails_as_a_whole_and_nothing_after_it_counts(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    recorder.set_response("b", Code.SERVICE_UNAVAILABLE, when=lambda p: {"n": 3} in json.loads(p))
+    pipe, stats = pipeline("INSERT INTO b SELECT n FROM t BATCH = 3; INSERT INTO one SELECT n FROM t", sender)
+    outcome = await pipe.deliver([raw(i, doc(i)) for i in range(9)])
+    assert outcome.delivered == [True] * 3 + [False] * 6
+    assert isinstance(outcome.error, DeliveryError) and outcome.error.code == "5.03"
+    assert str(outcome.error).startswith("record t/0@3: ")
+    assert len(recorder.requests_for("b")) == 2, "the batch statement went on after its failure"
+    assert stats.statements[1].delivered == 3 and stats.statements[1].failed == 1
+
+
+async def test_per_record_failure_marks_only_earlier_records_delivered(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    recorder.set_response("one", Code.NOT_FOUND, when=lambda p: json.loads(p)["n"] == 2)
+    pipe, _ = pipeline("INSERT INTO one SELECT n FROM t", sender)
+    outcome = await pipe.deliver([raw(i, doc(i)) for i in range(5)])
+    assert outcome.delivered == [True, True, False, False, False]
+    assert isinstance(outcome.error, DeliveryError) and outcome.error.where.offset == 2
+    assert bodies(recorder, "one") == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+async def test_an_undecodable_record_stops_its_partition_before_anything_of_it_is_sent(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    pipe, _ = pipeline("INSERT INTO b SELECT n FROM t BATCH = 10", sender)
+    outcome = await pipe.deliver([raw(0, doc(0)), raw(1, doc(1)), raw(2, b"{oops"), raw(3, doc(3))])
+    assert outcome.delivered == [True, True, False, False]
+    assert isinstance(outcome.error, DecodeError) and "record t/0@2" in str(outcome.error)
+    assert bodies(recorder, "b") == [[{"n": 0}, {"n": 1}]]
+
+
+async def test_partitions_of_a_chunk_are_delivered_independently(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    recorder.set_response("one", Code.NOT_FOUND, when=lambda p: json.loads(p)["n"] == 11)
+    pipe, _ = pipeline("INSERT INTO one SELECT n FROM t", sender)
+    chunk = [raw(0, doc(0), 0), raw(0, doc(10), 1), raw(1, doc(1), 0), raw(1, doc(11), 1), raw(2, doc(12), 1)]
+    outcome = await pipe.deliver(chunk)
+    assert outcome.delivered == [True, True, True, False, False]
+    assert outcome.error is not None and outcome.error.where.partition == 1
