@@ -75,8 +75,8 @@ def _sink_agent(app: faust.App, topic_name: str, pipeline: RecordPipeline) -> fa
                 if delivered:
                     await stream.ack(event)
             if outcome.error is not None:
-                failed = next(raw for raw, ok in zip(raws, outcome.delivered, strict=True) if not ok)
-                stopped = throw(outcome.error, getattr(outcome.error, "where", failed.where))
+                assert outcome.failed_at is not None
+                stopped = throw(outcome.error, outcome.failed_at)
                 # Commit what was delivered, then stop the worker (exit code 1); the rest is read again.
                 await app.consumer.commit()
                 await app.crash(stopped)

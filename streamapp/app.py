@@ -54,6 +54,4 @@ def create_app(settings: Settings) -> faust.App:
     }
     agents.register(app, pipelines)
     register_views(app, settings, stats)
-    app.streamapp_settings = settings  # type: ignore[attr-defined]
-    app.streamapp_stats = stats  # type: ignore[attr-defined]
     return app

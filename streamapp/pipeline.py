@@ -68,10 +68,12 @@ def encode_json(value: Any) -> bytes:
 
 @dataclass(frozen=True)
 class Outcome:
-    """``delivered[i]``: record i reached every statement; ``error``: the first failure, if any."""
+    """``delivered[i]``: record i reached every statement; ``error``: the first failure, if any, and
+    ``failed_at`` the record it happened at (for a batch, the batch's first record)."""
 
     delivered: list[bool]
     error: BaseException | None = None
+    failed_at: RecordCoordinates | None = None
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,12 @@ class RecordPipeline:
         for index, raw in enumerate(raws):
             by_partition.setdefault(raw.partition, []).append(index)
         for indices in by_partition.values():
-            count, error = await self._deliver_partition([raws[i] for i in indices])
+            partition = [raws[i] for i in indices]
+            count, error = await self._deliver_partition(partition)
             for i in indices[:count]:
                 delivered[i] = True
             if error is not None:
-                return Outcome(delivered, error)
+                return Outcome(delivered, error, partition[count].where)
         return Outcome(delivered)
 
     async def _deliver_partition(self, raws: list[RawRecord]) -> tuple[int, BaseException | None]:

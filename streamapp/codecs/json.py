@@ -40,12 +40,18 @@ def decode_json(data: bytes, where: RecordCoordinates) -> Any:
     return parse_json_text(data, where)
 
 
-def decode_auto(data: bytes, where: RecordCoordinates) -> Any:
-    """Pick the form from the bytes. Confluent-framed Avro is recognised, and refused until supported."""
+def refuse_confluent_avro(data: bytes, where: RecordCoordinates, what: str = "") -> None:
+    """Raise DecodeError if ``data`` has the Confluent Avro framing (refused until Avro is supported)."""
     if len(data) >= 5 and data[0] == CONFLUENT_MAGIC:
         schema_id = int.from_bytes(data[1:5], "big")
         raise DecodeError(
             where,
-            f"looks like Confluent Avro (magic byte 0, schema id {schema_id}), which is not supported yet",
+            f"{what}looks like Confluent Avro (magic byte 0, schema id {schema_id}), "
+            "which is not supported yet",
         )
+
+
+def decode_auto(data: bytes, where: RecordCoordinates) -> Any:
+    """Pick the form from the bytes. Confluent-framed Avro is recognised, and refused until supported."""
+    refuse_confluent_avro(data, where)
     return parse_json_text(data, where)

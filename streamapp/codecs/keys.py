@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamapp.codecs.json import decode_auto, decode_json, parse_json_text
+from streamapp.codecs.json import decode_json, parse_json_text, refuse_confluent_avro
 from streamapp.errors import DecodeError, RecordCoordinates
 
 
@@ -22,11 +22,10 @@ def decode_key_text(data: bytes, where: RecordCoordinates) -> Any:
 
 def decode_key_auto(data: bytes, where: RecordCoordinates) -> Any:
     """``auto``: Avro framing is refused (as for values), JSON is parsed, anything else is UTF-8 text."""
+    refuse_confluent_avro(data, where, what="key ")
     try:
-        return decode_auto(data, where)
-    except DecodeError as exc:
-        if "Confluent Avro" in exc.message:
-            raise DecodeError(where, "key " + exc.message) from None
+        return parse_json_text(data, where)
+    except DecodeError:
         return decode_key_text(data, where)
 
 

@@ -91,6 +91,7 @@ async def test_a_failed_batch_fails_as_a_whole_and_nothing_after_it_counts(
     assert outcome.delivered == [True] * 3 + [False] * 6
     assert isinstance(outcome.error, DeliveryError) and outcome.error.code == "5.03"
     assert str(outcome.error).startswith("record t/0@3: ")
+    assert outcome.failed_at is not None and outcome.failed_at.offset == 3
     assert len(recorder.requests_for("b")) == 2, "the batch statement went on after its failure"
     assert stats.statements[1].delivered == 3 and stats.statements[1].failed == 1
 
@@ -125,3 +126,4 @@ async def test_partitions_of_a_chunk_are_delivered_independently(
     outcome = await pipe.deliver(chunk)
     assert outcome.delivered == [True, True, True, False, False]
     assert outcome.error is not None and outcome.error.where.partition == 1
+    assert (outcome.failed_at.partition, outcome.failed_at.offset) == (1, 1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streamapp.codecs import decoder_for
+from streamapp.codecs import decoder_for, key_decoder_for
 from streamapp.errors import DecodeError, RecordCoordinates
 from streamapp.pipeline import encode_json
 
@@ -60,3 +60,14 @@ def test_unknown_converter() -> None:
 
 def test_encoding_is_compact_utf8_json() -> None:
     assert encode_json({"name": "Zoë", "n": [1, None]}) == '{"name":"Zoë","n":[1,null]}'.encode()
+
+
+def test_keys_auto_refuses_avro_and_keeps_plain_text() -> None:
+    key_auto = key_decoder_for("auto")
+    framed = b"\x00" + (7).to_bytes(4, "big") + b"\x02"
+    with pytest.raises(DecodeError, match=r"readings/1@7: key looks like Confluent Avro .*schema id 7"):
+        key_auto(framed, WHERE)
+    assert key_auto(b"dev-7", WHERE) == "dev-7"
+    assert key_auto(b'{"id": 7}', WHERE) == {"id": 7}
+    with pytest.raises(DecodeError, match="invalid JSON in string key"):
+        key_auto(b"{oops", WHERE)
