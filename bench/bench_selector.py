@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, Comparison, append_result, print_table, run_entry, time_passes
+from bench.harness import RESULTS, Comparison, finish, time_passes
 from streamapp.codecs import Record
 from streamapp.kcql import parse_kcql
 from streamapp.selector import compile_selector
@@ -217,18 +217,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pool": POOL,
         "kcql": {"projection": projection_kcql, "select_all": select_all_kcql},
     }
-    print_table(BENCHMARK, comparisons)
-    append_result(run_entry(BENCHMARK, params, comparisons), args.results)
-    print(f"{args.records:,} records per pass, best of {args.repeats}; written to {args.results}")
-
-    failed = [c for c in comparisons if not c.passed]
-    for c in failed:
-        print(
-            f"bench_selector: FAILED {c.name}: the compiled selector is not faster than the naive per-record "
-            f"one (ratio {c.ratio:.2f}x, must be > {c.gate:g}x)",
-            file=sys.stderr,
-        )
-    return 1 if failed else 0
+    return finish(
+        BENCHMARK,
+        params,
+        comparisons,
+        args.results,
+        "{name}: the compiled selector is not faster than the naive per-record one "
+        "(ratio {ratio:.2f}x, must be > {gate:g}x)",
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -219,6 +220,23 @@ def _git_dirty() -> bool | None:
 
 
 # --- output -------------------------------------------------------------------------------------------------
+
+
+def finish(
+    benchmark: str, params: Mapping[str, Any], comparisons: list[Comparison], results: Path, why: str
+) -> int:
+    """Print the table, append the run to ``results`` and return the exit code: 1 if a gate failed.
+
+    ``why`` explains a failed gate, formatted with ``name``, ``ratio`` and ``gate``.
+    """
+    print_table(benchmark, comparisons)
+    append_result(run_entry(benchmark, params, comparisons), results)
+    print(f"{params['records']:,} records per pass, best of {params['repeats']}; written to {results}")
+    failed = [c for c in comparisons if not c.passed]
+    for c in failed:
+        reason = why.format(name=c.name, ratio=c.ratio, gate=c.gate)
+        print(f"bench_{benchmark}: FAILED {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def print_table(benchmark: str, comparisons: list[Comparison]) -> None:

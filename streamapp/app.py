@@ -9,7 +9,7 @@ import faust
 
 import agents
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.codecs import decoder_for, key_decoder_for
+from streamapp.codecs import build_codecs
 from streamapp.logs import configure_logging
 from streamapp.pipeline import RecordPipeline, Route
 from streamapp.settings import Settings
@@ -36,19 +36,26 @@ def create_app(settings: Settings) -> faust.App:
         confirmable=settings.confirmable,
         content_format=settings.content_format,
         timeout_s=settings.request_timeout_s,
+        tombstone=settings.tombstone,
     )
     sender = CoapSender(settings.uri, defaults, loop=app.loop)
     app.service(sender)
     stats = Stats.for_statements(settings.statements)
-    decode_value = decoder_for(settings.value_converter)
-    decode_key = key_decoder_for(settings.key_converter)
+    codecs = build_codecs(
+        settings.value_converter,
+        settings.key_converter,
+        value_envelope=settings.value_envelope,
+        key_envelope=settings.key_envelope,
+        registry_url=settings.registry_url,
+    )
     pipelines = {
         topic: RecordPipeline(
             (Route.compile(s, defaults) for s in settings.statements if s.source == topic),
-            decode_value,
+            codecs,
             sender,
             stats,
-            decode_key,
+            max_payload=settings.max_payload,
+            decimals="string" if settings.decimal_format == "string" else "number",
         )
         for topic in settings.source_topics
     }

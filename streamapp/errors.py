@@ -53,7 +53,12 @@ class RecordCoordinates:
 
 
 class RecordError(StreamappError):
-    """An error about one record; ``str()`` names its topic/partition/offset."""
+    """An error about one record; ``str()`` names its topic/partition/offset.
+
+    ``retriable`` tells the error policy whether trying the same record again can help.
+    """
+
+    retriable = False
 
     def __init__(self, where: RecordCoordinates, message: str) -> None:
         super().__init__(f"record {where}: {message}")
@@ -62,7 +67,15 @@ class RecordError(StreamappError):
 
 
 class DecodeError(RecordError):
-    """The record's bytes cannot be decoded with the configured converter."""
+    """The record's bytes cannot be decoded with the configured converter.
+
+    Not retriable (the bytes will not change), except when a schema could not be fetched because the
+    registry was unreachable: that record is fine and decodes once the registry is back.
+    """
+
+    def __init__(self, where: RecordCoordinates, message: str, *, retriable: bool = False) -> None:
+        super().__init__(where, message)
+        self.retriable = retriable
 
 
 class SelectError(RecordError):

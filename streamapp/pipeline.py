@@ -8,19 +8,24 @@ Per partition, records are prepared (decoded, selected, their resources rendered
 that fails; then each statement sends its requests in partition order, one record per request, or with
 ``BATCH = n`` up to n consecutive records for the same resource as one JSON array (delivered or failed as
 a whole). A record counts as delivered only if it precedes every failure of its partition.
+
+Tombstones (null values) follow each statement's ``tombstone`` option: skipped (counted), sent as a
+request with an empty body, or as a CoAP DELETE to the record's resource; they are never part of a batch.
+A JSON body larger than ``max_payload`` bytes is refused before any request (a batch closes before it
+would grow past it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.codecs import Decoder, Record
-from streamapp.errors import RecordCoordinates, SelectError, StreamappError
+from streamapp.codecs import Codecs, Record
+from streamapp.codecs.output import DecimalFormat, encode_json
+from streamapp.errors import DecodeError, RecordCoordinates, SelectError, StreamappError
 from streamapp.kcql import Statement
 from streamapp.selector import ResourceRenderer, Selector, compile_resource, compile_selector
 from streamapp.stats import Stats
@@ -34,14 +39,17 @@ class Route:
     select: Selector
     resource: ResourceRenderer
     options: RequestOptions
+    delete_options: RequestOptions
 
     @classmethod
     def compile(cls, statement: Statement, defaults: RequestOptions | None = None) -> Route:
+        options = (defaults or RequestOptions()).overridden(statement.properties)
         return cls(
             statement,
             compile_selector(statement),
             compile_resource(statement),
-            (defaults or RequestOptions()).overridden(statement.properties),
+            options,
+            replace(options, method="DELETE"),
         )
 
 
@@ -62,8 +70,8 @@ class RawRecord:
         return RecordCoordinates(self.topic, self.partition, self.offset)
 
 
-def encode_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+#: Default of ``connect.coap.max.payload``: the largest JSON body sent in one request.
+MAX_PAYLOAD = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,29 +84,46 @@ class Outcome:
     failed_at: RecordCoordinates | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One record's request for one statement: Uri-Path segments, body, and whether it is a DELETE."""
+
+    segments: tuple[str, ...]
+    payload: bytes
+    delete: bool = False
+
+    @property
+    def batchable(self) -> bool:
+        return bool(self.payload) and not self.delete
+
+
 @dataclass(frozen=True)
 class _Prepared:
-    """One record ready to send: per route, its Uri-Path segments and JSON bytes (None: a tombstone)."""
+    """One record ready to send: per route, its request (None: a tombstone this statement skips)."""
 
     where: RecordCoordinates
-    requests: tuple[tuple[tuple[str, ...], bytes], ...] | None
+    requests: tuple[_Request | None, ...]
 
 
 class RecordPipeline:
     def __init__(
         self,
         routes: Iterable[Route],
-        decode_value: Decoder,
+        codecs: Codecs,
         sender: CoapSender,
         stats: Stats,
-        decode_key: Decoder | None = None,
+        *,
+        max_payload: int = MAX_PAYLOAD,
+        decimals: DecimalFormat = "number",
     ) -> None:
         self.routes = tuple(routes)
-        self._decode_value = decode_value
+        self._codecs = codecs
         # Keys are decoded only when a statement reads them (``_key``, ``{_key.id}``): most sinks never look.
-        self._decode_key = decode_key if any(r.statement.uses_key for r in self.routes) else None
+        self._decode_keys = any(r.statement.uses_key for r in self.routes)
         self._sender = sender
         self._stats = stats
+        self._max_payload = max_payload
+        self._decimals = decimals
 
     @property
     def max_batch(self) -> int:
@@ -107,6 +132,9 @@ class RecordPipeline:
 
     async def deliver(self, raws: Sequence[RawRecord]) -> Outcome:
         delivered = [False] * len(raws)
+        await self._codecs.prefetch(raw.value for raw in raws)
+        if self._decode_keys:
+            await self._codecs.prefetch(raw.key for raw in raws)
         by_partition: dict[int, list[int]] = {}
         for index, raw in enumerate(raws):
             by_partition.setdefault(raw.partition, []).append(index)
@@ -138,12 +166,8 @@ class RecordPipeline:
         return len(prepared), failure
 
     def _prepare(self, raw: RawRecord) -> _Prepared:
-        if raw.value is None:
-            # connect.coap.tombstone=skip (the only mode so far): counted, never sent.
-            self._stats.tombstones_skipped += 1
-            return _Prepared(raw.where, None)
         record = Record(
-            value=self._decode_value(raw.value, raw.where),
+            value=None if raw.value is None else self._codecs.value(raw.value, raw.where),
             key=self._key(raw),
             headers=raw.headers,
             topic=raw.topic,
@@ -153,21 +177,37 @@ class RecordPipeline:
         )
         # Every statement's request is built before any is sent: a record that fails selection for one
         # statement is not half-delivered.
+        if raw.value is None:
+            return _Prepared(record.where, tuple(self._tombstone(route, record) for route in self.routes))
         return _Prepared(
             record.where,
-            tuple((route.resource(record), self._payload(route, record)) for route in self.routes),
+            tuple(_Request(route.resource(record), self._payload(route, record)) for route in self.routes),
         )
 
+    def _tombstone(self, route: Route, record: Record) -> _Request | None:
+        mode = route.options.tombstone
+        if mode == "skip":
+            self._stats.tombstones_skipped += 1
+            return None
+        return _Request(route.resource(record), b"", delete=mode == "delete")
+
     def _key(self, raw: RawRecord) -> Any:
-        if self._decode_key is None or raw.key is None:
+        if not self._decode_keys or raw.key is None:
             return raw.key
-        return self._decode_key(raw.key, raw.where)
+        return self._codecs.key(raw.key, raw.where)
 
     def _payload(self, route: Route, record: Record) -> bytes:
         try:
-            return encode_json(route.select(record))
-        except ValueError as exc:  # not JSON-serialisable (NaN from a float, ...)
+            body = encode_json(route.select(record), self._decimals)
+        except (ValueError, TypeError) as exc:  # not JSON-serialisable (NaN from a float, ...)
             raise SelectError(record.where, f"statement {route.statement.index}: {exc}") from None
+        if len(body) > self._max_payload:
+            raise DecodeError(
+                record.where,
+                f"statement {route.statement.index}: the JSON body is {len(body)} bytes, more than "
+                f"connect.coap.max.payload ({self._max_payload} bytes); not sent",
+            )
+        return body
 
     async def _send_route(
         self, index: int, route: Route, prepared: list[_Prepared]
@@ -176,35 +216,46 @@ class RecordPipeline:
         batch = route.statement.batch
         position = 0
         while position < len(prepared):
-            first = prepared[position]
-            if first.requests is None:
+            first = prepared[position].requests[index]
+            if first is None:
                 position += 1
                 continue
-            segments, payload = first.requests[index]
-            end, parts = position + 1, [payload]
-            if batch is not None:
+            end, parts, size = position + 1, [first.payload], len(first.payload) + 2
+            if batch is not None and first.batchable:
                 while end < len(prepared) and len(parts) < batch:
-                    following = prepared[end].requests
+                    following = prepared[end].requests[index]
                     if following is not None:
-                        if following[index][0] != segments:
-                            break  # a batch goes to one resource
-                        parts.append(following[index][1])
+                        if not following.batchable or following.segments != first.segments:
+                            break  # a batch goes to one resource, and holds JSON bodies only
+                        size += len(following.payload) + 1
+                        if size > self._max_payload:
+                            break
+                        parts.append(following.payload)
                     end += 1
-                payload = b"[" + b",".join(parts) + b"]"
+            joined = batch is not None and first.batchable
+            payload = b"[" + b",".join(parts) + b"]" if joined else first.payload
+            options = route.delete_options if first.delete else route.options
+            where = prepared[position].where
             try:
-                await self._send(route, segments, payload, first.where, len(parts))
+                await self._send(route, options, first.segments, payload, where, len(parts))
             except Exception as exc:  # the policy decides; nothing from here on is acked
                 return position, exc
             position = end
         return len(prepared), None
 
     async def _send(
-        self, route: Route, segments: tuple[str, ...], payload: bytes, where: RecordCoordinates, records: int
+        self,
+        route: Route,
+        options: RequestOptions,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        records: int,
     ) -> None:
         stats = self._stats.statements[route.statement.index]
         stats.in_flight += records
         try:
-            await self._sender.send(segments, payload, where, route.options)
+            await self._sender.send(segments, payload, where, options)
         except StreamappError as exc:
             stats.record_failure(str(exc))
             raise

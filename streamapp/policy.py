@@ -6,7 +6,7 @@ read again. Offsets of records delivered before it are committed first.
 
 from __future__ import annotations
 
-from streamapp.errors import DeliveryError, RecordCoordinates, StreamappError
+from streamapp.errors import DeliveryError, RecordCoordinates, RecordError, StreamappError
 from streamapp.logs import get_logger
 
 log = get_logger("streamapp.policy")
@@ -24,8 +24,10 @@ def throw(error: BaseException, where: RecordCoordinates) -> WorkerStopped:
         "offset": where.offset,
         "error_class": type(error).__name__,
     }
+    if isinstance(error, RecordError):
+        fields["retriable"] = error.retriable  # e.g. a schema registry that was down: the record is fine
     if isinstance(error, DeliveryError):
-        fields.update(resource=error.resource, code=error.code, retriable=error.retriable)
+        fields.update(resource=error.resource, code=error.code)
     reason = error if isinstance(error, StreamappError) else f"{type(error).__name__}: {error}"
     log.error(f"stopping the worker (connect.coap.error.policy=THROW): {reason}", **fields)
     return WorkerStopped(

@@ -141,6 +141,19 @@ def _coap_uri(value: str) -> None:
         raise ValueError(f"bad port in {value!r}") from None
 
 
+def _http_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL, got {_without_password(value)!r}")
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":[hidden]@", 1)
+
+
 def _content_format(value: int) -> None:
     if not 0 <= value <= 65535:
         raise ValueError(f"expected a CoAP content-format number 0..65535, got {value}")
@@ -329,36 +342,46 @@ KEYS: tuple[Key, ...] = (
         _parse_converter,
         "auto",
         "How record values are decoded: auto, json, string, avro or a Kafka Connect converter class name.",
-        unsupported=lambda v: "Avro decoding is not supported yet" if v == "avro" else None,
     ),
     Key(
         "key.converter",
         _parse_converter,
         "auto",
         "How record keys are decoded (same choices as value.converter).",
-        unsupported=lambda v: "Avro decoding is not supported yet" if v == "avro" else None,
     ),
     Key(
         "value.converter.schemas.enable",
         _parse_bool,
-        False,
-        "Values are Kafka Connect JSON envelopes {schema, payload}.",
-        unsupported=_unsupported_unless(False, "the Kafka Connect JSON envelope is not supported yet"),
+        None,
+        "JSON values are Kafka Connect envelopes {schema, payload}: true requires one, false never unwraps "
+        "one, unset unwraps a document whose keys are exactly schema and payload.",
     ),
     Key(
         "key.converter.schemas.enable",
         _parse_bool,
-        False,
-        "Keys are Kafka Connect JSON envelopes {schema, payload}.",
-        unsupported=_unsupported_unless(False, "the Kafka Connect JSON envelope is not supported yet"),
+        None,
+        "JSON keys are Kafka Connect envelopes (same choices as value.converter.schemas.enable).",
     ),
     Key(
         "schema.registry.url",
         _parse_str,
         None,
-        "Confluent Schema Registry URL for Avro.",
+        "Confluent Schema Registry URL (http:// or https://), needed for Avro.",
+        validate=_http_url,
         aliases=("value.converter.schema.registry.url", "key.converter.schema.registry.url"),
-        unsupported=_unsupported_unless(None, "Avro with a Schema Registry is not supported yet"),
+    ),
+    Key(
+        "connect.coap.max.payload",
+        _parse_int,
+        1024 * 1024,
+        "Largest JSON body in bytes; a record whose body is larger fails before any request.",
+        validate=_positive,
+    ),
+    Key(
+        "connect.coap.decimal.format",
+        _choice("number", "string", upper=False),
+        "number",
+        "How Avro and Kafka Connect decimals are written: number (exact JSON number) or string.",
     ),
     Key("connect.coap.method", _choice("PUT", "POST"), "PUT", "CoAP request method: PUT or POST."),
     Key(
@@ -394,7 +417,6 @@ KEYS: tuple[Key, ...] = (
         _choice("skip", "empty", "delete", upper=False),
         "skip",
         "What a tombstone (null value) does: skip (counted), empty (empty body) or delete (CoAP DELETE).",
-        unsupported=_unsupported_unless("skip", "only tombstone=skip is supported yet"),
     ),
     Key(
         "errors.deadletterqueue.topic.name",
@@ -494,6 +516,30 @@ class Settings:
         return self.values["connect.coap.request.timeout"] / 1000.0
 
     @property
+    def registry_url(self) -> str | None:
+        return self.values["schema.registry.url"]
+
+    @property
+    def value_envelope(self) -> bool | None:
+        return self.values["value.converter.schemas.enable"]
+
+    @property
+    def key_envelope(self) -> bool | None:
+        return self.values["key.converter.schemas.enable"]
+
+    @property
+    def max_payload(self) -> int:
+        return self.values["connect.coap.max.payload"]
+
+    @property
+    def decimal_format(self) -> str:
+        return self.values["connect.coap.decimal.format"]
+
+    @property
+    def tombstone(self) -> str:
+        return self.values["connect.coap.tombstone"]
+
+    @property
     def web_port(self) -> int:
         return self.values["web.port"]
 
@@ -516,6 +562,8 @@ class Settings:
                 shown = ""
             elif isinstance(value, bool):
                 shown = str(value).lower()
+            elif key.name == "schema.registry.url":
+                shown = _without_password(value)
             else:
                 shown = str(value)
             rows.append((key.name, shown, self.sources[key.name]))
@@ -578,6 +626,7 @@ class Settings:
             values[key.name] = value
             sources[key.name] = source
 
+        _check_registry(values, sources)
         statements = _compile_kcql(values["connect.coap.kcql"])
         _check_topics(values["topics"], statements)
         return cls(values=values, sources=sources, statements=statements, ignored=tuple(ignored))
@@ -641,6 +690,18 @@ def _compile_kcql(text: str) -> tuple[Statement, ...]:
     if not statements:
         raise ConfigError("connect.coap.kcql", "contains no statement")
     return statements
+
+
+def _check_registry(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    if values["schema.registry.url"] is not None:
+        return
+    for converter in ("value.converter", "key.converter"):
+        if values[converter] == "avro":
+            raise ConfigError(
+                "schema.registry.url",
+                f"is required when {converter} is Avro (from {sources[converter]}); "
+                "set schema.registry.url (or value.converter.schema.registry.url)",
+            )
 
 
 def _check_topics(topics: tuple[str, ...] | None, statements: tuple[Statement, ...]) -> None:

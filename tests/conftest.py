@@ -13,6 +13,7 @@ from hypothesis import settings as hypothesis_settings
 
 from streamapp.peers import LibcoapServer, TansuBroker
 from tests.recording_server import RecordingCoapServer
+from tests.registry_server import SchemaRegistryServer
 from tests.worker import WorkerProcess
 
 # Property tests explore new examples on developers' machines; in CI they replay a fixed sequence so that a
@@ -38,6 +39,13 @@ def libcoap_server(tmp_path: Path) -> Iterator[LibcoapServer]:
 @pytest.fixture
 def recorder() -> Iterator[RecordingCoapServer]:
     with RecordingCoapServer() as server:
+        yield server
+
+
+@pytest.fixture
+def registry() -> Iterator[SchemaRegistryServer]:
+    """A Confluent-compatible Schema Registry (tests/registry_server.py) on a free loopback port."""
+    with SchemaRegistryServer() as server:
         yield server
 
 

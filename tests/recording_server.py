@@ -18,12 +18,12 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiocoap
 from aiocoap import resource
 from aiocoap.numbers.codes import Code
+
+from tests.threaded_server import ThreadedServer
 
 __all__ = ["Recorded", "RecordingCoapServer"]
 
@@ -81,7 +81,7 @@ class _CatchAllResource(resource.Resource, resource.PathCapable):
         return response
 
 
-class RecordingCoapServer:
+class RecordingCoapServer(ThreadedServer):
     """aiocoap server on 127.0.0.1 (UDP only) that records every request in arrival order.
 
     Default answers: PUT/POST (and any other non-GET/DELETE method) -> 2.04 Changed; DELETE -> 2.02 Deleted;
@@ -93,16 +93,14 @@ class RecordingCoapServer:
 
     def __init__(self, port: int = 0, *, startup_timeout: float = 10.0) -> None:
         """``port=0`` (default) lets the OS pick a free port at bind time, so there is no race for it."""
+        super().__init__(startup_timeout)
         self._requested_port = port
         self._port: int | None = None
-        self._startup_timeout = startup_timeout
         self._cond = threading.Condition()
         self._requests: list[Recorded] = []
         self._overrides: dict[str, _Override] = {}
         self._delay = 0.0
         self._stored: dict[str, tuple[bytes, int | None]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._context: aiocoap.Context | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -118,31 +116,10 @@ class RecordingCoapServer:
         """``"coap://127.0.0.1:P"`` (no trailing slash)."""
         return f"coap://{_HOST}:{self.port}"
 
-    def start(self) -> Self:
-        if self._thread is not None:
-            return self
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(
-            target=self._run_loop, args=(loop,), name="recording-coap-server", daemon=True
-        )
-        thread.start()
-        self._loop, self._thread = loop, thread
-        try:
-            self._context, self._port = asyncio.run_coroutine_threadsafe(self._create_context(), loop).result(
-                self._startup_timeout
-            )
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    thread_name = "recording-coap-server"
 
-    @staticmethod
-    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_forever()
-        finally:
-            loop.close()
+    async def _open(self) -> None:
+        self._context, self._port = await self._create_context()
 
     async def _create_context(self) -> tuple[aiocoap.Context, int]:
         # udp6 only: the default server transports would also open TCP/TLS/WebSocket listeners.
@@ -156,27 +133,11 @@ class RecordingCoapServer:
             raise RuntimeError("aiocoap did not report the bound port")
         return context, port
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Shut the context down and end the thread. Idempotent; recorded requests stay readable."""
-        loop, thread, context = self._loop, self._thread, self._context
-        self._loop = self._thread = self._context = None
-        if loop is None or thread is None:
-            return
-        if context is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(context.shutdown(), loop).result(timeout)
-        if loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if thread.is_alive():
-            raise RuntimeError("recording CoAP server thread did not stop")
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+    async def _close(self) -> None:
+        """Shut the context down; recorded requests stay readable."""
+        context, self._context = self._context, None
+        if context is not None:
+            await context.shutdown()
 
     # -- configuration (thread-safe) -------------------------------------------------------------------------
 

@@ -29,6 +29,8 @@ class RequestOptions:
     confirmable: bool = True
     content_format: int = 50
     timeout_s: float = 30.0
+    #: What a tombstone (null value) does: ``skip``, ``empty`` (a request with an empty body) or ``delete``.
+    tombstone: str = "skip"
 
     def overridden(self, properties: tuple[tuple[str, str], ...]) -> RequestOptions:
         """These options with a statement's (already validated) PROPERTIES applied."""
@@ -39,11 +41,12 @@ class RequestOptions:
             confirmable=given.get("type", "CON" if self.confirmable else "NON").upper() == "CON",
             content_format=int(given.get("content.format", self.content_format)),
             timeout_s=int(given["timeout"]) / 1000.0 if "timeout" in given else self.timeout_s,
+            tombstone=given.get("tombstone", self.tombstone).lower(),
         )
 
     @property
     def code(self) -> Code:
-        return Code.POST if self.method == "POST" else Code.PUT
+        return Code[self.method]
 
     @property
     def tuning(self) -> type[aiocoap.Reliable] | type[aiocoap.Unreliable]:
@@ -92,7 +95,8 @@ class CoapSender(mode.Service):
             code=options.code,
             transport_tuning=options.tuning,
             payload=payload,
-            content_format=options.content_format,
+            # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
+            content_format=options.content_format if payload else None,
             uri=self._origin,
             uri_path=self._base_path + segments,
         )

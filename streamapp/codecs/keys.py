@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamapp.codecs.json import decode_json, parse_json_text, refuse_confluent_avro
+from streamapp.codecs.json import parse_json_text
 from streamapp.errors import DecodeError, RecordCoordinates
 
 
@@ -20,13 +20,9 @@ def decode_key_text(data: bytes, where: RecordCoordinates) -> Any:
     return text
 
 
-def decode_key_auto(data: bytes, where: RecordCoordinates) -> Any:
-    """``auto``: Avro framing is refused (as for values), JSON is parsed, anything else is UTF-8 text."""
-    refuse_confluent_avro(data, where, what="key ")
+def decode_key_json_or_text(data: bytes, where: RecordCoordinates) -> Any:
+    """JSON when the key parses as JSON, else its UTF-8 text (``auto`` keys that are not Avro)."""
     try:
         return parse_json_text(data, where)
     except DecodeError:
         return decode_key_text(data, where)
-
-
-KEY_DECODERS = {"auto": decode_key_auto, "json": decode_json, "string": decode_key_text}

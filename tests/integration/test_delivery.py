@@ -10,8 +10,8 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.codecs import decoder_for, key_decoder_for
-from streamapp.errors import DecodeError, DeliveryError
+from streamapp.codecs import build_codecs
+from streamapp.errors import DecodeError, DeliveryError, SelectError
 from streamapp.kcql import parse_kcql
 from streamapp.pipeline import RawRecord, RecordPipeline, Route
 from streamapp.stats import Stats
@@ -30,7 +30,7 @@ def pipeline(kcql: str, sender: CoapSender) -> tuple[RecordPipeline, Stats]:
     statements = parse_kcql(kcql)
     stats = Stats.for_statements(statements)
     routes = [Route.compile(s) for s in statements]
-    return RecordPipeline(routes, decoder_for("json"), sender, stats, key_decoder_for("auto")), stats
+    return RecordPipeline(routes, build_codecs("json", "auto"), sender, stats), stats
 
 
 def raw(offset: int, value: bytes | None, partition: int = 0) -> RawRecord:
@@ -127,3 +127,92 @@ async def test_partitions_of_a_chunk_are_delivered_independently(
     assert outcome.delivered == [True, True, True, False, False]
     assert outcome.error is not None and outcome.error.where.partition == 1
     assert (outcome.failed_at.partition, outcome.failed_at.offset) == (1, 1)
+
+
+def key_raw(offset: int, key: bytes, value: bytes | None) -> RawRecord:
+    return RawRecord("t", 0, offset, key, value, (), None)
+
+
+async def test_tombstone_empty_sends_an_empty_body_without_content_format(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    pipe, stats = pipeline("INSERT INTO dev/{_key} SELECT n FROM t PROPERTIES(tombstone=empty)", sender)
+    outcome = await pipe.deliver([key_raw(0, b"a", doc(0)), key_raw(1, b"a", None)])
+    assert outcome.delivered == [True, True] and outcome.error is None
+    first, second = recorder.requests
+    assert (first.method, first.path, first.payload) == ("PUT", "/dev/a", b'{"n":0}')
+    assert (second.method, second.path, second.payload) == ("PUT", "/dev/a", b"")
+    assert second.content_format is None and first.content_format == 50
+    assert stats.tombstones_skipped == 0
+
+
+async def test_tombstone_delete_sends_a_delete_and_is_never_batched(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    pipe, stats = pipeline(
+        "INSERT INTO dev/{_key} SELECT n FROM t BATCH = 5 PROPERTIES(tombstone=delete);"
+        "INSERT INTO log SELECT n FROM t",
+        sender,
+    )
+    records = [
+        key_raw(0, b"a", doc(0)),
+        key_raw(1, b"a", None),
+        key_raw(2, b"a", doc(2)),
+        key_raw(3, b"a", doc(3)),
+    ]
+    outcome = await pipe.deliver(records)
+    assert outcome.delivered == [True] * 4 and outcome.error is None
+    assert [(r.method, r.payload) for r in recorder.requests_for("dev/a")] == [
+        ("PUT", b'[{"n":0}]'),
+        ("DELETE", b""),
+        ("PUT", b'[{"n":2},{"n":3}]'),
+    ]
+    assert [r.payload for r in recorder.requests_for("log")] == [b'{"n":0}', b'{"n":2}', b'{"n":3}']
+    assert stats.tombstones_skipped == 1  # the second statement skips it (the default)
+
+
+async def test_a_tombstone_cannot_fill_a_resource_template_from_the_value(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    pipe, _ = pipeline("INSERT INTO dev/{id} SELECT n FROM t PROPERTIES(tombstone=delete)", sender)
+    outcome = await pipe.deliver([raw(0, doc(0, id="x")), raw(1, None)])
+    assert outcome.delivered == [True, False]
+    assert isinstance(outcome.error, SelectError)
+    assert str(outcome.error).startswith("record t/0@1: ")
+    assert [r.method for r in recorder.requests] == ["PUT"]
+
+
+async def test_a_body_over_max_payload_fails_before_any_request(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    statements = parse_kcql("INSERT INTO big SELECT * FROM t")
+    pipe = RecordPipeline(
+        [Route.compile(s) for s in statements], build_codecs("json"), sender, Stats.for_statements(statements)
+    )
+    huge = json.dumps({"blob": "x" * (10 * 1024 * 1024)}).encode()
+    outcome = await pipe.deliver([raw(0, doc(0)), raw(1, huge), raw(2, doc(2))])
+    assert outcome.delivered == [True, False, False]
+    assert isinstance(outcome.error, DecodeError) and outcome.failed_at is not None
+    assert str(outcome.error) == (
+        "record t/0@1: statement 1: the JSON body is 10485771 bytes, more than "
+        "connect.coap.max.payload (1048576 bytes); not sent"
+    )
+    assert [r.payload for r in recorder.requests] == [b'{"n":0}']
+
+
+async def test_a_batch_closes_before_it_outgrows_max_payload(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    statements = parse_kcql("INSERT INTO b SELECT s FROM t BATCH = 10")
+    pipe = RecordPipeline(
+        [Route.compile(s) for s in statements],
+        build_codecs("json"),
+        sender,
+        Stats.for_statements(statements),
+        max_payload=100,
+    )
+    records = [raw(i, json.dumps({"s": "y" * 30}).encode()) for i in range(5)]  # 40-byte bodies
+    outcome = await pipe.deliver(records)
+    assert outcome.delivered == [True] * 5
+    assert [len(json.loads(r.payload)) for r in recorder.requests] == [2, 2, 1]
+    assert all(len(r.payload) <= 100 for r in recorder.requests)

@@ -1,17 +1,26 @@
-"""First-cut payload forms: schemaless JSON, String holding JSON, and `auto`."""
+"""Schemaless JSON, String holding JSON, `auto` detection, keys and the JSON body encoding."""
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
-from streamapp.codecs import decoder_for, key_decoder_for
+from streamapp.codecs import Decoder, build_codecs
+from streamapp.codecs.output import encode_json
 from streamapp.errors import DecodeError, RecordCoordinates
-from streamapp.pipeline import encode_json
 
 WHERE = RecordCoordinates("readings", 1, 7)
 SAMPLE = {"firstName": "John", "lastName": "Smith", "age": 30, "salary": 4830}
+
+
+def decoder_for(converter: str) -> Decoder:
+    return build_codecs(converter).value
+
+
+def key_decoder_for(converter: str) -> Decoder:
+    return build_codecs(key_converter=converter).key
 
 
 @pytest.mark.parametrize("converter", ["json", "string", "auto"])
@@ -38,6 +47,8 @@ def test_string_must_be_utf8() -> None:
         (b"not json", "Expecting value at line 1 column 1"),
         (b'{"a": NaN}', "NaN is not a JSON number"),
         (b"[Infinity]", "Infinity is not a JSON number"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b"1" * 5000, "Exceeds the limit (4300 digits)"),
     ],
 )
 def test_invalid_json_is_a_located_decode_error(converter: str, data: bytes, fragment: str) -> None:
@@ -47,22 +58,42 @@ def test_invalid_json_is_a_located_decode_error(converter: str, data: bytes, fra
     assert fragment in str(info.value)
 
 
-def test_auto_recognises_confluent_avro_and_refuses_it_for_now() -> None:
+def test_auto_recognises_confluent_avro_and_needs_a_registry() -> None:
     framed = b"\x00" + (42).to_bytes(4, "big") + b"\x02\x06abc"
-    with pytest.raises(DecodeError, match=r"Confluent Avro .*schema id 42.*not supported yet"):
+    with pytest.raises(DecodeError, match=r"Confluent Avro .*schema id 42.*schema.registry.url is not set"):
         decoder_for("auto")(framed, WHERE)
 
 
-def test_unknown_converter() -> None:
-    with pytest.raises(ValueError, match="no decoder for converter 'avro'"):
+def test_avro_without_a_registry_is_refused() -> None:
+    with pytest.raises(ValueError, match="avro converter needs a schema registry"):
         decoder_for("avro")
+
+
+def test_unknown_converter() -> None:
+    with pytest.raises(ValueError, match="no decoder for converter 'protobuf'"):
+        decoder_for("protobuf")
 
 
 def test_encoding_is_compact_utf8_json() -> None:
     assert encode_json({"name": "Zoë", "n": [1, None]}) == '{"name":"Zoë","n":[1,null]}'.encode()
 
 
-def test_keys_auto_refuses_avro_and_keeps_plain_text() -> None:
+def test_decimals_are_exact_numbers_or_strings() -> None:
+    value = {"price": Decimal("12345678901234567890.123456789"), "rate": Decimal("1.50"), "n": 1.5}
+    assert encode_json(value) == b'{"price":12345678901234567890.123456789,"rate":1.50,"n":1.5}'
+    assert encode_json(value, "string") == b'{"price":"12345678901234567890.123456789","rate":"1.50","n":1.5}'
+
+
+def test_encoding_still_refuses_what_json_cannot_hold() -> None:
+    with pytest.raises(ValueError):
+        encode_json({"x": float("nan")})
+    with pytest.raises(TypeError):
+        encode_json({"x": object()})
+    with pytest.raises(ValueError):
+        encode_json({"x": Decimal("NaN")})
+
+
+def test_keys_auto_without_registry_refuses_avro_and_keeps_plain_text() -> None:
     key_auto = key_decoder_for("auto")
     framed = b"\x00" + (7).to_bytes(4, "big") + b"\x02"
     with pytest.raises(DecodeError, match=r"readings/1@7: key looks like Confluent Avro .*schema id 7"):

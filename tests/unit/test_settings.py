@@ -102,10 +102,6 @@ def test_connect_keys_are_accepted_and_reported_as_ignored() -> None:
         ("connect.coap.error.policy", "RETRY"),
         ("connect.coap.error.policy", "NOOP"),
         ("connect.coap.max.inflight", "16"),
-        ("connect.coap.tombstone", "delete"),
-        ("value.converter", "io.confluent.connect.avro.AvroConverter"),
-        ("schema.registry.url", "http://127.0.0.1:8081"),
-        ("value.converter.schema.registry.url", "http://127.0.0.1:8081"),
         ("errors.deadletterqueue.topic.name", "dlq"),
         ("connect.progress.enabled", "true"),
     ],
@@ -182,3 +178,47 @@ def test_missing_properties_file() -> None:
         ConfigError, match=r"STREAMAPP_CONFIG: properties file '/nonexistent\.properties' does not"
     ):
         Settings.load({"STREAMAPP_CONFIG": "/nonexistent.properties"})
+
+
+def test_payload_keys() -> None:
+    s = Settings.from_mapping(
+        {
+            **BASE,
+            "value.converter": "io.confluent.connect.avro.AvroConverter",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter.schema.registry.url": "http://user:pa55@127.0.0.1:8081",
+            "connect.coap.tombstone": "DELETE",
+            "connect.coap.max.payload": "2048",
+            "connect.coap.decimal.format": "string",
+            "value.converter.schemas.enable": "true",
+        }
+    )
+    assert (s.value_converter, s.key_converter) == ("avro", "string")
+    assert s.registry_url == "http://user:pa55@127.0.0.1:8081"
+    assert (s.tombstone, s.max_payload, s.decimal_format) == ("delete", 2048, "string")
+    assert (s.value_envelope, s.key_envelope) == (True, None)
+    shown = dict((k, v) for k, v, _ in s.describe())
+    assert shown["schema.registry.url"] == "http://user:[hidden]@127.0.0.1:8081"
+    assert "pa55" not in repr(s.describe())
+
+
+def test_avro_needs_a_registry_url() -> None:
+    error = error_for({**BASE, "key.converter": "avro"})
+    assert str(error).startswith("schema.registry.url: is required when key.converter is Avro (from given)")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("schema.registry.url", "127.0.0.1:8081", "expected an http:// or https:// URL"),
+        ("schema.registry.url", "ftp://u:secret@h/", "'ftp://u:[hidden]@h/'"),
+        ("connect.coap.max.payload", "0", "expected a positive integer"),
+        ("connect.coap.decimal.format", "base64", "expected one of number, string"),
+        ("value.converter.schemas.enable", "yes", "expected true or false"),
+    ],
+)
+def test_payload_keys_are_validated(key: str, value: str, fragment: str) -> None:
+    error = error_for({**BASE, key: value})
+    assert str(error).startswith(f"{key}: ")
+    assert fragment in str(error)
+    assert "secret" not in str(error)

@@ -1,0 +1,106 @@
+"""Avro decoding with writer schemas fetched over HTTP by the real python-schema-registry-client from the
+test registry: golden files, the one-fetch-per-id cache, a registry that is down or does not know an id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streamapp.codecs import build_codecs
+from streamapp.codecs.avro import AvroDecoder, RegistrySource, SchemaCache
+from streamapp.codecs.output import encode_json
+from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.peers import free_port
+from tests.registry_server import SchemaRegistryServer
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "avro"
+WHERE = RecordCoordinates("readings", 0, 12)
+SCHEMA = {"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}
+
+
+def framed(schema_id: int, n: int) -> bytes:
+    zigzag = (n << 1) ^ (n >> 63)
+    body = bytearray()
+    while True:
+        byte, zigzag = zigzag & 0x7F, zigzag >> 7
+        body.append(byte | (0x80 if zigzag else 0))
+        if not zigzag:
+            return b"\x00" + schema_id.to_bytes(4, "big") + bytes(body)
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.input")))
+async def test_golden(case: str, registry: SchemaRegistryServer) -> None:
+    """Golden input bytes, re-framed with the id the registry gave their schema, render the expected JSON."""
+    schema_id = registry.register(f"{case}-value", (GOLDEN / f"{case}.avsc").read_text())
+    data = (GOLDEN / f"{case}.input").read_bytes()
+    data = b"\x00" + schema_id.to_bytes(4, "big") + data[5:]
+    codecs = build_codecs("avro", registry_url=registry.url)
+    await codecs.prefetch([data])
+    assert encode_json(codecs.value(data, WHERE)) == (GOLDEN / f"{case}.expected").read_bytes()
+
+
+async def test_ten_thousand_records_with_one_schema_id_cause_one_fetch(
+    registry: SchemaRegistryServer,
+) -> None:
+    schema_id = registry.register("readings-value", json.dumps(SCHEMA))
+    cache = SchemaCache(RegistrySource(registry.url))
+    decode = AvroDecoder(cache)
+    records = [framed(schema_id, n) for n in range(10_000)]
+    decoded = []
+    for start in range(0, len(records), 100):  # chunks, as the pipeline prefetches them
+        chunk = records[start : start + 100]
+        await cache.prefetch(chunk)
+        decoded.extend(decode(data, WHERE)["n"] for data in chunk)
+    assert decoded == list(range(10_000))
+    assert registry.fetches[schema_id] == 1
+    assert cache.fetches == 1
+
+
+async def test_unknown_schema_id_is_a_poison_record(registry: SchemaRegistryServer) -> None:
+    codecs = build_codecs("avro", registry_url=registry.url)
+    data = framed(777, 1)
+    await codecs.prefetch([data])
+    with pytest.raises(DecodeError) as info:
+        codecs.value(data, WHERE)
+    assert str(info.value) == (
+        f"record readings/0@12: Avro value: schema id 777 is not in the schema registry {registry.url}"
+    )
+    assert info.value.retriable is False
+
+
+async def test_registry_unreachable_is_retriable_and_recovers(registry: SchemaRegistryServer) -> None:
+    schema_id = registry.register("readings-value", json.dumps(SCHEMA))
+    data = framed(schema_id, 5)
+    codecs = build_codecs("auto", registry_url=registry.url)
+    registry.fail(503)
+    await codecs.prefetch([data])
+    with pytest.raises(DecodeError, match="answered HTTP 503 for schema id") as info:
+        codecs.value(data, WHERE)
+    assert info.value.retriable is True
+    registry.fail(None)
+    await codecs.prefetch([data])
+    assert codecs.value(data, WHERE) == {"n": 5}
+
+
+async def test_nobody_listening_is_retriable_and_hides_credentials() -> None:
+    url = f"http://ops:s3cret@127.0.0.1:{free_port()}"
+    codecs = build_codecs("avro", registry_url=url)
+    data = framed(1, 1)
+    await codecs.prefetch([data])
+    with pytest.raises(
+        DecodeError, match=r"Avro value: schema registry http://127\.0\.0\.1:\d+ unreachable: "
+    ) as info:
+        codecs.value(data, WHERE)
+    assert info.value.retriable is True
+    assert "s3cret" not in str(info.value)
+
+
+async def test_a_json_schema_id_is_refused(registry: SchemaRegistryServer) -> None:
+    schema_id = registry.register("doc-value", json.dumps({"type": "object"}), schema_type="JSON")
+    codecs = build_codecs("avro", registry_url=registry.url)
+    data = framed(schema_id, 1)
+    await codecs.prefetch([data])
+    with pytest.raises(DecodeError, match=f"schema id {schema_id} is a JSON schema, not Avro"):
+        codecs.value(data, WHERE)
