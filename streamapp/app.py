@@ -8,6 +8,7 @@ from __future__ import annotations
 import faust
 
 import agents
+from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
 from streamapp.logs import configure_logging
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> faust.App:
         timeout_s=settings.request_timeout_s,
         tombstone=settings.tombstone,
     )
-    sender = CoapSender(settings.uri, defaults, loop=app.loop)
+    sender = CoapSender(settings.uri, defaults, dtls_options(settings), loop=app.loop)
     app.service(sender)
     stats = Stats.for_statements(settings.statements)
     codecs = build_codecs(

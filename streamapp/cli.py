@@ -12,8 +12,11 @@ from streamapp.settings import CONFIG_ENV, Settings
 
 def check(_args: argparse.Namespace) -> int:
     """Print the resolved configuration and every compiled route, or the first error in one line."""
+    from streamapp.coap.security import dtls_options, unused_dtls_keys
+
     try:
         settings = Settings.load()
+        dtls = dtls_options(settings)
     except ConfigError as exc:
         print(f"streamapp: configuration error: {exc}", file=sys.stderr)
         return 1
@@ -24,6 +27,11 @@ def check(_args: argparse.Namespace) -> int:
         print(f"  {key:<{width}} = {value}    [{source}]")
     for name in settings.ignored:
         print(f"  ignored: {name} (not a streamapp key)")
+    for name in unused_dtls_keys(settings):
+        print(f"  ignored: {name} (DTLS only: the URI is coap://)")
+    if dtls is not None:
+        suites = ", ".join(dtls.suites or dtls.default_suites)
+        print(f"DTLS: {dtls.credentials.description}; cipher suites {suites}")
     print("routes:")
     for statement in settings.statements:
         fields = ", ".join(str(f) for f in statement.fields)

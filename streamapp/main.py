@@ -10,8 +10,7 @@ from streamapp.settings import Settings
 
 try:
     settings = Settings.load()
+    app = create_app(settings)  # reads the DTLS key and certificate files
 except ConfigError as exc:
     print(f"streamapp: configuration error: {exc}", file=sys.stderr)
     raise SystemExit(1) from None
-
-app = create_app(settings)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import javaproperties
 
+from streamapp.coap.suites import check_suite_names
 from streamapp.errors import ConfigError, KcqlError
 from streamapp.kcql import Statement, parse_kcql
 from streamapp.kcql.model import STATEMENT_PROPERTIES
@@ -179,8 +180,6 @@ def _unsupported_unless(default: Any, reason: str) -> Callable[[Any], str | None
     return check
 
 
-DTLS_LATER = "DTLS (coaps://) is not supported yet"
-
 REQUIRED = object()
 
 
@@ -225,15 +224,13 @@ KEYS: tuple[Key, ...] = (
         REQUIRED,
         "Base URI of the CoAP server: coap://host[:port][/base/path]. Each statement's resource is appended.",
         validate=_coap_uri,
-        unsupported=lambda v: DTLS_LATER if v.startswith("coaps:") else None,
     ),
     Key("connect.coap.kcql", _parse_str, REQUIRED, "KCQL statements, separated by ';'."),
     Key(
         "connect.coap.host",
         _parse_str,
         "localhost",
-        "Local address the DTLS client binds to.",
-        unsupported=_unsupported_unless("localhost", DTLS_LATER),
+        "Local address the DTLS client binds to (only when set: by default the system chooses).",
     ),
     Key(
         "connect.coap.port",
@@ -241,42 +238,36 @@ KEYS: tuple[Key, ...] = (
         0,
         "Local port the DTLS client binds to (0 = any).",
         validate=_port_range,
-        unsupported=_unsupported_unless(0, DTLS_LATER),
     ),
     Key(
         "connect.coap.username",
         _parse_str,
         None,
         "DTLS PSK identity.",
-        unsupported=_unsupported_unless(None, DTLS_LATER),
     ),
     Key(
         "connect.coap.password",
         _parse_secret,
         None,
         "DTLS PSK secret.",
-        unsupported=_unsupported_unless(None, DTLS_LATER),
     ),
     Key(
         "connect.coap.private.key.file",
         _parse_str,
         None,
         "PEM private key (PKCS#8, EC or RSA) for DTLS.",
-        unsupported=_unsupported_unless(None, DTLS_LATER),
     ),
     Key(
         "connect.coap.public.key.file",
         _parse_str,
         None,
-        "PEM public key / certificate for DTLS.",
-        unsupported=_unsupported_unless(None, DTLS_LATER),
+        "PEM certificate (chain, leaf first) for DTLS, with connect.coap.private.key.file.",
     ),
     Key(
         "connect.coap.keystore.path",
         _parse_str,
         None,
         "JKS or PKCS#12 keystore holding the client key and certificate chain.",
-        unsupported=_unsupported_unless(None, DTLS_LATER),
     ),
     Key("connect.coap.keystore.pass", _parse_secret, Secret("rootPass"), "Keystore password."),
     Key(
@@ -284,7 +275,6 @@ KEYS: tuple[Key, ...] = (
         _parse_str,
         None,
         "JKS or PKCS#12 truststore with the trusted certificates.",
-        unsupported=_unsupported_unless(None, DTLS_LATER),
     ),
     Key("connect.coap.truststore.pass", _parse_secret, Secret("rootPass"), "Truststore password."),
     Key(
@@ -292,14 +282,26 @@ KEYS: tuple[Key, ...] = (
         _parse_list,
         (),
         "Aliases of the trusted certificates in the truststore (empty = all).",
-        unsupported=_unsupported_unless((), DTLS_LATER),
     ),
     Key(
         "connect.coap.cert.chain.key",
         _parse_str,
         "client",
         "Alias of the key entry in the keystore.",
-        unsupported=_unsupported_unless("client", DTLS_LATER),
+    ),
+    Key(
+        "connect.coap.cipher.suites",
+        _parse_list,
+        (),
+        "DTLS cipher suites to offer, IANA names (empty = every suite of the credentials' kind).",
+        validate=check_suite_names,
+    ),
+    Key(
+        "connect.coap.handshake.timeout",
+        _parse_int,
+        8000,
+        "Milliseconds a DTLS handshake may take (a wrong PSK shows as silence until then).",
+        validate=_positive,
     ),
     Key(
         "connect.coap.error.policy",

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from streamapp.peers import LibcoapServer, TansuBroker
+from tests.certs import pki_fixture  # noqa: F401  (the session fixture `pki`: a test PKI)
 from tests.recording_server import RecordingCoapServer
 from tests.registry_server import SchemaRegistryServer
 from tests.worker import WorkerProcess

@@ -15,6 +15,7 @@ import aiocoap
 import mode
 from aiocoap.numbers.codes import Code
 
+from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
 from streamapp.errors import DeliveryError, RecordCoordinates
 
 #: 4.xx codes that mean "try again later" rather than "this request is wrong".
@@ -56,8 +57,15 @@ class RequestOptions:
 class CoapSender(mode.Service):
     """Owns the aiocoap client context for the worker's lifetime."""
 
-    def __init__(self, base_uri: str, options: RequestOptions | None = None, **kwargs: object) -> None:
+    def __init__(
+        self,
+        base_uri: str,
+        options: RequestOptions | None = None,
+        dtls: DtlsOptions | None = None,
+        **kwargs: object,
+    ) -> None:
         super().__init__(**kwargs)
+        self._dtls = dtls
         parts = urlsplit(base_uri)
         self.base_uri = base_uri
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
@@ -69,7 +77,11 @@ class CoapSender(mode.Service):
         # aiocoap logs every message at DEBUG; `faust worker` sets the root logger low, and building those
         # records costs ~12 % of throughput (DESIGN.md §8). Pin aiocoap's loggers.
         logging.getLogger("coap").setLevel(logging.INFO)
-        self._context = await aiocoap.Context.create_client_context()
+        if self._dtls is None:
+            self._context = await aiocoap.Context.create_client_context()
+        else:
+            self._context = await aiocoap.Context.create_client_context(transports=["udp6"])
+            await add_dtls_transport(self._context, self._dtls)
 
     async def on_stop(self) -> None:
         if self._context is not None:

@@ -74,7 +74,16 @@ def test_check_prints_config_with_secrets_hidden_and_routes(tmp_path: Path) -> N
         ),
         (
             {"CONNECT_COAP_URI": "coaps://h", "CONNECT_COAP_KCQL": KCQL},
-            "connect.coap.uri: DTLS (coaps://) is not supported yet",
+            "connect.coap.username: coaps:// needs",
+        ),
+        (
+            {
+                "CONNECT_COAP_URI": "coaps://h",
+                "CONNECT_COAP_KCQL": KCQL,
+                "CONNECT_COAP_KEYSTORE_PATH": "/nonexistent/client.p12",
+                "CONNECT_COAP_TRUSTSTORE_PATH": "/nonexistent/trust.p12",
+            },
+            "connect.coap.keystore.path: file '/nonexistent/client.p12' does not exist",
         ),
     ],
 )
@@ -86,6 +95,23 @@ def test_check_explains_a_broken_config_in_one_line(env: dict[str, str], line: s
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("streamapp: configuration error: ")
     assert line in lines[0]
+
+
+def test_worker_refuses_unusable_dtls_credentials_with_the_same_line() -> None:
+    result = run(
+        [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"],
+        {
+            "CONNECT_COAP_URI": "coaps://h",
+            "CONNECT_COAP_KCQL": KCQL,
+            "CONNECT_COAP_KEYSTORE_PATH": "/nonexistent/client.p12",
+            "CONNECT_COAP_TRUSTSTORE_PATH": "/nonexistent/trust.p12",
+        },
+    )
+    assert result.returncode != 0
+    assert (
+        "streamapp: configuration error: connect.coap.keystore.path: file '/nonexistent/client.p12' "
+        "does not exist" in result.stderr
+    )
 
 
 def test_worker_refuses_a_broken_config_with_the_same_line() -> None:

@@ -17,7 +17,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streamapp.peers import LibcoapServer, PeerError, TansuBroker, async_wait_until, free_port, wait_until
+from streamapp.peers import (
+    CoapsCredentials,
+    DtlsHandshakeError,
+    LibcoapServer,
+    PeerError,
+    TansuBroker,
+    async_wait_until,
+    free_port,
+    wait_until,
+)
+from tests.certs import Pki
 from tests.recording_server import Recorded, RecordingCoapServer
 
 pytestmark = pytest.mark.timeout(120)
@@ -313,3 +323,127 @@ async def test_recorder_delay_holds_answers_back(
     started = time.monotonic()
     assert (await coap_request(coap_client, Code.PUT, f"{recorder.uri}/slow", b"1")).code == Code.CHANGED
     assert time.monotonic() - started >= 0.3
+
+
+# -- libcoap DTLS servers (coap-server-openssl / -gnutls) ----------------------------------------------------
+
+PSK = b"streamapp-test-psk"
+
+
+# What each server logs at -v 9 once it negotiated TLS_PSK_WITH_AES_128_CCM_8.
+_CCM8_LOG_LINE = {
+    "openssl": "Using cipher: PSK-AES128-CCM8",
+    "gnutls": "Selected cipher suite: GNUTLS_PSK_AES_128_CCM_8",
+}
+
+
+@pytest.mark.parametrize("flavour", ["openssl", "gnutls"])
+def test_libcoap_dtls_psk_ccm8_put_then_get(tmp_path: Path, flavour: Literal["openssl", "gnutls"]) -> None:
+    log = tmp_path / "coap-server.log"
+    client = CoapsCredentials(psk=PSK, identity="streamapp", flavour="gnutls", ccm8_only=True)
+    server = LibcoapServer(
+        flavour=flavour, psk=PSK, client_credentials=client, log_path=log, extra_args=["-v", "9"]
+    )
+    with server:
+        assert server.dtls_port == server.port + 1
+        assert server.coaps_uri == f"coaps://127.0.0.1:{server.port + 1}"
+        assert server.put("sensors/room1", b'{"t": 21}', content_format=50, dtls=True) == "2.01"
+        assert server.get("sensors/room1", dtls=True) == b'{"t": 21}'
+        assert server.get("sensors/room1") == b'{"t": 21}'  # plain CoAP on P sees the same resources
+    assert _CCM8_LOG_LINE[flavour] in log.read_text(errors="replace")  # read once the server has flushed
+
+
+@pytest.mark.parametrize("flavour", ["openssl", "gnutls"])
+def test_libcoap_dtls_wrong_psk_fails_without_alert(flavour: Literal["openssl", "gnutls"]) -> None:
+    with LibcoapServer(flavour=flavour, psk=PSK) as server:
+        server.put("x", b"1")
+        started = time.monotonic()
+        with pytest.raises(DtlsHandshakeError, match="no alert came") as failed:
+            server.get("x", timeout=1, dtls=CoapsCredentials(psk=b"not the key", identity="streamapp"))
+        assert failed.value.alert is None  # the server stays silent: the client can only time out
+        assert time.monotonic() - started < 5
+        assert server.get("x", dtls=CoapsCredentials(psk=PSK, identity="streamapp")) == b"1"
+
+
+def test_libcoap_dtls_psk_identities_refuse_an_unknown_identity() -> None:
+    identities = {"alice": b"alice's key", "bob": b"bob's key"}
+    with LibcoapServer(flavour="gnutls", psk_identities=identities) as server:
+        assert server.put("x", b"a", dtls=CoapsCredentials(psk=b"alice's key", identity="alice")) == "2.01"
+        assert server.get("x", dtls=CoapsCredentials(psk=b"bob's key", identity="bob")) == b"a"
+        with pytest.raises(DtlsHandshakeError):  # bob's key under alice's name
+            server.get("x", timeout=1, dtls=CoapsCredentials(psk=b"bob's key", identity="alice"))
+        with pytest.raises(DtlsHandshakeError):  # an identity that is not listed, with a listed key
+            server.get("x", timeout=1, dtls=CoapsCredentials(psk=b"alice's key", identity="mallory"))
+
+
+def test_libcoap_dtls_x509_mutual_auth(pki: Pki) -> None:
+    client = CoapsCredentials(cert=pki.client_cert, key=pki.client_key, ca=pki.ca)
+    # A certificate from a CA the server does not know, presented as a client certificate.
+    rogue = CoapsCredentials(cert=pki.untrusted_server_cert, key=pki.untrusted_server_key, ca=pki.ca)
+    server_files = {"cert": pki.server_cert, "key": pki.server_key, "ca": pki.ca}
+    with LibcoapServer(flavour="openssl", client_credentials=client, **server_files) as server:
+        assert server.put("a/b", b"over coaps", dtls=True) == "2.01"
+        assert server.get("a/b", dtls=True) == b"over coaps"
+        started = time.monotonic()
+        with pytest.raises(DtlsHandshakeError, match="unknown CA") as failed:
+            server.get("a/b", dtls=rogue)
+        assert failed.value.alert == "unknown CA"
+        assert time.monotonic() - started < 2  # a fatal alert: no waiting for the timeout
+    with LibcoapServer(flavour="openssl", verify_peer=False, **server_files) as lenient:
+        assert lenient.put("c", b"any client cert", dtls=rogue) == "2.01"
+
+
+def test_libcoap_with_loss_still_answers_some_requests() -> None:
+    answered = lost = 0
+
+    def enough_of_both() -> bool:
+        nonlocal answered, lost
+        try:
+            result = server.request("get", "/", timeout=1, confirmable=False)  # NON: a drop is not retried
+        except TimeoutError:
+            lost += 1
+        else:
+            assert result.code == "2.05"
+            answered += 1
+        return answered >= 3 and lost >= 1
+
+    with LibcoapServer(loss="20%") as server:
+        wait_until(enough_of_both, timeout=8, interval=0, what="answered and dropped responses")
+
+
+def test_libcoap_dtls_restart_on_the_same_ports() -> None:
+    client = CoapsCredentials(psk=PSK, identity="streamapp")
+    with LibcoapServer(flavour="openssl", psk=PSK, client_credentials=client) as server:
+        ports, first_pid = (server.port, server.dtls_port), server.pid
+        server.put("kept", b"1", dtls=True)
+
+        server.stop()
+        assert server.pid is None
+        server.start()
+        assert (server.port, server.dtls_port) == ports
+        assert server.get("kept", dtls=True) is None  # a new process: resources are gone
+        server.put("kept", b"2", dtls=True)
+
+        server.restart()
+        assert (server.port, server.dtls_port) == ports
+        assert server.pid not in (None, first_pid)
+        assert server.get("kept", dtls=True) is None
+        assert server.put("kept", b"3", dtls=True) == "2.01"
+        assert server.get("kept") == b"3"
+
+
+def test_libcoap_dtls_options_are_checked_up_front(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"1\.\.64 bytes"):  # libcoap would silently use only 64 of them
+        LibcoapServer(flavour="openssl", psk=b"k" * 65)
+    with pytest.raises(ValueError, match="flavour='openssl' or 'gnutls'"):
+        LibcoapServer(psk=PSK)
+    with pytest.raises(ValueError, match="without ','"):
+        LibcoapServer(flavour="gnutls", psk_identities={"a,b": PSK})
+    with pytest.raises(ValueError, match="only apply together with cert"):
+        LibcoapServer(flavour="openssl", psk=PSK, ca=tmp_path / "ca.crt")
+    with pytest.raises(ValueError, match="needs an identity"):
+        CoapsCredentials(psk=PSK)
+    with pytest.raises(ValueError, match="ccm8_only needs flavour='gnutls'"):
+        CoapsCredentials(psk=PSK, identity="x", ccm8_only=True)
+    with pytest.raises(PeerError, match="no DTLS port"):
+        _ = LibcoapServer().dtls_port

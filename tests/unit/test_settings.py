@@ -95,10 +95,6 @@ def test_connect_keys_are_accepted_and_reported_as_ignored() -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("connect.coap.uri", "coaps://127.0.0.1:5684"),
-        ("connect.coap.username", "device"),
-        ("connect.coap.password", "secret"),
-        ("connect.coap.keystore.path", "/k.jks"),
         ("connect.coap.error.policy", "RETRY"),
         ("connect.coap.error.policy", "NOOP"),
         ("connect.coap.max.inflight", "16"),
@@ -222,3 +218,27 @@ def test_payload_keys_are_validated(key: str, value: str, fragment: str) -> None
     assert str(error).startswith(f"{key}: ")
     assert fragment in str(error)
     assert "secret" not in str(error)
+
+
+def test_dtls_keys() -> None:
+    s = Settings.from_mapping(
+        {
+            **BASE,
+            "connect.coap.uri": "coaps://gw.example:5684",
+            "connect.coap.username": "device-7",
+            "connect.coap.password": "Sup3r-S3cret",
+            "connect.coap.cipher.suites": "tls_psk_with_aes_128_ccm_8, TLS_PSK_WITH_AES_128_CBC_SHA256",
+            "connect.coap.handshake.timeout": "5000",
+        }
+    )
+    assert s["connect.coap.cipher.suites"] == (
+        "tls_psk_with_aes_128_ccm_8",
+        "TLS_PSK_WITH_AES_128_CBC_SHA256",
+    )
+    assert "Sup3r-S3cret" not in repr(s.describe())
+
+
+def test_unknown_cipher_suite_lists_the_known_ones() -> None:
+    error = error_for({**BASE, "connect.coap.cipher.suites": "TLS_RSA_WITH_NULL_MD5"})
+    assert str(error).startswith("connect.coap.cipher.suites: unknown cipher suite 'TLS_RSA_WITH_NULL_MD5'")
+    assert "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in str(error)

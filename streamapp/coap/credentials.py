@@ -1,0 +1,336 @@
+"""DTLS credentials for ``coaps://``: a PSK, or an X.509 certificate chain and key, plus the trusted CAs.
+
+The sources and their order follow stream-reactor: ``connect.coap.username``/``password`` (PSK), else the
+PEM files ``connect.coap.private.key.file``/``public.key.file``, else the keystore
+``connect.coap.keystore.path``. Stores are recognised by content, not by name: JKS and JCEKS (``pyjks``),
+PKCS#12 (``cryptography``) and, for truststores, a PEM bundle. Everything is parsed and checked with
+``cryptography`` and handed to Mbed TLS as DER, so that a bad file fails at start-up with a ``ConfigError``
+naming the key instead of in the middle of a handshake. No message, description or repr carries a password,
+the PSK or key material.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import jks
+import mbedtls.pk
+import mbedtls.tls
+import mbedtls.x509
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from streamapp.errors import ConfigError
+
+USERNAME = "connect.coap.username"
+PASSWORD = "connect.coap.password"
+PRIVATE_KEY_FILE = "connect.coap.private.key.file"
+PUBLIC_KEY_FILE = "connect.coap.public.key.file"
+KEYSTORE_PATH = "connect.coap.keystore.path"
+TRUSTSTORE_PATH = "connect.coap.truststore.path"
+CERTS = "connect.coap.certs"
+CERT_CHAIN_KEY = "connect.coap.cert.chain.key"
+
+_JAVA_MAGIC = {b"\xfe\xed\xfe\xed": "JKS", b"\xce\xce\xce\xce": "JCEKS"}
+_BAD_STORE = "wrong password or corrupt keystore"
+
+CertificateChain = tuple[tuple[mbedtls.x509.CRT, ...], mbedtls.pk.ECC | mbedtls.pk.RSA]
+
+
+@dataclass(frozen=True, repr=False)
+class DtlsCredentials:
+    """What the DTLS client presents (PSK and/or certificate chain) and what it trusts."""
+
+    mode: Literal["psk", "x509"]
+    psk: tuple[str, bytes] | None
+    certificate_chain: CertificateChain | None
+    trust_store: mbedtls.tls.TrustStore | None
+    description: str
+
+    def __repr__(self) -> str:
+        # The default repr would print the PSK, and str() of an mbedtls key is its PEM.
+        return f"DtlsCredentials({self.description})"
+
+
+def load_credentials(
+    *,
+    username: str | None,
+    password: str | None,
+    private_key_file: str | None,
+    public_key_file: str | None,
+    keystore_path: str | None,
+    keystore_pass: str,
+    truststore_path: str | None,
+    truststore_pass: str,
+    certs: tuple[str, ...],
+    cert_chain_key: str,
+) -> DtlsCredentials:
+    """Load and check the credentials; raise ``ConfigError`` naming the key at fault.
+
+    Like stream-reactor, a PSK or PEM files take precedence over a keystore; a keystore so passed over is
+    named in the description rather than silently dropped.
+    """
+    if certs and not truststore_path:
+        raise ConfigError(CERTS, f"selects trusted aliases, but {TRUSTSTORE_PATH} is not set")
+    unused = f" ({KEYSTORE_PATH} unused)" if keystore_path else ""
+    if username:
+        if not password:
+            raise ConfigError(PASSWORD, f"the PSK identity {username!r} ({USERNAME}) needs a PSK secret")
+        parts = [f"PSK identity {username!r}"]
+        chain = None
+        if private_key_file or public_key_file:
+            chain, summary = _pem_identity(private_key_file, public_key_file)
+            parts.append(summary)
+        trust = None
+        if truststore_path:
+            trust, summary = _truststore(truststore_path, truststore_pass, certs)
+            parts.append(summary)
+        return DtlsCredentials("psk", (username, password.encode()), chain, trust, "; ".join(parts) + unused)
+    if private_key_file or public_key_file:
+        chain, summary = _pem_identity(private_key_file, public_key_file)
+        summary += unused
+    elif keystore_path:
+        chain, summary = _keystore_identity(keystore_path, keystore_pass, cert_chain_key)
+    else:
+        raise ConfigError(
+            USERNAME,
+            f"coaps:// needs DTLS credentials: a PSK ({USERNAME} and {PASSWORD}), PEM files "
+            f"({PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE}) or a keystore ({KEYSTORE_PATH})",
+        )
+    if not truststore_path:
+        raise ConfigError(
+            TRUSTSTORE_PATH,
+            "X.509 DTLS needs a truststore with the CA certificates the server's certificate must chain to",
+        )
+    trust, trust_summary = _truststore(truststore_path, truststore_pass, certs)
+    return DtlsCredentials("x509", None, chain, trust, f"X.509 {summary}; {trust_summary}")
+
+
+# --- own identity -----------------------------------------------------------------------------------------
+
+
+def _pem_identity(private_key_file: str | None, public_key_file: str | None) -> tuple[CertificateChain, str]:
+    for key, value in ((PUBLIC_KEY_FILE, public_key_file), (PRIVATE_KEY_FILE, private_key_file)):
+        if not value:
+            raise ConfigError(key, f"both {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE} are needed")
+    assert private_key_file and public_key_file  # for the type checker
+    certs_pem = _read(PUBLIC_KEY_FILE, public_key_file)
+    try:
+        chain = x509.load_pem_x509_certificates(certs_pem)
+    except ValueError:
+        hint = " (a raw public key is not supported)" if b"PUBLIC KEY-----" in certs_pem else ""
+        raise ConfigError(
+            PUBLIC_KEY_FILE, f"no PEM certificate in '{public_key_file}'{hint}: give the certificate chain"
+        ) from None
+    key_pem = _read(PRIVATE_KEY_FILE, private_key_file)
+    if b"ENCRYPTED" in key_pem:
+        raise ConfigError(PRIVATE_KEY_FILE, f"'{private_key_file}' is encrypted; give an unencrypted key")
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except UnsupportedAlgorithm:
+        raise ConfigError(PRIVATE_KEY_FILE, f"'{private_key_file}': unsupported key type") from None
+    except (ValueError, TypeError):
+        hint = " (it holds a certificate: are the files swapped?)" if b"CERTIFICATE-----" in key_pem else ""
+        raise ConfigError(
+            PRIVATE_KEY_FILE,
+            f"no PEM private key in '{private_key_file}' (expected PKCS#8 'BEGIN PRIVATE KEY', "
+            f"or 'BEGIN EC PRIVATE KEY' / 'BEGIN RSA PRIVATE KEY'){hint}",
+        ) from None
+    source = f"from PEM files '{public_key_file}' and '{private_key_file}'"
+    return _identity(chain, key, source, cert_key=PUBLIC_KEY_FILE, key_key=PRIVATE_KEY_FILE)
+
+
+def _keystore_identity(path: str, password: str, alias: str) -> tuple[CertificateChain, str]:
+    data = _read(KEYSTORE_PATH, path)
+    kind = _JAVA_MAGIC.get(data[:4])
+    if kind:
+        store = _java_store(KEYSTORE_PATH, path, data, password)
+        found = {name.lower(): entry for name, entry in store.entries.items()}
+        entry = found.get(alias.lower())
+        if entry is None:
+            raise _alias_missing(alias, path, list(store.entries))
+        if not isinstance(entry, jks.PrivateKeyEntry):
+            raise ConfigError(CERT_CHAIN_KEY, f"entry {alias!r} in '{path}' is not a private-key entry")
+        if not entry.is_decrypted():
+            raise ConfigError(
+                KEYSTORE_PATH, f"the key {alias!r} in '{path}' is not protected by the keystore password"
+            )
+        try:
+            key = serialization.load_der_private_key(entry.pkey_pkcs8, password=None)
+            chain = [x509.load_der_x509_certificate(der) for _, der in entry.cert_chain]
+        except UnsupportedAlgorithm:
+            raise ConfigError(KEYSTORE_PATH, f"the key {alias!r} in '{path}': unsupported type") from None
+        except ValueError:
+            raise ConfigError(KEYSTORE_PATH, f"the entry {alias!r} in '{path}' cannot be parsed") from None
+    elif data.lstrip().startswith(b"-----BEGIN"):
+        raise ConfigError(
+            KEYSTORE_PATH,
+            f"'{path}' is a PEM file, not a keystore: use {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE} for PEM",
+        )
+    else:
+        kind = "PKCS#12"
+        bundle = _pkcs12(KEYSTORE_PATH, path, data, password)
+        named = [name for c in bundle.additional_certs if (name := _friendly(c))]
+        key_alias = (_friendly(bundle.cert) if bundle.cert else None) or "(unnamed)"
+        if bundle.key is None or bundle.cert is None or key_alias.lower() != alias.lower():
+            if alias.lower() in (name.lower() for name in named):
+                raise ConfigError(CERT_CHAIN_KEY, f"entry {alias!r} in '{path}' is not a private-key entry")
+            raise _alias_missing(alias, path, ([key_alias] if bundle.key else []) + named)
+        key = bundle.key
+        chain = _order_chain(bundle.cert.certificate, [c.certificate for c in bundle.additional_certs])
+    source = f"from {kind} keystore '{path}' alias {alias!r}"
+    return _identity(chain, key, source, cert_key=KEYSTORE_PATH, key_key=KEYSTORE_PATH)
+
+
+def _identity(
+    chain: list[x509.Certificate], key: PrivateKeyTypes, source: str, *, cert_key: str, key_key: str
+) -> tuple[CertificateChain, str]:
+    """Check that the leaf matches the key and is still valid; convert both for Mbed TLS."""
+    if not chain:
+        raise ConfigError(cert_key, f"no certificate {source}")
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        key_type, mbedtls_key = f"EC {key.curve.name}", mbedtls.pk.ECC
+    elif isinstance(key, rsa.RSAPrivateKey):
+        key_type, mbedtls_key = f"RSA {key.key_size}", mbedtls.pk.RSA
+    else:
+        raise ConfigError(key_key, f"unsupported key type {type(key).__name__} {source}: EC or RSA only")
+    leaf = chain[0]
+    subject = leaf.subject.rfc4514_string()
+    if _spki(leaf.public_key()) != _spki(key.public_key()):
+        raise ConfigError(cert_key, f"the certificate {subject!r} does not match the private key {source}")
+    if leaf.not_valid_after_utc < dt.datetime.now(dt.UTC):
+        raise ConfigError(
+            cert_key, f"the certificate {subject!r} {source} expired (notAfter {leaf.not_valid_after_utc})"
+        )
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        crts = tuple(mbedtls.x509.CRT.from_DER(_der(cert)) for cert in chain)
+        loaded = mbedtls_key.from_DER(der)
+    except Exception:  # mbedtls raises TLSError: e.g. on an EC curve Mbed TLS does not implement
+        raise ConfigError(key_key, f"Mbed TLS cannot use the {key_type} key {source}") from None
+    return (crts, loaded), f"certificate {subject!r} (chain of {len(chain)}), {key_type} key, {source}"
+
+
+def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
+    """Leaf first, then each issuer found among ``others`` (a PKCS#12 bag has no order)."""
+    chain, pool = [leaf], list(others)
+    while chain[-1].issuer != chain[-1].subject:
+        issuer = next((c for c in pool if c.subject == chain[-1].issuer), None)
+        if issuer is None:
+            break
+        chain.append(issuer)
+        pool.remove(issuer)
+    return chain
+
+
+# --- truststore -------------------------------------------------------------------------------------------
+
+
+def _truststore(path: str, password: str, aliases: tuple[str, ...]) -> tuple[mbedtls.tls.TrustStore, str]:
+    data = _read(TRUSTSTORE_PATH, path)
+    kind = _JAVA_MAGIC.get(data[:4])
+    entries: list[tuple[str | None, bytes]]
+    if kind:
+        store = _java_store(TRUSTSTORE_PATH, path, data, password)
+        entries = [(a, e.cert) for a, e in store.entries.items() if isinstance(e, jks.TrustedCertEntry)]
+    elif data.lstrip().startswith(b"-----BEGIN"):
+        kind = "PEM"
+        if aliases:
+            raise ConfigError(CERTS, f"'{path}' is a PEM bundle, which has no aliases to select from")
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise ConfigError(TRUSTSTORE_PATH, f"no PEM certificate in '{path}'") from None
+        entries = [(None, _der(c)) for c in certs]
+    else:
+        kind = "PKCS#12"
+        bundle = _pkcs12(TRUSTSTORE_PATH, path, data, password)
+        entries = [(_friendly(c), _der(c.certificate)) for c in bundle.additional_certs]
+    if not entries:
+        raise ConfigError(TRUSTSTORE_PATH, f"the {kind} truststore '{path}' holds no trusted certificate")
+    if aliases:
+        present = {a.lower(): a for a, _ in entries if a}
+        missing = [a for a in aliases if a.lower() not in present]
+        if missing:
+            raise ConfigError(
+                CERTS,
+                f"alias(es) {', '.join(map(repr, missing))} not in the truststore '{path}'; "
+                f"it holds: {', '.join(sorted(present.values())) or 'no named entries'}",
+            )
+        wanted = {a.lower() for a in aliases}
+        entries = [(a, der) for a, der in entries if a and a.lower() in wanted]
+    trust = mbedtls.tls.TrustStore()
+    try:
+        for _, der in entries:
+            trust.add(mbedtls.x509.CRT.from_DER(der))
+    except Exception:  # mbedtls raises TLSError on a certificate it cannot parse
+        raise ConfigError(TRUSTSTORE_PATH, f"Mbed TLS cannot parse a certificate in '{path}'") from None
+    names = ", ".join(a for a, _ in entries if a)
+    return trust, f"trusting {len(trust)} certificate(s) from {kind} truststore '{path}'" + (
+        f" (aliases {names})" if names else ""
+    )
+
+
+# --- files and stores -------------------------------------------------------------------------------------
+
+
+def _read(key: str, path: str) -> bytes:
+    file = Path(path)
+    if not file.exists():
+        raise ConfigError(key, f"file '{path}' does not exist")
+    if not file.is_file():
+        raise ConfigError(key, f"'{path}' is not a file")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read file '{path}': {exc.strerror}") from None
+    if not data.strip():
+        raise ConfigError(key, f"file '{path}' is empty")
+    return data
+
+
+def _java_store(key: str, path: str, data: bytes, password: str) -> jks.KeyStore:
+    try:
+        return jks.KeyStore.loads(data, password)
+    except Exception:  # pyjks raises a zoo of exceptions (signature, format, struct) for the same cause
+        raise ConfigError(key, f"cannot open '{path}': {_BAD_STORE}") from None
+
+
+def _pkcs12(key: str, path: str, data: bytes, password: str) -> pkcs12.PKCS12KeyAndCertificates:
+    if not data.startswith(b"\x30"):  # PKCS#12 is a DER SEQUENCE; anything else is not a keystore at all
+        pem = " nor a PEM certificate bundle" if key == TRUSTSTORE_PATH else ""
+        raise ConfigError(key, f"'{path}' is not a JKS, JCEKS or PKCS#12 store{pem}")
+    try:
+        return pkcs12.load_pkcs12(data, password.encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(key, f"cannot open '{path}' as PKCS#12: {_BAD_STORE}") from None
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _spki(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _friendly(cert: pkcs12.PKCS12Certificate) -> str | None:
+    return cert.friendly_name.decode(errors="replace") if cert.friendly_name else None
+
+
+def _alias_missing(alias: str, path: str, present: list[str]) -> ConfigError:
+    return ConfigError(
+        CERT_CHAIN_KEY,
+        f"no entry {alias!r} in the keystore '{path}'; it holds: {', '.join(present) or 'no entries'}",
+    )

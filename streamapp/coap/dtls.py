@@ -1,0 +1,527 @@
+"""``coaps://`` for aiocoap's client, on python-mbedtls (Mbed TLS 2.28, DTLS 1.2).
+
+aiocoap's own DTLS transport speaks PSK only (tinydtls) and cannot do CBC_SHA256 or certificates. This
+module is an aiocoap *message interface*: aiocoap keeps doing CoAP (message ids, retransmission,
+deduplication, blockwise) and hands us encoded messages for a :class:`DtlsRemote`; we encrypt them in an
+Mbed TLS session held in memory buffers and move the datagrams ourselves on an asyncio UDP endpoint.
+
+Mbed TLS facts this code is built around (each one bit somebody):
+
+- Its output buffer merges several DTLS records; they are split back into one datagram per record.
+- Input is fed one datagram at a time, and application data drained with ``readinto`` until WantRead.
+- After any exception the output buffer is flushed: alerts and retransmitted flights wait there.
+- Its handshake retransmission timer is invisible to asyncio: while handshaking, the handshake is stepped
+  every :data:`TICK_S` so that an expired timer resends the last flight.
+- A wrong PSK looks like silence (the server's alert is encrypted with keys we do not share), so the
+  handshake has its own deadline and the error says what silence after our Finished usually means.
+- ``validate_certificates=False`` means "optional" verification in Mbed TLS: never used.
+- Mbed TLS 2.28 does not match IP addresses against certificate SANs: the hostname is checked when the URI
+  names a host, not when it is an IP literal (the chain is verified either way).
+- A server restart leaves our session dead without a word: after :data:`STALE_SENDS` datagrams with
+  nothing received, the session is dropped and a new handshake carries the pending requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiocoap import error, interfaces
+from aiocoap.message import Direction, Message
+from aiocoap.numbers import COAPS_PORT
+from aiocoap.util import hostportjoin, hostportsplit
+from mbedtls import tls
+from mbedtls.exceptions import TLSError
+
+from streamapp.coap.dtls_errors import explain_handshake_failure, explain_silence
+from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
+
+if TYPE_CHECKING:
+    from streamapp.coap.credentials import DtlsCredentials
+
+log = logging.getLogger("streamapp.dtls")
+
+#: How often a handshake in progress is stepped (drives Mbed TLS' retransmission timer).
+TICK_S = 0.1
+#: Application datagrams sent without receiving anything before the session is presumed dead.
+STALE_SENDS = 2
+#: DTLS record header: type(1) version(2) epoch(2) sequence(6) length(2).
+RECORD_HEADER = 13
+_BUFFER = 16 * 1024
+
+
+class DtlsError(error.NetworkError):
+    """The DTLS session to the server could not be established or broke; the message says why."""
+
+    def __str__(self) -> str:  # aiocoap's NetworkError prints only its class name
+        return str(self.args[0]) if self.args else type(self).__name__
+
+
+@dataclass(frozen=True)
+class DtlsOptions:
+    """Everything a session needs besides the server's address."""
+
+    credentials: DtlsCredentials
+    suites: tuple[str, ...] = ()  # IANA names; empty: every suite of the credentials' mode
+    handshake_timeout_s: float = 8.0
+    local_bind: tuple[str, int] | None = None
+
+    @property
+    def default_suites(self) -> tuple[str, ...]:
+        return PSK_SUITES if self.credentials.mode == "psk" else CERTIFICATE_SUITES
+
+    @property
+    def mbedtls_ciphers(self) -> tuple[str, ...]:
+        return tuple(CIPHER_SUITES[s] for s in (self.suites or self.default_suites))
+
+    def configuration(self) -> tls.DTLSConfiguration:
+        creds = self.credentials
+        return tls.DTLSConfiguration(
+            validate_certificates=True,  # never False: that is "optional" verification in Mbed TLS
+            certificate_chain=creds.certificate_chain,
+            trust_store=creds.trust_store,
+            ciphers=self.mbedtls_ciphers,
+            lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
+            highest_supported_version=tls.DTLSVersion.DTLSv1_2,
+            handshake_timeout_min=1.0,
+            handshake_timeout_max=max(2.0, self.handshake_timeout_s),
+            pre_shared_key=creds.psk,
+        )
+
+
+def split_records(data: bytes) -> list[bytes]:
+    """Mbed TLS' output as one datagram per DTLS record (a truncated tail is kept whole)."""
+    records, start = [], 0
+    while start < len(data):
+        if len(data) - start < RECORD_HEADER:
+            records.append(data[start:])
+            break
+        length = int.from_bytes(data[start + 11 : start + 13], "big")
+        end = min(len(data), start + RECORD_HEADER + length)
+        records.append(data[start:end])
+        start = end
+    return records
+
+
+class _Session(asyncio.DatagramProtocol):
+    """One Mbed TLS session over one connected UDP socket: handshake, then records both ways."""
+
+    def __init__(self, remote: DtlsRemote, configuration: tls.DTLSConfiguration) -> None:
+        self.remote = remote
+        self.buffer = tls.ClientContext(configuration).wrap_buffers(remote.server_hostname)
+        self.transport: asyncio.DatagramTransport | None = None
+        self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent_since_received = 0
+        self.received_any = False
+        self.closed = False
+        self.steps: set[tls.HandshakeStep] = {tls.HandshakeStep.HELLO_REQUEST}
+
+    # -- asyncio protocol -----------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a _SelectorDatagramTransport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.closed:
+            return
+        self.sent_since_received = 0
+        self.received_any = True
+        self.remote.observe_incoming(data)
+        if not self.established.done() and _encrypted_alert(data):
+            # Our keys and the server's differ (a wrong PSK): its alert cannot be read, only recognised.
+            self.fail(self.remote.explain_silence(self, 0.0, alert=True))
+            return
+        try:
+            self.buffer.receive_from_network(data)
+        except TLSError as exc:  # a datagram Mbed TLS cannot take: drop it, as DTLS does
+            log.debug("dropped a datagram from %s: %s", self.remote.hostinfo, exc)
+            return
+        if not self.established.done():
+            self.step_handshake()
+        else:
+            self._read_application_data()
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: nobody is listening (yet); the handshake deadline decides.
+        log.debug("network error towards %s: %s", self.remote.hostinfo, exc)
+
+    # -- handshake ------------------------------------------------------------------------------------------
+
+    async def handshake(self, timeout_s: float) -> None:
+        """Step the handshake until it is over, at most ``timeout_s``; raises DtlsError."""
+        deadline = time.monotonic() + timeout_s
+        self.step_handshake()
+        while not self.established.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.fail(self.remote.explain_silence(self, timeout_s))
+                break
+            try:
+                await asyncio.wait_for(asyncio.shield(self.established), min(TICK_S, remaining))
+            except TimeoutError:
+                self.step_handshake()  # an expired Mbed TLS timer resends the last flight here
+        self.established.result()
+
+    def step_handshake(self) -> None:
+        if self.established.done():
+            return
+        try:
+            while self.buffer._handshake_state is not tls.HandshakeStep.HANDSHAKE_OVER:
+                try:
+                    self.buffer.do_handshake()
+                finally:
+                    self.steps.add(self.buffer._handshake_state)
+        except (tls.WantReadError, tls.WantWriteError):
+            pass
+        except TLSError as exc:
+            self.flush()
+            self.fail(explain_handshake_failure(exc, self.remote, self.steps))
+            return
+        self.flush()
+        if self.buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
+            self.established.set_result(None)
+            self._read_application_data()
+
+    def fail(self, exc: DtlsError) -> None:
+        if not self.established.done():
+            self.established.set_exception(exc)
+            self.established.exception()  # retrieved: the remote reports it to aiocoap
+        self.close()
+
+    # -- records ------------------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.buffer.write(data)
+        finally:
+            self.flush()
+        self.sent_since_received += 1
+
+    def flush(self) -> None:
+        if self.transport is None or self.closed:
+            return
+        data = self.buffer.peek_outgoing(_BUFFER)
+        while data:
+            self.buffer.consume_outgoing(len(data))
+            for record in split_records(data):
+                self.transport.sendto(record)
+            data = self.buffer.peek_outgoing(_BUFFER)
+
+    def _read_application_data(self) -> None:
+        chunk = bytearray(_BUFFER)
+        while True:
+            try:
+                size = self.buffer.readinto(chunk, len(chunk))
+            except tls.WantReadError:
+                return
+            except tls.RaggedEOF:
+                self.remote.session_lost(
+                    self, DtlsError(f"the server {self.remote.hostinfo} closed the session")
+                )
+                return
+            except TLSError as exc:
+                self.flush()
+                self.remote.session_lost(
+                    self, DtlsError(f"DTLS session with {self.remote.hostinfo} broke: {exc}")
+                )
+                return
+            if size == 0:
+                return
+            self.remote.deliver(bytes(chunk[:size]))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class DtlsRemote(interfaces.EndpointAddress):
+    """A ``coaps://`` server as aiocoap sees it: one per host and port, surviving session changes."""
+
+    scheme = "coaps"
+    is_multicast = False
+    is_multicast_locally = False
+
+    def __init__(self, interface: DtlsMessageInterface, host: str, port: int) -> None:
+        self._interface = interface
+        self.host = host
+        self.port = port
+        self.server_hostname = None if _is_ip(host) else host
+        self._session: _Session | None = None
+        self._starting: asyncio.Task[None] | None = None
+        self._queue: list[bytes] = []
+        self.handshakes = 0
+        self.server_certificates: list[bytes] = []  # DER, as seen in the last handshake (for error messages)
+        self._certificate_parser = _CertificateCapture(self.server_certificates)
+
+    # -- EndpointAddress ------------------------------------------------------------------------------------
+
+    @property
+    def hostinfo(self) -> str:
+        return hostportjoin(self.host, None if self.port == COAPS_PORT else self.port)
+
+    @property
+    def hostinfo_local(self) -> str:
+        session = self._session
+        if session is None or session.transport is None:
+            raise error.AnonymousHost("no DTLS session open")
+        host, port, *_ = session.transport.get_extra_info("sockname")
+        return hostportjoin(host, port)
+
+    @property
+    def uri_base(self) -> str:
+        return f"coaps://{self.hostinfo}"
+
+    @property
+    def uri_base_local(self) -> str:
+        return f"coaps://{self.hostinfo_local}"
+
+    @property
+    def blockwise_key(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def __repr__(self) -> str:
+        return f"<DtlsRemote {self.uri_base}>"
+
+    @property
+    def options(self) -> DtlsOptions:
+        return self._interface.options
+
+    # -- sending --------------------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        session = self._session
+        if session is not None and session.established.done() and not session.closed:
+            if session.sent_since_received >= STALE_SENDS:
+                log.warning(
+                    "no answer from %s for %d datagrams: renewing the DTLS session",
+                    self.hostinfo,
+                    STALE_SENDS,
+                )
+                session.close()
+            else:
+                try:
+                    session.write(data)
+                    return
+                except TLSError as exc:
+                    self.session_lost(session, DtlsError(f"DTLS session with {self.hostinfo} broke: {exc}"))
+        self._queue.append(data)
+        if self._starting is None:
+            self._starting = asyncio.get_running_loop().create_task(
+                self._start(), name=f"DTLS {self.hostinfo}"
+            )
+
+    async def _start(self) -> None:
+        try:
+            session = await self._open()
+        except DtlsError as exc:
+            self._queue.clear()
+            self._interface.report(exc, self)
+            return
+        finally:
+            self._starting = None
+        queued, self._queue = self._queue, []
+        for data in queued:
+            session.write(data)
+
+    async def _open(self) -> _Session:
+        if self._session is not None:
+            self._session.close()
+        self.server_certificates.clear()
+        self._certificate_parser.reset()
+        loop = asyncio.get_running_loop()
+        try:
+            address = await self._interface.resolve(self.host, self.port)
+            session = _Session(self, self._interface.configuration)
+            await loop.create_datagram_endpoint(
+                lambda: session, remote_addr=address, local_addr=self.options.local_bind
+            )
+        except OSError as exc:
+            raise DtlsError(f"cannot reach {self.hostinfo} over UDP: {exc}") from exc
+        self._session = session
+        self.handshakes += 1
+        started = time.monotonic()
+        await session.handshake(self.options.handshake_timeout_s)
+        log.info(
+            "DTLS session with %s established in %.0f ms (%s)",
+            self.hostinfo,
+            (time.monotonic() - started) * 1000,
+            session.buffer.cipher(),
+        )
+        return session
+
+    # -- receiving ------------------------------------------------------------------------------------------
+
+    def observe_incoming(self, data: bytes) -> None:
+        if not self._certificate_parser.done:
+            self._certificate_parser.feed(data)
+
+    def deliver(self, data: bytes) -> None:
+        try:
+            message = Message.decode(data, self)
+        except error.UnparsableMessage:
+            log.warning("ignoring an unparsable CoAP message from %s", self.hostinfo)
+            return
+        message.direction = Direction.INCOMING
+        self._interface.dispatch(message)
+
+    def session_lost(self, session: _Session, exc: DtlsError) -> None:
+        session.close()
+        if self._session is session:
+            self._session = None
+        log.warning("%s", exc)
+
+    def explain_silence(self, session: _Session, timeout_s: float, *, alert: bool = False) -> DtlsError:
+        return explain_silence(self, session.steps, session.received_any, timeout_s, alert=alert)
+
+    def close(self) -> None:
+        if self._starting is not None:
+            self._starting.cancel()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def _encrypted_alert(datagram: bytes) -> bool:
+    """Whether the datagram holds an alert record of a later epoch (content type 21 stays in the clear)."""
+    return any(
+        len(record) >= RECORD_HEADER and record[0] == 21 and record[3:5] != b"\x00\x00"
+        for record in split_records(datagram)
+    )
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class _CertificateCapture:
+    """Collects the server's certificate chain from the plaintext handshake (epoch 0), so that a failed
+    verification can say *why* (expired, unknown CA, other host) instead of Mbed TLS' one flag."""
+
+    out: list[bytes]
+    fragments: dict[int, bytes] = field(default_factory=dict)
+    total: int | None = None
+    done: bool = False
+
+    def reset(self) -> None:
+        self.fragments.clear()
+        self.total = None
+        self.done = False
+
+    def feed(self, datagram: bytes) -> None:
+        for record in split_records(datagram):
+            # content type 22 = handshake, epoch 0 = not yet encrypted
+            if len(record) < RECORD_HEADER + 12 or record[0] != 22 or record[3:5] != b"\x00\x00":
+                continue
+            body = record[RECORD_HEADER:]
+            if body[0] != 11:  # Certificate
+                continue
+            self.total = int.from_bytes(body[1:4], "big")
+            offset = int.from_bytes(body[6:9], "big")
+            length = int.from_bytes(body[9:12], "big")
+            self.fragments[offset] = body[12 : 12 + length]
+            self._assemble()
+
+    def _assemble(self) -> None:
+        assert self.total is not None
+        message, position = b"", 0
+        while position < self.total:
+            piece = self.fragments.get(position)
+            if not piece:
+                return
+            message += piece
+            position += len(piece)
+        chain_length = int.from_bytes(message[0:3], "big")
+        position = 3
+        while position < 3 + chain_length:
+            size = int.from_bytes(message[position : position + 3], "big")
+            self.out.append(message[position + 3 : position + 3 + size])
+            position += 3 + size
+        self.done = True
+
+
+class DtlsMessageInterface(interfaces.MessageInterface):
+    """The ``coaps`` message interface of one aiocoap context."""
+
+    def __init__(self, message_manager: interfaces.MessageManager, options: DtlsOptions) -> None:
+        self._ctx = message_manager
+        self.options = options
+        self.configuration = options.configuration()
+        self._remotes: dict[tuple[str, int], DtlsRemote] = {}
+        self._resolved: dict[tuple[str, int], tuple[str, int]] = {}
+        self._shutting_down = False
+
+    async def determine_remote(self, request: Message) -> DtlsRemote | None:
+        if request.requested_scheme != "coaps":
+            return None
+        if self._shutting_down:
+            raise error.LibraryShutdown()
+        if request.unresolved_remote:
+            host, port = hostportsplit(request.unresolved_remote)
+        elif request.opt.uri_host:
+            host, port = request.opt.uri_host, request.opt.uri_port
+        else:
+            raise ValueError("no host to send the request to")
+        key = (host, port or COAPS_PORT)
+        remote = self._remotes.get(key)
+        if remote is None:
+            remote = self._remotes[key] = DtlsRemote(self, *key)
+        return remote
+
+    async def recognize_remote(self, remote: Any) -> bool:
+        return isinstance(remote, DtlsRemote) and self._remotes.get((remote.host, remote.port)) is remote
+
+    def send(self, message: Message) -> None:
+        message.remote.send(message.encode())
+
+    async def shutdown(self) -> None:
+        self._shutting_down = True
+        for remote in self._remotes.values():
+            remote.close()
+        self._remotes.clear()
+
+    # -- for DtlsRemote --------------------------------------------------------------------------------------
+
+    async def resolve(self, host: str, port: int) -> tuple[str, int]:
+        """The server's address, resolved once (DESIGN.md §8: aiocoap resolving per request costs ~25 %)."""
+        key = (host, port)
+        if key not in self._resolved:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            if not infos:
+                raise OSError(f"{host} has no address")
+            family, _, _, _, sockaddr = infos[0]
+            self._resolved[key] = (sockaddr[0], sockaddr[1]) if family == socket.AF_INET else sockaddr[:2]
+        return self._resolved[key]
+
+    def dispatch(self, message: Message) -> None:
+        self._ctx.dispatch_message(message)
+
+    def report(self, exc: DtlsError, remote: DtlsRemote) -> None:
+        self._ctx.dispatch_error(exc, remote)
+
+
+async def add_dtls_transport(context: Any, options: DtlsOptions) -> DtlsMessageInterface:
+    """Give an aiocoap client context a ``coaps`` transport.
+
+    aiocoap (0.4.17) has no public hook for adding a transport; this is the one private call, isolated here.
+    """
+    created: list[DtlsMessageInterface] = []
+
+    async def construct(message_manager: interfaces.MessageManager) -> DtlsMessageInterface:
+        created.append(DtlsMessageInterface(message_manager, options))
+        return created[0]
+
+    await context._append_tokenmanaged_messagemanaged_transport(construct)
+    return created[0]

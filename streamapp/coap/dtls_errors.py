@@ -1,0 +1,141 @@
+"""Why a DTLS handshake failed, in words an operator can act on.
+
+Mbed TLS reports "certificate verification failed" or "timed out"; the cause (an expired certificate, an
+unknown CA, another host's certificate, a wrong PSK) is worked out here from the server certificates seen in
+the handshake, the trust store and how far the handshake got.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING
+
+from mbedtls import tls, x509
+from mbedtls.exceptions import TLSError
+
+if TYPE_CHECKING:
+    from streamapp.coap.dtls import DtlsError, DtlsRemote
+
+#: Mbed TLS error codes (positive, as python-mbedtls reports them).
+SSL_TIMEOUT = 0x6800
+X509_CERT_VERIFY_FAILED = 0x2700
+SSL_FATAL_ALERT_MESSAGE = 0x7780
+SSL_NO_USABLE_CIPHERSUITE = 0x6980
+SSL_BAD_HS_SERVER_HELLO = 0x7980
+SSL_PEER_CLOSE_NOTIFY = 0x7880
+
+#: Steps at which our Finished has been sent: silence after it means the server could not verify it.
+_AFTER_FINISHED = {
+    tls.HandshakeStep.SERVER_NEW_SESSION_TICKET,
+    tls.HandshakeStep.SERVER_CHANGE_CIPHER_SPEC,
+    tls.HandshakeStep.SERVER_FINISHED,
+    tls.HandshakeStep.FLUSH_BUFFERS,
+    tls.HandshakeStep.HANDSHAKE_WRAPUP,
+}
+
+
+def _error(message: str) -> DtlsError:
+    from streamapp.coap.dtls import DtlsError
+
+    return DtlsError(message)
+
+
+def explain_silence(
+    remote: DtlsRemote,
+    steps: set[tls.HandshakeStep],
+    received_any: bool,
+    timeout_s: float,
+    *,
+    alert: bool = False,
+) -> DtlsError:
+    """The handshake got no (readable) answer: ``alert`` when an encrypted alert came instead."""
+    if alert:
+        where = (
+            f"DTLS handshake with {remote.hostinfo} failed: the server answered with an alert we cannot read"
+        )
+    else:
+        where = f"DTLS handshake with {remote.hostinfo} timed out after {timeout_s:g} s"
+    if not received_any:
+        return _error(f"{where}: no answer at all (is a DTLS server listening on that port?)")
+    if steps & _AFTER_FINISHED:
+        return _after_finished(where, remote)
+    return _error(f"{where} during {max(steps, key=lambda s: s.value).name}")
+
+
+def _after_finished(where: str, remote: DtlsRemote) -> DtlsError:
+    if remote.options.credentials.mode == "psk":
+        return _error(
+            f"{where} after our Finished message, which is what a wrong PSK (connect.coap.password) or an "
+            "identity the server does not know (connect.coap.username) looks like"
+        )
+    return _error(f"{where} after our Finished message: does the server trust our certificate?")
+
+
+def explain_handshake_failure(exc: TLSError, remote: DtlsRemote, steps: set[tls.HandshakeStep]) -> DtlsError:
+    """``steps``: every handshake step the session went through (Mbed TLS resets the step on an alert)."""
+    code = getattr(exc, "err", None)
+    where = f"DTLS handshake with {remote.hostinfo} failed"
+    if code == SSL_PEER_CLOSE_NOTIFY and steps & _AFTER_FINISHED:
+        return _after_finished(f"{where}: the server closed the session", remote)
+    if code == X509_CERT_VERIFY_FAILED:
+        return _error(f"{where}: the server's certificate was refused: {certificate_problem(remote)}")
+    if code == SSL_FATAL_ALERT_MESSAGE:
+        return _error(
+            f"{where}: the server sent a fatal alert (it refused our credentials or the cipher suites "
+            f"{', '.join(remote.options.mbedtls_ciphers)})"
+        )
+    if code == SSL_NO_USABLE_CIPHERSUITE:
+        return _error(f"{where}: no cipher suite in common with {', '.join(remote.options.mbedtls_ciphers)}")
+    step = max(steps, key=lambda s: s.value).name
+    return _error(f"{where} during {step}: {getattr(exc, 'msg', '') or type(exc).__name__}")
+
+
+def certificate_problem(remote: DtlsRemote) -> str:
+    """What is wrong with the certificate the server presented, checked against our trust store."""
+    if not remote.server_certificates:
+        return "the server sent no certificate we could read"
+    try:
+        chain = [x509.CRT.from_DER(der) for der in remote.server_certificates]
+    except Exception:
+        return "the server's certificate could not be parsed"
+    leaf = chain[0]
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    for cert in chain:
+        if cert.not_after < now:
+            return f"certificate {cert.subject} expired on {cert.not_after:%Y-%m-%d %H:%M:%S} UTC"
+        if cert.not_before > now:
+            return f"certificate {cert.subject} is not valid before {cert.not_before:%Y-%m-%d %H:%M:%S} UTC"
+    trust = remote.options.credentials.trust_store
+    if trust is None or not _chains_to(chain, trust):
+        return (
+            f"certificate {leaf.subject} was issued by {chain[-1].issuer}, which is not in the truststore "
+            "(connect.coap.truststore.path / connect.coap.certs)"
+        )
+    if remote.server_hostname is not None and not _names_host(leaf, remote.server_hostname):
+        return f"certificate {leaf.subject} is not for host {remote.server_hostname!r} ({_names(leaf)})"
+    return f"certificate {leaf.subject}: verification failed (key usage or signature)"
+
+
+def _chains_to(chain: list[x509.CRT], trust: tls.TrustStore) -> bool:
+    last = chain[-1]
+    for anchor in trust:
+        try:
+            if anchor.to_DER() == last.to_DER() or anchor.verify(last):
+                return True
+        except Exception:
+            continue
+    return False
+
+
+def _names(cert: x509.CRT) -> str:
+    names = [str(n) for n in (cert.subject_alternative_names or ())]
+    return "names " + ", ".join(names) if names else f"subject {cert.subject}"
+
+
+def _names_host(cert: x509.CRT, host: str) -> bool:
+    host = host.lower()
+    for name in cert.subject_alternative_names or ():
+        text = str(name).lower()
+        if text == host or (text.startswith("*.") and host.partition(".")[2] == text[2:]):
+            return True
+    return f"CN={host}" in str(cert.subject) and not cert.subject_alternative_names
