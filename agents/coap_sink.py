@@ -2,26 +2,35 @@
 
 Acks are manual. Faust's stream iterator and ``take_events`` ack in ``finally`` blocks, so an exception in
 an auto-acking agent would commit the offset of the very record that failed. Here an event is acked only
-after every statement reading its topic had it delivered (``Outcome.delivered``).
+after every statement reading its topic had it delivered, or the error policy let it go
+(:class:`streamapp.handler.RecordHandler`).
 
-Topics whose statements all send one record per request are consumed event by event. A topic with a
-``BATCH`` statement is consumed in chunks (``noack_take``, which buffers events without acking them):
-up to ``CHUNK_FACTOR`` x the largest batch, or what arrived within ``LINGER_S``.
+Topics whose statements all send one record at a time are consumed event by event. A topic with a
+``BATCH`` statement, or one allowed several requests in flight (``max.inflight``), is consumed in chunks
+(``noack_take``, which buffers events without acking them): up to ``CHUNK_FACTOR`` x the larger of the two,
+or what arrived within ``LINGER_S``.
+
+On SIGTERM the chunk being delivered is given ``STOP_GRACE_S`` to finish; what it delivered is acked, so
+Faust's commit on the way out covers it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import faust
 import mode
 from faust.types import EventT
 
-from streamapp.pipeline import RawRecord, RecordPipeline
-from streamapp.policy import throw
+from streamapp.handler import RecordHandler
+from streamapp.pipeline import RawRecord
 
 #: How long a batching agent waits for its buffer to fill before sending what it has.
 LINGER_S = 0.05
+#: How long a stopping worker waits for the requests in flight (RETRY waits are not waited for).
+STOP_GRACE_S = 10.0
 #: Chunk size as a multiple of the largest BATCH, so that interleaved partitions still fill their batches.
 CHUNK_FACTOR = 4
 
@@ -42,9 +51,15 @@ def raw_record(event: EventT) -> RawRecord:
     )
 
 
-def register(app: faust.App, pipelines: dict[str, RecordPipeline]) -> list[faust.types.AgentT]:
-    """Register one sink agent per source topic; ``pipelines`` maps topic -> its routes' pipeline."""
-    return [_sink_agent(app, topic, pipeline) for topic, pipeline in pipelines.items()]
+async def _ack(stream: faust.StreamT, events: Sequence[EventT], acked: Sequence[bool]) -> None:
+    for event, done in zip(events, acked, strict=True):
+        if done:
+            await stream.ack(event)
+
+
+def register(app: faust.App, handlers: dict[str, RecordHandler]) -> list[faust.types.AgentT]:
+    """Register one sink agent per source topic; ``handlers`` maps topic -> its pipeline and error policy."""
+    return [_sink_agent(app, topic, handler) for topic, handler in handlers.items()]
 
 
 async def _one_by_one(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
@@ -52,7 +67,8 @@ async def _one_by_one(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
         yield (event,)
 
 
-def _sink_agent(app: faust.App, topic_name: str, pipeline: RecordPipeline) -> faust.types.AgentT:
+def _sink_agent(app: faust.App, topic_name: str, handler: RecordHandler) -> faust.types.AgentT:
+    pipeline = handler.pipeline
     topic = app.topic(
         topic_name,
         key_type=bytes,
@@ -60,26 +76,28 @@ def _sink_agent(app: faust.App, topic_name: str, pipeline: RecordPipeline) -> fa
         key_serializer="raw",
         value_serializer="raw",
     )
-    batching = pipeline.max_batch > 1
+    # Records are taken in chunks when a statement batches them or sends several at once; else one by one.
+    chunk = max(pipeline.max_batch, pipeline.max_inflight) * CHUNK_FACTOR
+    batching = chunk > CHUNK_FACTOR
 
     async def coap_sink(stream: faust.StreamT) -> None:
-        chunks = (
-            stream.noack_take(pipeline.max_batch * CHUNK_FACTOR, within=LINGER_S)
-            if batching
-            else _one_by_one(stream)
-        )
+        chunks = stream.noack_take(chunk, within=LINGER_S) if batching else _one_by_one(stream)
         async for events in chunks:
-            raws = [raw_record(event) for event in events]
-            outcome = await pipeline.deliver(raws)
-            for event, delivered in zip(events, outcome.delivered, strict=True):
-                if delivered:
-                    await stream.ack(event)
-            if outcome.error is not None:
-                assert outcome.failed_at is not None
-                stopped = throw(outcome.error, outcome.failed_at)
-                # Commit what was delivered, then stop the worker (exit code 1); the rest is read again.
+            work = asyncio.ensure_future(handler.handle([raw_record(event) for event in events]))
+            try:
+                handled = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The worker is stopping (SIGTERM): let the requests in flight finish or time out, ack what
+                # they delivered (Faust commits acked offsets as it stops), then stop.
+                with contextlib.suppress(Exception):
+                    handled = await asyncio.wait_for(work, STOP_GRACE_S)
+                    await _ack(stream, events, handled.acked)
+                raise
+            await _ack(stream, events, handled.acked)
+            if handled.stop is not None:
+                # Commit what was acked, then stop the worker (exit code 1); the rest is read again.
                 await app.consumer.commit()
-                await app.crash(stopped)
+                await app.crash(handled.stop)
                 return
 
     return app.agent(

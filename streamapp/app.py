@@ -11,8 +11,12 @@ import agents
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
+from streamapp.dead_letter import DeadLetters
+from streamapp.handler import RecordHandler
 from streamapp.logs import configure_logging
 from streamapp.pipeline import RecordPipeline, Route
+from streamapp.policy import ErrorPolicy
+from streamapp.progress import log_progress
 from streamapp.settings import Settings
 from streamapp.stats import Stats
 from streamapp.web import register_views
@@ -38,8 +42,11 @@ def create_app(settings: Settings) -> faust.App:
         content_format=settings.content_format,
         timeout_s=settings.request_timeout_s,
         tombstone=settings.tombstone,
+        max_inflight=settings.max_inflight,
     )
-    sender = CoapSender(settings.uri, defaults, dtls_options(settings), loop=app.loop)
+    sender = CoapSender(
+        settings.uri, defaults, dtls_options(settings), max_inflight=settings.max_inflight, loop=app.loop
+    )
     app.service(sender)
     stats = Stats.for_statements(settings.statements)
     codecs = build_codecs(
@@ -60,6 +67,28 @@ def create_app(settings: Settings) -> faust.App:
         )
         for topic in settings.source_topics
     }
-    agents.register(app, pipelines)
+    policy = ErrorPolicy(
+        name=settings.error_policy,
+        max_retries=settings.max_retries,
+        retry_interval_s=settings.retry_interval_s,
+        dead_letter_topic=settings.dead_letter_topic,
+    )
+    dead_letters = None
+    if settings.dead_letter_topic is not None:
+
+        async def produce(topic: str, key: bytes | None, value: bytes | None, headers: list) -> object:
+            return await app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+        dead_letters = DeadLetters(
+            settings.dead_letter_topic,
+            produce,
+            context=settings.dead_letter_context,
+            connector=settings.app_name,
+        )
+    agents.register(
+        app, {topic: RecordHandler(p, policy, stats, dead_letters) for topic, p in pipelines.items()}
+    )
+    if settings.progress_enabled:
+        log_progress(app, stats, settings.progress_interval_s)
     register_views(app, settings, stats)
     return app

@@ -9,6 +9,11 @@ that fails; then each statement sends its requests in partition order, one recor
 ``BATCH = n`` up to n consecutive records for the same resource as one JSON array (delivered or failed as
 a whole). A record counts as delivered only if it precedes every failure of its partition.
 
+A record that reached some statements but not all is remembered (``_reached``): when the same records are
+delivered again (the RETRY policy), a statement skips what it already delivered, so nothing delivered is
+resent because another statement failed. The memory is dropped once the record is delivered everywhere or
+the policy lets it go (:meth:`RecordPipeline.forget`).
+
 Tombstones (null values) follow each statement's ``tombstone`` option: skipped (counted), sent as a
 request with an empty body, or as a CoAP DELETE to the record's resource; they are never part of a batch.
 A JSON body larger than ``max_payload`` bytes is refused before any request (a batch closes before it
@@ -76,12 +81,14 @@ MAX_PAYLOAD = 1024 * 1024
 
 @dataclass(frozen=True)
 class Outcome:
-    """``delivered[i]``: record i reached every statement; ``error``: the first failure, if any, and
-    ``failed_at`` the record it happened at (for a batch, the batch's first record)."""
+    """``delivered[i]``: record i reached every statement; ``error``: the first failure, if any,
+    ``failed_at`` the record it happened at (for a batch, the batch's first record) and ``statement`` the
+    statement that failed (None when the record could not be decoded or selected for any)."""
 
     delivered: list[bool]
     error: BaseException | None = None
     failed_at: RecordCoordinates | None = None
+    statement: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +131,18 @@ class RecordPipeline:
         self._stats = stats
         self._max_payload = max_payload
         self._decimals = decimals
+        #: Records delivered to some statements but not all: the route indexes that have them.
+        self._reached: dict[RecordCoordinates, set[int]] = {}
 
     @property
     def max_batch(self) -> int:
         """The largest BATCH of this topic's statements (1 when none batches)."""
         return max((r.statement.batch or 1 for r in self.routes), default=1)
+
+    @property
+    def max_inflight(self) -> int:
+        """The most requests one of this topic's statements may have in flight (1: one at a time)."""
+        return max((r.options.max_inflight for r in self.routes), default=1)
 
     async def deliver(self, raws: Sequence[RawRecord]) -> Outcome:
         delivered = [False] * len(raws)
@@ -140,15 +154,22 @@ class RecordPipeline:
             by_partition.setdefault(raw.partition, []).append(index)
         for indices in by_partition.values():
             partition = [raws[i] for i in indices]
-            count, error = await self._deliver_partition(partition)
+            count, error, route = await self._deliver_partition(partition)
             for i in indices[:count]:
                 delivered[i] = True
+                self._reached.pop(raws[i].where, None)
             if error is not None:
-                return Outcome(delivered, error, partition[count].where)
+                statement = None if route is None else self.routes[route].statement.index
+                return Outcome(delivered, error, partition[count].where, statement)
         return Outcome(delivered)
 
-    async def _deliver_partition(self, raws: list[RawRecord]) -> tuple[int, BaseException | None]:
-        """Deliver one partition's records in order: (how many were delivered, the first error)."""
+    def forget(self, where: RecordCoordinates) -> None:
+        """The policy let this record go (skipped or dead-lettered): stop remembering where it arrived."""
+        self._reached.pop(where, None)
+
+    async def _deliver_partition(self, raws: list[RawRecord]) -> tuple[int, BaseException | None, int | None]:
+        """Deliver one partition's records in order: (how many were delivered, the first error, the index of
+        the route that failed, None if the error is the record's own)."""
         prepared: list[_Prepared] = []
         failure: BaseException | None = None
         for raw in raws:
@@ -160,10 +181,13 @@ class RecordPipeline:
         results = await asyncio.gather(
             *(self._send_route(i, route, prepared) for i, route in enumerate(self.routes))
         )
-        failed = sorted(((index, error) for index, error in results if error is not None), key=lambda r: r[0])
+        failed = sorted(
+            (position, route, error) for route, (position, error) in enumerate(results) if error is not None
+        )
         if failed:
-            return failed[0]
-        return len(prepared), failure
+            position, route, error = failed[0]
+            return position, error, route
+        return len(prepared), failure, None
 
     def _prepare(self, raw: RawRecord) -> _Prepared:
         record = Record(
@@ -212,18 +236,47 @@ class RecordPipeline:
     async def _send_route(
         self, index: int, route: Route, prepared: list[_Prepared]
     ) -> tuple[int, BaseException | None]:
-        """Send one statement's requests in order; (index of the first record not delivered, its error)."""
+        """Send one statement's requests; (index of the first record not delivered, its error).
+
+        With ``max.inflight`` > 1 each resource's records go in order while different resources go
+        concurrently (at most ``max.inflight`` requests at once); records of other resources after a failure
+        may then be delivered already: they are remembered, not resent, when the failed one is retried.
+        """
+        if route.options.max_inflight <= 1:
+            return await self._send_in_order(index, route, prepared)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for position, record in enumerate(prepared):
+            request = self._pending_request(record, index)
+            if request is not None:
+                groups.setdefault(request.segments, []).append(position)
+        slots = asyncio.Semaphore(route.options.max_inflight)
+
+        async def send_group(positions: list[int]) -> tuple[int, BaseException | None]:
+            count, error = await self._send_in_order(index, route, [prepared[p] for p in positions], slots)
+            return (positions[count], error) if error is not None else (len(prepared), None)
+
+        results = await asyncio.gather(*(send_group(positions) for positions in groups.values()))
+        return min(results, key=lambda result: result[0], default=(len(prepared), None))
+
+    async def _send_in_order(
+        self,
+        index: int,
+        route: Route,
+        prepared: list[_Prepared],
+        slots: asyncio.Semaphore | None = None,
+    ) -> tuple[int, BaseException | None]:
+        """Send these records' requests one after another, batching as the statement says."""
         batch = route.statement.batch
         position = 0
         while position < len(prepared):
-            first = prepared[position].requests[index]
+            first = self._pending_request(prepared[position], index)
             if first is None:
                 position += 1
                 continue
             end, parts, size = position + 1, [first.payload], len(first.payload) + 2
             if batch is not None and first.batchable:
                 while end < len(prepared) and len(parts) < batch:
-                    following = prepared[end].requests[index]
+                    following = self._pending_request(prepared[end], index)
                     if following is not None:
                         if not following.batchable or following.segments != first.segments:
                             break  # a batch goes to one resource, and holds JSON bodies only
@@ -237,11 +290,25 @@ class RecordPipeline:
             options = route.delete_options if first.delete else route.options
             where = prepared[position].where
             try:
-                await self._send(route, options, first.segments, payload, where, len(parts))
+                if slots is None:
+                    await self._send(route, options, first.segments, payload, where, len(parts))
+                else:
+                    async with slots:
+                        await self._send(route, options, first.segments, payload, where, len(parts))
             except Exception as exc:  # the policy decides; nothing from here on is acked
                 return position, exc
+            for sent in prepared[position:end]:
+                if sent.requests[index] is not None:
+                    self._reached.setdefault(sent.where, set()).add(index)
             position = end
         return len(prepared), None
+
+    def _pending_request(self, prepared: _Prepared, route: int) -> _Request | None:
+        """The record's request for this route, unless there is none or the route already delivered it."""
+        reached = self._reached.get(prepared.where)
+        if reached is not None and route in reached:
+            return None
+        return prepared.requests[route]
 
     async def _send(
         self,

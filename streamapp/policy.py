@@ -1,12 +1,29 @@
 """What happens to a record that cannot be delivered, decoded or selected (``connect.coap.error.policy``).
 
-So far only THROW: the worker stops with a non-zero exit, the record is not acked, and on restart it is
-read again. Offsets of records delivered before it are committed first.
+DESIGN.md §5, as :meth:`ErrorPolicy.decide` applies it to one failed record:
+
+- a record that cannot be decoded or selected (and a delivery refused with a non-retriable code, 4.04 say)
+  would fail the same way again: it is never retried; it goes to the dead-letter topic when one is
+  configured, else NOOP skips it and THROW/RETRY stop;
+- NOOP: log with the record's coordinates, count, dead-letter if configured, go on;
+- THROW: stop the worker, non-zero exit; the record is not committed and is read again on restart;
+- RETRY: wait ``retry.interval`` and send the same record again, at most ``max.retries`` times, holding its
+  partition; exhausted, behave as THROW.
 """
 
 from __future__ import annotations
 
-from streamapp.errors import DeliveryError, RecordCoordinates, RecordError, StreamappError
+import enum
+from dataclasses import dataclass
+
+from streamapp.errors import (
+    DecodeError,
+    DeliveryError,
+    RecordCoordinates,
+    RecordError,
+    SelectError,
+    StreamappError,
+)
 from streamapp.logs import get_logger
 
 log = get_logger("streamapp.policy")
@@ -16,8 +33,45 @@ class WorkerStopped(StreamappError):
     """The error policy stopped the worker; the message says which record and why."""
 
 
-def throw(error: BaseException, where: RecordCoordinates) -> WorkerStopped:
-    """Log the failure with the record's coordinates and build the reason the worker stops with."""
+class Decision(enum.Enum):
+    STOP = "stop"  # THROW: the worker exits, the record stays uncommitted
+    SKIP = "skip"  # NOOP: the record is acked without delivery (logged, counted)
+    DEAD_LETTER = "dead-letter"  # to the dead-letter topic, then acked
+    RETRY = "retry"  # wait, then send the same record again
+
+
+@dataclass(frozen=True)
+class ErrorPolicy:
+    name: str = "THROW"
+    max_retries: int = 20
+    retry_interval_s: float = 60.0
+    dead_letter_topic: str | None = None
+
+    def decide(self, error: BaseException, attempts: int) -> Decision:
+        """What to do with a record that failed with ``error`` after ``attempts`` retries already."""
+        if not isinstance(error, RecordError):
+            return Decision.STOP  # not a record's problem but ours (a bug): never skipped, never retried
+        retriable = error.retriable
+        if not retriable and isinstance(error, (DecodeError, SelectError, DeliveryError)):
+            # It would fail the same way again.
+            if self.dead_letter_topic is not None:
+                return Decision.DEAD_LETTER
+            return Decision.SKIP if self.name == "NOOP" else Decision.STOP
+        if self.name == "NOOP":
+            return Decision.DEAD_LETTER if self.dead_letter_topic is not None else Decision.SKIP
+        if self.name == "RETRY" and retriable and attempts < self.max_retries:
+            return Decision.RETRY
+        return Decision.STOP
+
+    def describe_stop(self, attempts: int) -> str:
+        """How the policy came to stop, for the log line and the exit reason."""
+        if self.name == "RETRY" and attempts:
+            return f"connect.coap.error.policy=RETRY, gave up after {attempts} retries"
+        return f"connect.coap.error.policy={self.name}"
+
+
+def record_fields(error: BaseException, where: RecordCoordinates) -> dict[str, object]:
+    """The structured fields every error line about a record carries."""
     fields: dict[str, object] = {
         "topic": where.topic,
         "partition": where.partition,
@@ -28,8 +82,19 @@ def throw(error: BaseException, where: RecordCoordinates) -> WorkerStopped:
         fields["retriable"] = error.retriable  # e.g. a schema registry that was down: the record is fine
     if isinstance(error, DeliveryError):
         fields.update(resource=error.resource, code=error.code)
-    reason = error if isinstance(error, StreamappError) else f"{type(error).__name__}: {error}"
-    log.error(f"stopping the worker (connect.coap.error.policy=THROW): {reason}", **fields)
+    return fields
+
+
+def reason(error: BaseException) -> str:
+    return str(error) if isinstance(error, StreamappError) else f"{type(error).__name__}: {error}"
+
+
+def throw(
+    error: BaseException, where: RecordCoordinates, why: str = "connect.coap.error.policy=THROW"
+) -> WorkerStopped:
+    """Log the failure with the record's coordinates and build the reason the worker stops with."""
+    log.error(f"stopping the worker ({why}): {reason(error)}", **record_fields(error, where))
     return WorkerStopped(
-        f"THROW: {reason}. Record {where} was not committed: it is read again when the worker restarts."
+        f"{why}: {reason(error)}. Record {where} was not committed: "
+        "it is read again when the worker restarts."
     )

@@ -173,13 +173,6 @@ def _bootstrap(value: tuple[str, ...]) -> None:
 # --- "not supported yet" checks: typed value -> reason or None ------------------------------------------
 
 
-def _unsupported_unless(default: Any, reason: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        return None if value == default else reason
-
-    return check
-
-
 REQUIRED = object()
 
 
@@ -308,7 +301,6 @@ KEYS: tuple[Key, ...] = (
         _choice("NOOP", "THROW", "RETRY"),
         "THROW",
         "What to do when a record cannot be delivered: NOOP, THROW or RETRY.",
-        unsupported=_unsupported_unless("THROW", "only THROW is supported yet (NOOP and RETRY come later)"),
     ),
     Key(
         "connect.coap.max.retries",
@@ -329,7 +321,13 @@ KEYS: tuple[Key, ...] = (
         _parse_bool,
         False,
         "Log a periodic progress line per statement.",
-        unsupported=_unsupported_unless(False, "progress logging is not supported yet"),
+    ),
+    Key(
+        "connect.progress.interval",
+        _parse_int,
+        60000,
+        "Milliseconds between progress lines (with connect.progress.enabled).",
+        validate=_positive,
     ),
     # --- added ----------------------------------------------------------------------------------------------
     Key(
@@ -412,7 +410,6 @@ KEYS: tuple[Key, ...] = (
         1,
         "Concurrent exchanges per CoAP server (1 = RFC 7252 NSTART).",
         validate=_positive,
-        unsupported=_unsupported_unless(1, "more than one exchange in flight is not supported yet"),
     ),
     Key(
         "connect.coap.tombstone",
@@ -425,14 +422,12 @@ KEYS: tuple[Key, ...] = (
         _parse_str,
         None,
         "Topic that receives records that cannot be delivered, decoded or selected.",
-        unsupported=_unsupported_unless(None, "the dead-letter topic is not supported yet"),
     ),
     Key(
         "errors.deadletterqueue.context.headers.enable",
         _parse_bool,
         False,
         "Add error context headers to dead-lettered records.",
-        unsupported=_unsupported_unless(False, "the dead-letter topic is not supported yet"),
     ),
     Key(
         "web.port",
@@ -516,6 +511,38 @@ class Settings:
     @property
     def request_timeout_s(self) -> float:
         return self.values["connect.coap.request.timeout"] / 1000.0
+
+    @property
+    def max_inflight(self) -> int:
+        return self.values["connect.coap.max.inflight"]
+
+    @property
+    def error_policy(self) -> str:
+        return self.values["connect.coap.error.policy"]
+
+    @property
+    def max_retries(self) -> int:
+        return self.values["connect.coap.max.retries"]
+
+    @property
+    def retry_interval_s(self) -> float:
+        return self.values["connect.coap.retry.interval"] / 1000.0
+
+    @property
+    def dead_letter_topic(self) -> str | None:
+        return self.values["errors.deadletterqueue.topic.name"] or None
+
+    @property
+    def dead_letter_context(self) -> bool:
+        return self.values["errors.deadletterqueue.context.headers.enable"]
+
+    @property
+    def progress_enabled(self) -> bool:
+        return self.values["connect.progress.enabled"]
+
+    @property
+    def progress_interval_s(self) -> float:
+        return self.values["connect.progress.interval"] / 1000.0
 
     @property
     def registry_url(self) -> str | None:

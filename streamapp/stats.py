@@ -19,6 +19,9 @@ class StatementStats:
     resource: str
     delivered: int = 0
     failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
     in_flight: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
@@ -34,6 +37,9 @@ class Stats:
     started_at: float = field(default_factory=time.time)
     statements: dict[int, StatementStats] = field(default_factory=dict)
     tombstones_skipped: int = 0
+    #: Records the policy let go that failed before reaching any statement (undecodable, unselectable).
+    records_skipped: int = 0
+    records_dead_lettered: int = 0
 
     @classmethod
     def for_statements(cls, statements: tuple[Statement, ...]) -> Stats:
@@ -43,5 +49,7 @@ class Stats:
         return {
             "uptime_s": round(time.time() - self.started_at, 3),
             "tombstones_skipped": self.tombstones_skipped,
+            "records_skipped": self.records_skipped,
+            "records_dead_lettered": self.records_dead_lettered,
             "statements": [asdict(s) for s in self.statements.values()],
         }

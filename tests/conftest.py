@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.peers import LibcoapServer, TansuBroker
 from tests.certs import pki_fixture  # noqa: F401  (the session fixture `pki`: a test PKI)
 from tests.recording_server import RecordingCoapServer
@@ -41,6 +42,15 @@ def libcoap_server(tmp_path: Path) -> Iterator[LibcoapServer]:
 def recorder() -> Iterator[RecordingCoapServer]:
     with RecordingCoapServer() as server:
         yield server
+
+
+@pytest.fixture
+async def sender(recorder: RecordingCoapServer) -> AsyncIterator[CoapSender]:
+    """A started CoapSender aimed at the ``recorder`` (5 s request timeout)."""
+    s = CoapSender(recorder.uri, RequestOptions(timeout_s=5.0))
+    await s.start()
+    yield s
+    await s.stop()
 
 
 @pytest.fixture

@@ -76,9 +76,13 @@ class _CatchAllResource(resource.Resource, resource.PathCapable):
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
         response, delay = self._server._handle(request)
-        if delay > 0:
-            await asyncio.sleep(delay)  # a deliberately slow server, see set_delay()
-        return response
+        self._server._begin()
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)  # a deliberately slow server, see set_delay()
+            return response
+        finally:
+            self._server._end()
 
 
 class RecordingCoapServer(ThreadedServer):
@@ -100,6 +104,8 @@ class RecordingCoapServer(ThreadedServer):
         self._requests: list[Recorded] = []
         self._overrides: dict[str, _Override] = {}
         self._delay = 0.0
+        self._active = 0
+        self._max_active = 0
         self._stored: dict[str, tuple[bytes, int | None]] = {}
         self._context: aiocoap.Context | None = None
 
@@ -164,6 +170,21 @@ class RecordingCoapServer(ThreadedServer):
     def clear_response(self, path: str) -> None:
         with self._cond:
             self._overrides.pop(_normalize(path), None)
+
+    @property
+    def max_concurrent(self) -> int:
+        """The most requests that were being answered at the same time (see :meth:`set_delay`)."""
+        with self._cond:
+            return self._max_active
+
+    def _begin(self) -> None:
+        with self._cond:
+            self._active += 1
+            self._max_active = max(self._max_active, self._active)
+
+    def _end(self) -> None:
+        with self._cond:
+            self._active -= 1
 
     def set_delay(self, seconds: float) -> None:
         """Hold every answer back by ``seconds`` (0: at once); requests are still served concurrently."""

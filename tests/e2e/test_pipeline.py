@@ -124,14 +124,16 @@ async def test_restart_delivers_every_record_and_duplicates_only_what_was_in_fli
     assert second.stop() == 0
 
 
-async def test_throw_stops_on_404_and_the_record_is_delivered_after_the_fix(
+async def test_throw_stops_on_a_5_00_and_the_record_is_delivered_after_the_fix(
     broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-alerts"
     await broker.create_topic(topic, partitions=1)
     docs = [{"n": i} for i in range(10)]
     await broker.produce(topic, [json.dumps(d).encode() for d in docs])
-    recorder.set_response("alerts", Code.NOT_FOUND, when=lambda payload: json.loads(payload)["n"] == 4)
+    recorder.set_response(
+        "alerts", Code.INTERNAL_SERVER_ERROR, when=lambda payload: json.loads(payload)["n"] == 4
+    )
     props = {
         "name": unique,
         "connect.coap.uri": recorder.uri,
@@ -141,7 +143,7 @@ async def test_throw_stops_on_404_and_the_record_is_delivered_after_the_fix(
     assert first.wait_exit(timeout=180) != 0
     log = first.log_text()
     assert f"record {topic}/0@4" in log
-    assert "4.04 Not Found" in log
+    assert "5.00 Internal Server Error" in log
     assert "THROW" in log
     seen = [json.loads(r.payload)["n"] for r in recorder.requests]
     assert seen == [0, 1, 2, 3, 4], "the worker went past the failed record"

@@ -4,9 +4,7 @@ records count as delivered when something fails."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender, RequestOptions
@@ -16,14 +14,6 @@ from streamapp.kcql import parse_kcql
 from streamapp.pipeline import RawRecord, RecordPipeline, Route
 from streamapp.stats import Stats
 from tests.recording_server import RecordingCoapServer
-
-
-@pytest.fixture
-async def sender(recorder: RecordingCoapServer) -> AsyncIterator[CoapSender]:
-    s = CoapSender(recorder.uri, RequestOptions(timeout_s=5.0))
-    await s.start()
-    yield s
-    await s.stop()
 
 
 def pipeline(kcql: str, sender: CoapSender) -> tuple[RecordPipeline, Stats]:
@@ -216,3 +206,48 @@ async def test_a_batch_closes_before_it_outgrows_max_payload(
     assert outcome.delivered == [True] * 5
     assert [len(json.loads(r.payload)) for r in recorder.requests] == [2, 2, 1]
     assert all(len(r.payload) <= 100 for r in recorder.requests)
+
+
+async def test_delivering_again_resends_only_to_the_statement_that_failed(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    """What RETRY relies on: a record one statement delivered is not sent again when another failed."""
+    pipe, _ = pipeline("INSERT INTO ok SELECT n FROM t; INSERT INTO flaky SELECT n FROM t", sender)
+    recorder.set_response("flaky", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":1}', times=1)
+    records = [raw(i, doc(i)) for i in range(3)]
+    first = await pipe.deliver(records)
+    assert first.delivered == [True, False, False]
+    assert isinstance(first.error, DeliveryError) and first.statement == 2
+    assert first.failed_at is not None and first.failed_at.offset == 1
+    again = await pipe.deliver(records[1:])
+    assert again.delivered == [True, True] and again.error is None
+    assert [r.payload for r in recorder.requests_for("ok")] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    assert [r.payload for r in recorder.requests_for("flaky")] == [
+        b'{"n":0}',
+        b'{"n":1}',
+        b'{"n":1}',
+        b'{"n":2}',
+    ]
+
+
+async def test_max_inflight_sends_resources_concurrently_each_in_order(recorder: RecordingCoapServer) -> None:
+    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=10.0, max_inflight=8), max_inflight=8)
+    await sender.start()
+    try:
+        statements = parse_kcql("INSERT INTO dev/{d} SELECT n FROM t PROPERTIES(max.inflight=8)")
+        stats = Stats.for_statements(statements)
+        defaults = RequestOptions(timeout_s=10.0)
+        pipe = RecordPipeline(
+            [Route.compile(s, defaults) for s in statements], build_codecs("json"), sender, stats
+        )
+        recorder.set_delay(0.05)
+        records = [raw(i, doc(i, d=f"r{i % 20}")) for i in range(200)]
+        outcome = await pipe.deliver(records)
+    finally:
+        await sender.stop()
+    assert outcome.delivered == [True] * 200 and outcome.error is None
+    assert 6 <= recorder.max_concurrent <= 8, recorder.max_concurrent
+    for r in range(20):
+        assert [json.loads(q.payload)["n"] for q in recorder.requests_for(f"dev/r{r}")] == list(
+            range(r, 200, 20)
+        )

@@ -92,22 +92,6 @@ def test_connect_keys_are_accepted_and_reported_as_ignored() -> None:
     assert s.ignored == ("connector.class", "tasks.max")
 
 
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("connect.coap.error.policy", "RETRY"),
-        ("connect.coap.error.policy", "NOOP"),
-        ("connect.coap.max.inflight", "16"),
-        ("errors.deadletterqueue.topic.name", "dlq"),
-        ("connect.progress.enabled", "true"),
-    ],
-)
-def test_features_not_built_yet_fail_clearly(key: str, value: str) -> None:
-    err = error_for({**BASE, key: value})
-    assert "not supported yet" in str(err) or "only" in str(err)
-    assert err.key in (key, "schema.registry.url")
-
-
 def test_supported_values_of_partly_built_keys_pass() -> None:
     s = load(
         **{

@@ -1,0 +1,37 @@
+"""``connect.progress.enabled``: one log line per statement every ``connect.progress.interval`` ms with its
+delivered / failed / retried / skipped / dead-lettered counts and the delivery rate since the last line."""
+
+from __future__ import annotations
+
+import time
+
+import faust
+
+from streamapp.logs import get_logger
+from streamapp.stats import Stats
+
+log = get_logger("streamapp.progress")
+
+
+def log_progress(app: faust.App, stats: Stats, interval_s: float) -> None:
+    last: dict[int, tuple[float, int]] = {}
+
+    @app.timer(interval_s)
+    async def progress() -> None:
+        now = time.monotonic()
+        for index, entry in stats.statements.items():
+            at, delivered = last.get(index, (now - interval_s, 0))
+            rate = (entry.delivered - delivered) / max(now - at, 1e-9)
+            last[index] = (now, entry.delivered)
+            log.info(
+                "progress",
+                statement=index,
+                topic=entry.source,
+                resource=entry.resource,
+                delivered=entry.delivered,
+                failed=entry.failed,
+                retried=entry.retried,
+                skipped=entry.skipped,
+                dead_lettered=entry.dead_lettered,
+                records_per_s=round(rate, 1),
+            )

@@ -1,0 +1,159 @@
+"""RecordHandler: the error policies over a real pipeline, CoapSender and recording CoAP server (the clock and
+the dead-letter producer are test doubles: they are not what is tested here)."""
+
+from __future__ import annotations
+
+import json
+
+from aiocoap.numbers.codes import Code
+
+from streamapp.coap.sender import CoapSender
+from streamapp.codecs import build_codecs
+from streamapp.dead_letter import DeadLetters
+from streamapp.handler import RecordHandler
+from streamapp.kcql import parse_kcql
+from streamapp.pipeline import RawRecord, RecordPipeline, Route
+from streamapp.policy import ErrorPolicy
+from streamapp.stats import Stats
+from tests.recording_server import RecordingCoapServer
+
+
+class Produced:
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = []
+
+    async def __call__(self, topic: str, key: bytes | None, value: bytes | None, headers: list) -> None:
+        self.records.append((topic, key, value, dict(headers)))
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def handler(
+    kcql: str, sender: CoapSender, policy: ErrorPolicy, dead_letters: DeadLetters | None = None
+) -> tuple[RecordHandler, Stats, Sleeps]:
+    statements = parse_kcql(kcql)
+    stats = Stats.for_statements(statements)
+    pipeline = RecordPipeline([Route.compile(s) for s in statements], build_codecs("json"), sender, stats)
+    sleeps = Sleeps()
+    return RecordHandler(pipeline, policy, stats, dead_letters, sleep=sleeps), stats, sleeps
+
+
+def raw(offset: int, value: bytes | None) -> RawRecord:
+    return RawRecord("t", 0, offset, b"k%d" % offset, value, (("trace", b"abc"),), None)
+
+
+def docs(n: int) -> list[RawRecord]:
+    return [raw(i, json.dumps({"n": i}).encode()) for i in range(n)]
+
+
+async def test_retry_until_the_server_recovers_without_resending_what_was_delivered(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    policy = ErrorPolicy("RETRY", max_retries=5, retry_interval_s=7.0)
+    h, stats, sleeps = handler("INSERT INTO a SELECT n FROM t; INSERT INTO b SELECT n FROM t", sender, policy)
+    recorder.set_response("b", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":2}', times=3)
+    handled = await h.handle(docs(5))
+    assert handled.stop is None and handled.acked == [True] * 5
+    assert sleeps.calls == [7.0, 7.0, 7.0]
+    assert stats.statements[2].retried == 3 and stats.statements[1].retried == 0
+    assert [r.payload for r in recorder.requests_for("a")] == [b'{"n":%d}' % i for i in range(5)]
+    assert [json.loads(r.payload)["n"] for r in recorder.requests_for("b")] == [0, 1, 2, 2, 2, 2, 3, 4]
+
+
+async def test_retry_exhausted_stops_and_acks_only_what_precedes_the_record(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    h, _, sleeps = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 2, 1.0))
+    recorder.set_response("a", Code.INTERNAL_SERVER_ERROR, when=lambda body: body == b'{"n":1}')
+    handled = await h.handle(docs(3))
+    assert handled.acked == [True, False, False]
+    assert handled.stop is not None
+    assert "RETRY, gave up after 2 retries" in str(handled.stop) and "t/0@1" in str(handled.stop)
+    assert sleeps.calls == [1.0, 1.0]
+
+
+async def test_a_non_retriable_code_is_never_retried(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    h, _, sleeps = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 5, 1.0))
+    recorder.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":1}')
+    handled = await h.handle(docs(3))
+    assert handled.acked == [True, False, False] and handled.stop is not None and sleeps.calls == []
+
+
+async def test_noop_skips_a_poison_record_and_delivers_the_rest(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    h, stats, _ = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
+    records = docs(5)
+    records[2] = raw(2, b"{not json")
+    handled = await h.handle(records)
+    assert handled.acked == [True] * 5 and handled.stop is None
+    assert [json.loads(r.payload)["n"] for r in recorder.requests] == [0, 1, 3, 4]
+    assert stats.records_skipped == 1
+
+
+async def test_noop_skips_a_refused_delivery_and_counts_it(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    h, stats, _ = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
+    recorder.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":1}')
+    handled = await h.handle(docs(3))
+    assert handled.acked == [True] * 3
+    assert stats.statements[1].skipped == 1 and stats.statements[1].delivered == 2
+
+
+async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    produced = Produced()
+    dlq = DeadLetters("dlq", produced, context=True, connector="coap-sink")
+    policy = ErrorPolicy("THROW", dead_letter_topic="dlq")
+    h, stats, _ = handler("INSERT INTO a SELECT n FROM t", sender, policy, dlq)
+    recorder.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":3}')
+    records = docs(5)
+    records[1] = raw(1, b"[1, 2")
+    handled = await h.handle(records)
+    assert handled.acked == [True] * 5 and handled.stop is None
+    assert [(topic, key, value) for topic, key, value, _ in produced.records] == [
+        ("dlq", b"k1", b"[1, 2"),
+        ("dlq", b"k3", b'{"n": 3}'),
+    ]
+    poison, refused = (headers for *_, headers in produced.records)
+    assert poison["trace"] == b"abc"
+    assert poison["__connect.errors.topic"] == b"t"
+    assert poison["__connect.errors.partition"] == b"0"
+    assert poison["__connect.errors.offset"] == b"1"
+    assert poison["__connect.errors.stage"] == b"VALUE_CONVERTER"
+    assert poison["__connect.errors.exception.class.name"] == b"streamapp.errors.DecodeError"
+    assert b"invalid JSON" in poison["__connect.errors.exception.message"]
+    assert refused["__streamapp.errors.coap.code"] == b"4.04"
+    assert refused["__streamapp.errors.statement"] == b"1"
+    assert refused["__streamapp.errors.resource"] == b"a"
+    assert stats.records_dead_lettered == 1 and stats.statements[1].dead_lettered == 1
+
+
+async def test_dead_letter_without_context_headers_keeps_only_the_originals(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    produced = Produced()
+    dlq = DeadLetters("dlq", produced, context=False, connector="coap-sink")
+    h, _, _ = handler(
+        "INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP", dead_letter_topic="dlq"), dlq
+    )
+    records = [raw(0, b"nope")]
+    await h.handle(records)
+    assert produced.records == [("dlq", b"k0", b"nope", {"trace": b"abc"})]
+
+
+async def test_throw_stops_at_once(sender: CoapSender, recorder: RecordingCoapServer) -> None:
+    h, _, sleeps = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("THROW"))
+    recorder.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":0}')
+    handled = await h.handle(docs(2))
+    assert handled.acked == [False, False] and handled.stop is not None and sleeps.calls == []
