@@ -1,5 +1,5 @@
 # The two set-up commands: `make demo` and `make test`. Both install what they need first
-# (Debian's libcoap3-bin and a JRE for keytool, a Python 3.11 venv with the project and its test extras).
+# (Debian's libcoap3-bin, a JRE for keytool and chromium, a Python 3.11 venv with the project and test extras).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
@@ -15,11 +15,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# libcoap3-bin: coap-server/client-{notls,openssl,gnutls}; a JRE's keytool makes the JKS keystores of the DTLS tests.
+# libcoap3-bin: coap-server/client-{notls,openssl,gnutls}; a JRE's keytool makes the JKS keystores of the DTLS
+# tests; Debian's chromium is the headless browser of the stats-page test.
 apt-deps:
 	@missing=""; \
 	command -v coap-server-openssl >/dev/null 2>&1 || missing="$$missing libcoap3-bin"; \
 	command -v keytool >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	[ -z "$$missing" ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; }

@@ -19,7 +19,7 @@ from streamapp.policy import ErrorPolicy
 from streamapp.progress import log_progress
 from streamapp.settings import Settings
 from streamapp.stats import Stats
-from streamapp.web import register_views
+from streamapp.web import describe_security, register_views
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -44,9 +44,8 @@ def create_app(settings: Settings) -> faust.App:
         tombstone=settings.tombstone,
         max_inflight=settings.max_inflight,
     )
-    sender = CoapSender(
-        settings.uri, defaults, dtls_options(settings), max_inflight=settings.max_inflight, loop=app.loop
-    )
+    dtls = dtls_options(settings)
+    sender = CoapSender(settings.uri, defaults, dtls, max_inflight=settings.max_inflight, loop=app.loop)
     app.service(sender)
     stats = Stats.for_statements(settings.statements)
     codecs = build_codecs(
@@ -90,5 +89,5 @@ def create_app(settings: Settings) -> faust.App:
     )
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
-    register_views(app, settings, stats)
+    register_views(app, settings, stats, describe_security(settings, dtls))
     return app

@@ -63,7 +63,10 @@ class RecordHandler:
             decision = self.policy.decide(error, attempts)
             fields = {**record_fields(error, where), "statement": outcome.statement}
             if decision is Decision.STOP:
-                return Handled(acked, throw(error, where, self.policy.describe_stop(attempts)))
+                self._track_positions(raws, acked)
+                return Handled(
+                    acked, throw(error, where, self.policy.describe_stop(attempts), outcome.statement)
+                )
             if decision is Decision.RETRY:
                 attempts += 1
                 self._count(outcome.statement, "retried")
@@ -88,7 +91,13 @@ class RecordHandler:
                 self.pipeline.forget(where)
                 acked[index_of[where]] = True
             pending = [i for i in pending if not acked[i]]
+        self._track_positions(raws, acked)
         return Handled(acked)
+
+    def _track_positions(self, raws: Sequence[RawRecord], acked: list[bool]) -> None:
+        for raw, done in zip(raws, acked, strict=True):
+            if done:
+                self.stats.acked(raw.topic, raw.partition, raw.offset)
 
     def _count(self, statement: int | None, counter: str) -> None:
         if statement is not None:

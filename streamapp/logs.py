@@ -6,6 +6,7 @@ Lines go through the standard ``logging`` module so they share Faust's handlers 
 from __future__ import annotations
 
 import logging
+import sys
 
 import structlog
 
@@ -14,7 +15,7 @@ def configure_logging(log_format: str) -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
     # Console lines already carry the time from Faust's logging format; JSON lines need their own.
     stamp = [structlog.processors.TimeStamper(fmt="iso", utc=True)] if log_format == "json" else []

@@ -23,6 +23,7 @@ would grow past it).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -321,11 +322,12 @@ class RecordPipeline:
     ) -> None:
         stats = self._stats.statements[route.statement.index]
         stats.in_flight += records
+        started = time.perf_counter()
         try:
             await self._sender.send(segments, payload, where, options)
         except StreamappError as exc:
-            stats.record_failure(str(exc))
+            stats.record_failure(exc)
             raise
         finally:
             stats.in_flight -= records
-        stats.delivered += records
+        stats.record_delivery(records, time.perf_counter() - started)

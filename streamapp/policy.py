@@ -90,10 +90,15 @@ def reason(error: BaseException) -> str:
 
 
 def throw(
-    error: BaseException, where: RecordCoordinates, why: str = "connect.coap.error.policy=THROW"
+    error: BaseException,
+    where: RecordCoordinates,
+    why: str = "connect.coap.error.policy=THROW",
+    statement: int | None = None,
 ) -> WorkerStopped:
     """Log the failure with the record's coordinates and build the reason the worker stops with."""
-    log.error(f"stopping the worker ({why}): {reason(error)}", **record_fields(error, where))
+    log.error(
+        f"stopping the worker ({why}): {reason(error)}", **record_fields(error, where), statement=statement
+    )
     return WorkerStopped(
         f"{why}: {reason(error)}. Record {where} was not committed: "
         "it is read again when the worker restarts."

@@ -1,15 +1,60 @@
-"""Delivery counters per KCQL statement, read by the web views and ``check``.
+"""Delivery counters per KCQL statement, read by the stats page, ``/coap/stats.json`` and ``/metrics``.
 
-Only the event loop thread touches these, so plain integers are exact without locks.
+Only the event loop thread touches these, so plain integers are exact without locks. Besides counters a
+statement keeps the last ten minutes of deliveries per second (records/s over the last minute and the
+sparkline), the latencies of its recent requests (p50/p99) and cumulative latency buckets (the Prometheus
+histogram), all bounded in memory.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
+from streamapp.errors import DeliveryError, RecordError
 from streamapp.kcql import Statement
+
+#: Upper bounds (seconds) of the delivery-latency histogram buckets; +Inf is implied.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Seconds of per-second delivery counts kept (the sparkline shows them in 10 s bars).
+HISTORY_S = 600
+SPARK_BAR_S = 10
+#: Recent latencies kept for the percentiles.
+LATENCY_SAMPLES = 2048
+
+
+@dataclass
+class DeliveryRate:
+    """Deliveries per wall-clock second over the last ``HISTORY_S`` seconds."""
+
+    seconds: deque[tuple[int, int]] = field(default_factory=deque)  # (unix second, deliveries)
+
+    def add(self, count: int, now: float | None = None) -> None:
+        second = int(time.time() if now is None else now)
+        if self.seconds and self.seconds[-1][0] == second:
+            self.seconds[-1] = (second, self.seconds[-1][1] + count)
+        else:
+            self.seconds.append((second, count))
+        while self.seconds and self.seconds[0][0] <= second - HISTORY_S:
+            self.seconds.popleft()
+
+    def per_second(self, window_s: int = 60, now: float | None = None) -> float:
+        since = int(time.time() if now is None else now) - window_s
+        return sum(c for s, c in self.seconds if s > since) / window_s
+
+    def bars(self, now: float | None = None) -> list[float]:
+        """Records/s in each ``SPARK_BAR_S`` bar of the history, oldest first (the bar in progress last)."""
+        end = int(time.time() if now is None else now) // SPARK_BAR_S
+        count = HISTORY_S // SPARK_BAR_S
+        totals = [0] * count
+        for second, deliveries in self.seconds:
+            slot = second // SPARK_BAR_S - (end - count + 1)
+            if 0 <= slot < count:
+                totals[slot] += deliveries
+        return [round(t / SPARK_BAR_S, 2) for t in totals]
 
 
 @dataclass
@@ -25,11 +70,63 @@ class StatementStats:
     in_flight: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
+    last_error_record: str | None = None  # topic/partition@offset
+    last_error_code: str | None = None
+    rate: DeliveryRate = field(default_factory=DeliveryRate)
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
+    latency_count: int = 0
+    latency_sum: float = 0.0
 
-    def record_failure(self, message: str) -> None:
+    def record_delivery(self, records: int, seconds: float) -> None:
+        """One request (``records`` records: more than one for a batch) answered 2.xx after ``seconds``."""
+        self.delivered += records
+        self.rate.add(records)
+        self.latencies.append(seconds)
+        self.latency_count += 1
+        self.latency_sum += seconds
+        index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
+        if index < len(LATENCY_BUCKETS):
+            self.latency_buckets[index] += 1
+
+    def record_failure(self, error: BaseException) -> None:
         self.failed += 1
-        self.last_error = message
+        self.last_error = str(error)
         self.last_error_at = time.time()
+        self.last_error_record = str(error.where) if isinstance(error, RecordError) else None
+        self.last_error_code = error.code if isinstance(error, DeliveryError) else None
+
+    def percentile(self, fraction: float) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    def snapshot(self) -> dict[str, Any]:
+        p50, p99 = self.percentile(0.50), self.percentile(0.99)
+        return {
+            "statement": self.statement,
+            "source": self.source,
+            "resource": self.resource,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "retried": self.retried,
+            "skipped": self.skipped,
+            "dead_lettered": self.dead_lettered,
+            "in_flight": self.in_flight,
+            "records_per_s_1m": round(self.rate.per_second(), 2),
+            "latency_ms_p50": None if p50 is None else round(p50 * 1000, 2),
+            "latency_ms_p99": None if p99 is None else round(p99 * 1000, 2),
+            "rate_history": self.rate.bars(),
+            "last_error": None
+            if self.last_error is None
+            else {
+                "message": self.last_error,
+                "at": self.last_error_at,
+                "record": self.last_error_record,
+                "code": self.last_error_code,
+            },
+        }
 
 
 @dataclass
@@ -40,16 +137,27 @@ class Stats:
     #: Records the policy let go that failed before reaching any statement (undecodable, unselectable).
     records_skipped: int = 0
     records_dead_lettered: int = 0
+    #: (topic, partition) -> the next offset to be acked (everything before it was delivered or let go).
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def acked(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        if offset + 1 > self.positions.get(key, -1):
+            self.positions[key] = offset + 1
 
     @classmethod
     def for_statements(cls, statements: tuple[Statement, ...]) -> Stats:
         return cls(statements={s.index: StatementStats(s.index, s.source, s.resource) for s in statements})
 
+    @property
+    def uptime_s(self) -> float:
+        return time.time() - self.started_at
+
     def snapshot(self) -> dict[str, Any]:
         return {
-            "uptime_s": round(time.time() - self.started_at, 3),
+            "uptime_s": round(self.uptime_s, 3),
             "tombstones_skipped": self.tombstones_skipped,
             "records_skipped": self.records_skipped,
             "records_dead_lettered": self.records_dead_lettered,
-            "statements": [asdict(s) for s in self.statements.values()],
+            "statements": [s.snapshot() for s in self.statements.values()],
         }

@@ -1,48 +1,96 @@
-"""Web views on the worker's Faust web server: ``/coap/`` (HTML) and ``/coap/stats.json``."""
+"""Web views on the worker's Faust web server: ``/coap/`` (the stats page), ``/coap/stats.json`` and
+``/metrics`` (Prometheus). No secret ever reaches them: the security mode is described, never its keys."""
 
 from __future__ import annotations
 
-import html
+import os
+import socket
+from importlib import resources
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from streamapp.metrics import metrics_registry, render
 from streamapp.settings import Settings
 from streamapp.stats import Stats
 
 
-def register_views(app: faust.App, settings: Settings, stats: Stats) -> None:
+def _assignment(app: faust.App) -> list[tuple[str, int]]:
+    try:
+        return sorted((tp.topic, tp.partition) for tp in app.consumer.assignment())
+    except Exception:  # not yet assigned / consumer not started
+        return []
+
+
+def consumer_lag(app: faust.App, stats: Stats) -> dict[tuple[str, int], int | None]:
+    """Per assigned partition: the high-water mark minus the next offset to ack (None until known)."""
+    lag: dict[tuple[str, int], int | None] = {}
+    for topic, partition in _assignment(app):
+        try:
+            highwater = app.consumer.highwater(faust.types.TP(topic, partition))
+        except Exception:
+            highwater = None
+        position = stats.positions.get((topic, partition))
+        lag[(topic, partition)] = (
+            None if highwater is None or position is None else max(0, int(highwater) - position)
+        )
+    return lag
+
+
+def worker_info(app: faust.App, settings: Settings, stats: Stats, security: str) -> dict[str, Any]:
+    return {
+        "name": settings.app_name,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "uptime_s": round(stats.uptime_s, 3),
+        "coap_server": settings.uri,
+        "security": security,
+        "error_policy": settings.error_policy,
+        "partitions": [
+            {
+                "topic": topic,
+                "partition": partition,
+                "next_offset": stats.positions.get((topic, partition)),
+                "lag": lag,
+            }
+            for (topic, partition), lag in consumer_lag(app, stats).items()
+        ],
+    }
+
+
+def snapshot(app: faust.App, settings: Settings, stats: Stats, security: str) -> dict[str, Any]:
+    return {"worker": worker_info(app, settings, stats, security), **stats.snapshot()}
+
+
+def _page() -> str:
+    return resources.files("streamapp").joinpath("stats_page.html").read_text(encoding="utf-8")
+
+
+def register_views(app: faust.App, settings: Settings, stats: Stats, security: str = "none") -> None:
+    registry = metrics_registry(stats, lambda: consumer_lag(app, stats))
+    page = _page()
+
     @app.page("/coap/stats.json")
     async def stats_json(web: View, request: Request) -> Response:
-        return web.json({"name": settings.app_name, "uri": settings.uri, **stats.snapshot()})
+        return web.json(snapshot(app, settings, stats, security))
 
     @app.page("/coap/")
     async def stats_page(web: View, request: Request) -> Response:
-        rows = "".join(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(v))}</td>"
-                for v in (
-                    s.statement,
-                    s.source,
-                    s.resource,
-                    s.delivered,
-                    s.failed,
-                    s.in_flight,
-                    s.last_error or "",
-                )
-            )
-            + "</tr>"
-            for s in stats.statements.values()
-        )
-        body = (
-            "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='2'>"
-            "<meta name='viewport' content='width=device-width'>"
-            f"<title>streamapp {html.escape(settings.app_name)}</title></head><body>"
-            f"<h1>streamapp: {html.escape(settings.app_name)}</h1>"
-            f"<p>CoAP server {html.escape(settings.uri)}</p>"
-            "<table border='1'><tr><th>#</th><th>topic</th><th>resource</th><th>delivered</th>"
-            f"<th>failed</th><th>in flight</th><th>last error</th></tr>{rows}</table>"
-            "<p><a href='stats.json'>stats.json</a></p></body></html>"
-        )
-        return web.html(body)
+        return web.html(page)
+
+    @app.page("/metrics")
+    async def metrics(web: View, request: Request) -> Response:
+        # aiohttp wants the charset apart from the content type
+        response = web.bytes(render(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+
+def describe_security(settings: Settings, dtls: Any) -> str:
+    """``none`` for coap://, else the DTLS mode and non-secret facts (identity, subjects, suites)."""
+    if dtls is None:
+        return "none (coap://)"
+    suites = ", ".join(dtls.suites or dtls.default_suites)
+    return f"DTLS 1.2: {dtls.credentials.description}; suites {suites}"

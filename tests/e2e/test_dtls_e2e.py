@@ -8,6 +8,7 @@ stats page must never show a secret.
 from __future__ import annotations
 
 import json
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -134,6 +135,13 @@ async def test_every_credential_form_delivers_from_the_broker_and_a_wrong_psk_st
 
         for name, worker in {**workers, "wrong": wrong_worker}.items():
             text = worker.log_text() + json.dumps(worker.stats() or {})
+            if worker.returncode is None:  # a running worker's page and metrics too
+                stats = worker.stats() or {}
+                assert stats["worker"]["security"].startswith("DTLS 1.2: "), stats["worker"]["security"]
+                for path in ("/coap/", "/metrics"):
+                    url = f"http://127.0.0.1:{worker.web_port}{path}"
+                    with urllib.request.urlopen(url, timeout=10) as response:
+                        text += response.read().decode()
             for secret in (PSK, "Not-The-Right-Key-42", "rootPass", "PRIVATE KEY"):
                 assert secret not in text, f"{secret!r} in the log or stats of {name}"
         for worker in workers.values():

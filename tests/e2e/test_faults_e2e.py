@@ -244,7 +244,9 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
         "connect.coap.uri": recorder.uri,
         "connect.coap.kcql": f"INSERT INTO t/{{_.partition}} SELECT n FROM {topic}",
     }
-    kill_at = random.Random().randint(1000, 4000)
+    # ~400 records/s, so the kill lands 5-10 s in, after several of Faust's 2.8 s commits.
+    recorder.set_delay(0.002)
+    kill_at = random.Random().randint(2000, 4000)
     first = start_worker(props)
     samples: list[tuple[float, int]] = []
 
@@ -257,6 +259,7 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
     killed_at, at_kill = time.monotonic(), len(recorder.requests)
     commit_interval = 2.8  # Faust's broker_commit_interval default
     before_window = max((c for t, c in samples if t <= killed_at - commit_interval - 0.5), default=0)
+    recorder.set_delay(0)
     second = start_worker(props)
     second.wait_until(
         lambda: len({json.loads(r.payload)["n"] for r in recorder.requests}) >= n,

@@ -1,0 +1,99 @@
+"""``/metrics``: the same numbers as the stats page, in Prometheus' text format, via ``prometheus-client``.
+
+A custom collector reads :class:`~streamapp.stats.Stats` at scrape time, so the metrics can never disagree
+with ``/coap/stats.json``. Each app has its own registry (tests build several apps in one process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from streamapp.stats import LATENCY_BUCKETS, Stats
+
+LABELS = ("statement", "topic", "resource")
+COUNTERS = (
+    ("records_delivered", "delivered", "Records delivered (2.xx response)."),
+    ("requests_failed", "failed", "Requests that got no 2.xx response (every attempt counts)."),
+    ("records_retried", "retried", "Retries under connect.coap.error.policy=RETRY."),
+    ("records_skipped", "skipped", "Records skipped under NOOP after a failed delivery."),
+    ("records_dead_lettered", "dead_lettered", "Records written to the dead-letter topic."),
+)
+
+
+class StatsCollector(Collector):
+    def __init__(self, stats: Stats, lag: Callable[[], Mapping[tuple[str, int], int | None]]) -> None:
+        self._stats = stats
+        self._lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        statements = list(self._stats.statements.values())
+
+        def labels(s: object) -> list[str]:
+            return [str(s.statement), s.source, s.resource]  # type: ignore[attr-defined]
+
+        for name, attribute, doc in COUNTERS:
+            counter = CounterMetricFamily(f"streamapp_{name}", doc, labels=LABELS)
+            for s in statements:
+                counter.add_metric(labels(s), getattr(s, attribute))
+            yield counter
+        in_flight = GaugeMetricFamily(
+            "streamapp_records_in_flight", "Records in requests awaiting a response.", labels=LABELS
+        )
+        for s in statements:
+            in_flight.add_metric(labels(s), s.in_flight)
+        yield in_flight
+        latency = HistogramMetricFamily(
+            "streamapp_delivery_latency_seconds", "Time from request to 2.xx response.", labels=LABELS
+        )
+        for s in statements:
+            cumulative, buckets = 0, []
+            for bound, count in zip(LATENCY_BUCKETS, s.latency_buckets, strict=True):
+                cumulative += count
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", s.latency_count))
+            latency.add_metric(labels(s), buckets, s.latency_sum)
+        yield latency
+        lag = GaugeMetricFamily(
+            "streamapp_consumer_lag", "Records in the partition not yet acked.", labels=("topic", "partition")
+        )
+        for (topic, partition), value in sorted(self._lag().items()):
+            if value is not None:
+                lag.add_metric([topic, str(partition)], value)
+        yield lag
+        for name, value, doc in (
+            (
+                "records_skipped_undecodable",
+                self._stats.records_skipped,
+                "Records skipped before any statement.",
+            ),
+            (
+                "records_dead_lettered_undecodable",
+                self._stats.records_dead_lettered,
+                "Undecodable records dead-lettered.",
+            ),
+            (
+                "tombstones_skipped",
+                self._stats.tombstones_skipped,
+                "Tombstones skipped (connect.coap.tombstone=skip).",
+            ),
+        ):
+            yield CounterMetricFamily(f"streamapp_{name}", doc, value=value)
+        yield GaugeMetricFamily(
+            "streamapp_uptime_seconds", "Seconds since the worker started.", value=self._stats.uptime_s
+        )
+
+
+def metrics_registry(
+    stats: Stats, lag: Callable[[], Mapping[tuple[str, int], int | None]]
+) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(StatsCollector(stats, lag))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

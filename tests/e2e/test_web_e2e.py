@@ -1,0 +1,134 @@
+"""The worker's stats page, stats.json and /metrics after (and during) a real run: the numbers equal what
+the CoAP server received, the page updates itself in a real browser, and nothing on it is a secret."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from streamapp.peers import TansuBroker
+from tests.browser import HeadlessChromium, chromium_executable
+from tests.recording_server import RecordingCoapServer
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(__file__).parents[1] / "artifacts"
+
+
+def fetch(port: int, path: str) -> tuple[str, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return response.headers.get("Content-Type", ""), response.read().decode()
+
+
+def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(
+    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    topic = f"{unique}-t"
+    await broker.create_topic(topic, partitions=2)
+    n = 600
+    await broker.produce(
+        topic,
+        [json.dumps({"n": i, "d": i % 30}).encode() for i in range(n)],
+        partitions=[i % 2 for i in range(n)],
+    )
+    kcql = f"INSERT INTO dev/{{d}} SELECT n FROM {topic}; INSERT INTO all SELECT * FROM {topic}"
+    worker = start_worker(
+        {
+            "name": unique,
+            "connect.coap.uri": recorder.uri,
+            "connect.coap.kcql": kcql,
+            "connect.coap.max.inflight": "8",
+        }
+    )
+    worker.wait_until(lambda: len(recorder.requests) >= 2 * n, what=f"{2 * n} requests")
+    worker.wait_until(
+        lambda: sum(s["delivered"] for s in (worker.stats() or {"statements": []})["statements"]) >= 2 * n,
+        what="stats",
+    )
+
+    stats = worker.stats()
+    assert stats is not None
+    per_statement = {s["statement"]: s for s in stats["statements"]}
+    assert (
+        per_statement[1]["delivered"]
+        == len([r for r in recorder.requests if r.path.startswith("/dev/")])
+        == n
+    )
+    assert per_statement[2]["delivered"] == len(recorder.requests_for("all")) == n
+    assert (
+        per_statement[1]["latency_ms_p50"] is not None
+        and per_statement[1]["latency_ms_p99"] >= per_statement[1]["latency_ms_p50"]
+    )
+    assert sum(per_statement[1]["rate_history"]) > 0
+    w = stats["worker"]
+    assert w["coap_server"] == recorder.uri and w["security"] == "none (coap://)"
+    assert {(p["topic"], p["partition"]) for p in w["partitions"]} == {(topic, 0), (topic, 1)}
+    assert all(p["next_offset"] == n // 2 for p in w["partitions"])
+
+    content_type, text = fetch(worker.web_port, "/metrics")
+    assert content_type.startswith("text/plain")
+    metrics = metric_values(text)
+    for statement, resource in ((1, "dev/{d}"), (2, "all")):
+        labels = (("resource", resource), ("statement", str(statement)), ("topic", topic))
+        assert metrics[("streamapp_records_delivered_total", labels)] == n
+        assert metrics[("streamapp_delivery_latency_seconds_count", labels)] >= 1
+    lag = {k: v for k, v in metrics.items() if k[0] == "streamapp_consumer_lag"}
+    assert lag and all(v == 0 for v in lag.values()), lag
+
+    content_type, page = fetch(worker.web_port, "/coap/")
+    assert content_type.startswith("text/html")
+    assert "http://" not in page and "https://" not in page, "the page must work offline (no external assets)"
+    assert worker.stop() == 0
+
+
+@pytest.mark.skipif(
+    chromium_executable() is None, reason="no Chromium: `make install` installs Debian's chromium"
+)
+async def test_the_page_updates_itself_in_a_browser_while_records_flow(
+    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    topic = f"{unique}-t"
+    await broker.create_topic(topic, partitions=1)
+    recorder.set_delay(0.02)  # ~50 records/s, so the count visibly rises while the browser watches
+    worker = start_worker(
+        {
+            "name": unique,
+            "connect.coap.uri": recorder.uri,
+            "connect.coap.kcql": f"INSERT INTO sensors/{{room}} SELECT t, room FROM {topic}",
+        }
+    )
+    await broker.produce(
+        topic, [json.dumps({"t": 20 + i % 7, "room": f"r{i % 3}"}).encode() for i in range(400)]
+    )
+    worker.wait_until(lambda: len(recorder.requests) >= 20, what="the first deliveries")
+    with HeadlessChromium() as browser:
+        browser.open(f"http://127.0.0.1:{worker.web_port}/coap/")
+        delivered = (
+            'Number(document.querySelector(\'[data-statement="1"] [data-field="delivered"]\')'
+            "?.textContent.replace(/,/g, '') || 0)"
+        )
+        first = int(browser.wait_for(delivered))
+        later = browser.wait_for(
+            f"(() => {{ const v = {delivered}; return v >= {first + 30} ? v : null; }})()", timeout=30
+        )
+        assert int(later) > first
+        assert browser.reloads() == 0, "the page must refresh its numbers without reloading"
+        assert browser.text("#server") == recorder.uri
+        shot = browser.screenshot(ARTIFACTS / "stats-page.png")
+        assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 5000
+        browser.set_viewport(390, 844, mobile=True)
+        assert browser.evaluate("document.documentElement.scrollWidth") <= 390, "too wide for a phone"
+        browser.screenshot(ARTIFACTS / "stats-page-phone.png")
+    assert worker.stop() == 0
