@@ -4,9 +4,6 @@ Every key has a type, a default, a validator and a doc string (``KEYS``). Values
 built-in defaults < a ``.properties`` file named by ``STREAMAPP_CONFIG`` < environment variables (the key
 upper-cased with ``.`` turned into ``_``: ``CONNECT_COAP_KCQL``). Keys keep stream-reactor's names so an
 existing ``coap-sink.properties`` runs unchanged.
-
-A key whose feature is not built yet is refused with "not supported yet" as soon as it is given a value
-other than its default: nothing a user configures is ever silently ignored.
 """
 
 from __future__ import annotations
@@ -170,9 +167,6 @@ def _bootstrap(value: tuple[str, ...]) -> None:
             raise ValueError(f"expected host:port, got {server!r}")
 
 
-# --- "not supported yet" checks: typed value -> reason or None ------------------------------------------
-
-
 REQUIRED = object()
 
 
@@ -185,7 +179,6 @@ class Key:
     default: Any
     doc: str
     validate: Callable[[Any], None] | None = None
-    unsupported: Callable[[Any], str | None] | None = None
     aliases: tuple[str, ...] = ()
     env_aliases: tuple[str, ...] = ()
 
@@ -650,8 +643,6 @@ class Settings:
                 )
             else:
                 value, source = key.default, "default"
-            if key.unsupported is not None and (reason := key.unsupported(value)):
-                raise ConfigError(key.name, f"{reason} (from {source})")
             values[key.name] = value
             sources[key.name] = source
 
@@ -707,8 +698,6 @@ def validate_statement_property(name: str, text: str) -> None:
     value = key.parse(text)
     if key.validate is not None:
         key.validate(value)
-    if key.unsupported is not None and (reason := key.unsupported(value)):
-        raise ValueError(reason)
 
 
 def _compile_kcql(text: str) -> tuple[Statement, ...]:
