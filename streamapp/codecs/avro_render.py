@@ -10,16 +10,15 @@ hands over the underlying ints and bytes and the renderer decides the JSON form:
 
 from __future__ import annotations
 
-import base64
-import datetime
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from streamapp.codecs.logical import b64, decimal_from_unscaled, iso_date, iso_time
+
 Render = Callable[[Any], Any]
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
-_EPOCH = datetime.date(1970, 1, 1)
 
 
 class UnsupportedSchema(ValueError):
@@ -33,34 +32,6 @@ def strip_logical_types(schema: Any) -> Any:
     if isinstance(schema, list):
         return [strip_logical_types(s) for s in schema]
     return schema
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def decimal_from_unscaled(unscaled: int, scale: int) -> Decimal:
-    """Exactly ``unscaled * 10**-scale`` with ``scale`` fraction digits (no context rounding)."""
-    sign, digits, _ = Decimal(unscaled).as_tuple()
-    return Decimal((sign, digits, -scale))
-
-
-def iso_date(days: int) -> str:
-    return (_EPOCH + datetime.timedelta(days=days)).isoformat()
-
-
-def iso_time_millis(millis: int) -> str:
-    seconds, ms = divmod(millis, 1000)
-    minutes, s = divmod(seconds, 60)
-    h, m = divmod(minutes, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
-
-
-def iso_time_micros(micros: int) -> str:
-    seconds, us = divmod(micros, 1_000_000)
-    minutes, s = divmod(seconds, 60)
-    h, m = divmod(minutes, 60)
-    return f"{h:02d}:{m:02d}:{s:02d}.{us:06d}"
 
 
 def _millis_from(power: int) -> Render:
@@ -95,8 +66,8 @@ _LOGICAL: dict[tuple[str, str], Callable[[dict[str, Any]], Render | None]] = {
     ("fixed", "decimal"): _decimal,
     ("fixed", "duration"): lambda _: _duration,
     ("int", "date"): lambda _: iso_date,
-    ("int", "time-millis"): lambda _: iso_time_millis,
-    ("long", "time-micros"): lambda _: iso_time_micros,
+    ("int", "time-millis"): lambda _: lambda ms: iso_time(ms, 1000),
+    ("long", "time-micros"): lambda _: lambda us: iso_time(us, 1_000_000),
     ("long", "timestamp-millis"): lambda _: None,
     ("long", "local-timestamp-millis"): lambda _: None,
     ("long", "timestamp-micros"): lambda _: _millis_from(3),

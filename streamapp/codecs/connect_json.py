@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from streamapp.codecs.json import NotAJsonNumber, parse_json_text
+from streamapp.codecs.logical import b64, decimal_from_unscaled, iso_date, iso_time
 from streamapp.errors import DecodeError, RecordCoordinates
 
 __all__ = ["decode_envelope_bytes", "is_envelope", "render_payload"]
@@ -249,7 +250,7 @@ def _decode_base64(payload: Any, label: str) -> bytes:
 
 def _bytes(schema: dict[str, Any], payload: Any) -> str:
     """Re-encoded so that equal bytes are always sent as the same text (``QR==`` is sent as ``QQ==``)."""
-    return base64.b64encode(_decode_base64(payload, "bytes field")).decode("ascii")
+    return b64(_decode_base64(payload, "bytes field"))
 
 
 def _struct(schema: dict[str, Any], payload: Any) -> dict[str, Any]:
@@ -394,8 +395,7 @@ def _decimal_scale(schema: dict[str, Any]) -> int:
 
 
 def _decimal(schema: dict[str, Any], payload: Any) -> Decimal:
-    """Exactly ``unscaled * 10**-scale`` with exponent ``-scale``, built from the digit tuple so that no
-    decimal context (28 digits by default) rounds it."""
+    """Exactly ``unscaled * 10**-scale`` with exponent ``-scale`` (no decimal context rounds it)."""
     _require_type(schema, "bytes", "Decimal")
     scale = _decimal_scale(schema)
     kind = type(payload)
@@ -407,8 +407,7 @@ def _decimal(schema: dict[str, Any], payload: Any) -> Decimal:
         if not raw:
             # Java's BigInteger refuses zero bytes, so Connect fails on it too.
             raise _Problem("empty Decimal field (base64 of no bytes)")
-        sign, digits, _ = Decimal(int.from_bytes(raw, "big", signed=True)).as_tuple()
-        return Decimal((sign, digits, -scale))
+        return decimal_from_unscaled(int.from_bytes(raw, "big", signed=True), scale)
     if kind is Decimal or kind is int or (kind is float and math.isfinite(payload)):
         return _numeric_decimal(Decimal(repr(payload)) if kind is float else Decimal(payload), scale)
     raise _Problem(f"expected Decimal as base64 text or a JSON number, got {_describe(payload)}")
@@ -440,7 +439,7 @@ def _date(schema: dict[str, Any], payload: Any) -> str:
     _require_type(schema, "int32", "Date")
     days = _integer(payload, _INT32, "Date (int32 days since 1970-01-01)")
     if _MIN_DAYS <= days <= _MAX_DAYS:
-        return datetime.date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+        return iso_date(days)
     raise _Problem(f"Date {days} (days since 1970-01-01) is outside 0001-01-01..9999-12-31")
 
 
@@ -449,10 +448,7 @@ def _time(schema: dict[str, Any], payload: Any) -> str:
     ms = _integer(payload, _INT32, "Time (int32 milliseconds since midnight)")
     if not 0 <= ms < _MS_PER_DAY:
         raise _Problem(f"Time {ms} is outside 0..{_MS_PER_DAY - 1} milliseconds since midnight")
-    seconds, millis = divmod(ms, 1000)
-    minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}"
+    return iso_time(ms, 1000)
 
 
 def _timestamp(schema: dict[str, Any], payload: Any) -> int:

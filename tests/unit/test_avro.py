@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from streamapp.codecs import build_codecs
 from streamapp.codecs.avro import AvroDecoder, RegistryUnavailable, SchemaCache, SchemaNotFound
-from streamapp.codecs.avro_render import UnsupportedSchema, compile_renderer, decimal_from_unscaled
+from streamapp.codecs.avro_render import UnsupportedSchema, compile_renderer
+from streamapp.codecs.logical import decimal_from_unscaled
 from streamapp.errors import DecodeError, RecordCoordinates
 
 WHERE = RecordCoordinates("readings", 2, 41)
