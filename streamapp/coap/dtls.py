@@ -38,7 +38,7 @@ from aiocoap.util import hostportjoin, hostportsplit
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
-from streamapp.coap.dtls_errors import explain_handshake_failure, explain_silence
+from streamapp.coap.dtls_errors import DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 
 if TYPE_CHECKING:
@@ -53,13 +53,6 @@ STALE_SENDS = 2
 #: DTLS record header: type(1) version(2) epoch(2) sequence(6) length(2).
 RECORD_HEADER = 13
 _BUFFER = 16 * 1024
-
-
-class DtlsError(error.NetworkError):
-    """The DTLS session to the server could not be established or broke; the message says why."""
-
-    def __str__(self) -> str:  # aiocoap's NetworkError prints only its class name
-        return str(self.args[0]) if self.args else type(self).__name__
 
 
 @dataclass(frozen=True)
@@ -134,7 +127,7 @@ class _Session(asyncio.DatagramProtocol):
         self.remote.observe_incoming(data)
         if not self.established.done() and _encrypted_alert(data):
             # Our keys and the server's differ (a wrong PSK): its alert cannot be read, only recognised.
-            self.fail(self.remote.explain_silence(self, 0.0, alert=True))
+            self.fail(explain_silence(self.remote, self.steps, self.received_any, 0.0, alert=True))
             return
         try:
             self.buffer.receive_from_network(data)
@@ -159,7 +152,7 @@ class _Session(asyncio.DatagramProtocol):
         while not self.established.done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.fail(self.remote.explain_silence(self, timeout_s))
+                self.fail(explain_silence(self.remote, self.steps, self.received_any, timeout_s))
                 break
             try:
                 await asyncio.wait_for(asyncio.shield(self.established), min(TICK_S, remaining))
@@ -377,9 +370,6 @@ class DtlsRemote(interfaces.EndpointAddress):
         if self._session is session:
             self._session = None
         log.warning("%s", exc)
-
-    def explain_silence(self, session: _Session, timeout_s: float, *, alert: bool = False) -> DtlsError:
-        return explain_silence(self, session.steps, session.received_any, timeout_s, alert=alert)
 
     def close(self) -> None:
         if self._starting is not None:

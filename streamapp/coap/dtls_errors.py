@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING
 
+from aiocoap import error
 from mbedtls import tls, x509
 from mbedtls.exceptions import TLSError
 
 if TYPE_CHECKING:
-    from streamapp.coap.dtls import DtlsError, DtlsRemote
+    from streamapp.coap.dtls import DtlsRemote
 
 #: Mbed TLS error codes (positive, as python-mbedtls reports them).
 SSL_TIMEOUT = 0x6800
@@ -34,10 +35,11 @@ _AFTER_FINISHED = {
 }
 
 
-def _error(message: str) -> DtlsError:
-    from streamapp.coap.dtls import DtlsError
+class DtlsError(error.NetworkError):
+    """The DTLS session to the server could not be established or broke; the message says why."""
 
-    return DtlsError(message)
+    def __str__(self) -> str:  # aiocoap's NetworkError prints only its class name
+        return str(self.args[0]) if self.args else type(self).__name__
 
 
 def explain_silence(
@@ -56,19 +58,19 @@ def explain_silence(
     else:
         where = f"DTLS handshake with {remote.hostinfo} timed out after {timeout_s:g} s"
     if not received_any:
-        return _error(f"{where}: no answer at all (is a DTLS server listening on that port?)")
+        return DtlsError(f"{where}: no answer at all (is a DTLS server listening on that port?)")
     if steps & _AFTER_FINISHED:
         return _after_finished(where, remote)
-    return _error(f"{where} during {max(steps, key=lambda s: s.value).name}")
+    return DtlsError(f"{where} during {max(steps, key=lambda s: s.value).name}")
 
 
 def _after_finished(where: str, remote: DtlsRemote) -> DtlsError:
     if remote.options.credentials.mode == "psk":
-        return _error(
+        return DtlsError(
             f"{where} after our Finished message, which is what a wrong PSK (connect.coap.password) or an "
             "identity the server does not know (connect.coap.username) looks like"
         )
-    return _error(f"{where} after our Finished message: does the server trust our certificate?")
+    return DtlsError(f"{where} after our Finished message: does the server trust our certificate?")
 
 
 def explain_handshake_failure(exc: TLSError, remote: DtlsRemote, steps: set[tls.HandshakeStep]) -> DtlsError:
@@ -78,16 +80,18 @@ def explain_handshake_failure(exc: TLSError, remote: DtlsRemote, steps: set[tls.
     if code == SSL_PEER_CLOSE_NOTIFY and steps & _AFTER_FINISHED:
         return _after_finished(f"{where}: the server closed the session", remote)
     if code == X509_CERT_VERIFY_FAILED:
-        return _error(f"{where}: the server's certificate was refused: {certificate_problem(remote)}")
+        return DtlsError(f"{where}: the server's certificate was refused: {certificate_problem(remote)}")
     if code == SSL_FATAL_ALERT_MESSAGE:
-        return _error(
+        return DtlsError(
             f"{where}: the server sent a fatal alert (it refused our credentials or the cipher suites "
             f"{', '.join(remote.options.mbedtls_ciphers)})"
         )
     if code == SSL_NO_USABLE_CIPHERSUITE:
-        return _error(f"{where}: no cipher suite in common with {', '.join(remote.options.mbedtls_ciphers)}")
+        return DtlsError(
+            f"{where}: no cipher suite in common with {', '.join(remote.options.mbedtls_ciphers)}"
+        )
     step = max(steps, key=lambda s: s.value).name
-    return _error(f"{where} during {step}: {getattr(exc, 'msg', '') or type(exc).__name__}")
+    return DtlsError(f"{where} during {step}: {getattr(exc, 'msg', '') or type(exc).__name__}")
 
 
 def certificate_problem(remote: DtlsRemote) -> str:
