@@ -89,5 +89,5 @@ def create_app(settings: Settings) -> faust.App:
     )
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
-    register_views(app, settings, stats, describe_security(settings, dtls))
+    register_views(app, settings, stats, describe_security(dtls))
     return app

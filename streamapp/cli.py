@@ -30,8 +30,7 @@ def check(_args: argparse.Namespace) -> int:
     for name in unused_dtls_keys(settings):
         print(f"  ignored: {name} (DTLS only: the URI is coap://)")
     if dtls is not None:
-        suites = ", ".join(dtls.suites or dtls.default_suites)
-        print(f"DTLS: {dtls.credentials.description}; cipher suites {suites}")
+        print(f"DTLS: {dtls.description}")
     print("routes:")
     for statement in settings.statements:
         fields = ", ".join(str(f) for f in statement.fields)

@@ -12,6 +12,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from streamapp.coap.dtls import DtlsOptions
 from streamapp.metrics import metrics_registry, render
 from streamapp.settings import Settings
 from streamapp.stats import Stats
@@ -88,9 +89,6 @@ def register_views(app: faust.App, settings: Settings, stats: Stats, security: s
         return response
 
 
-def describe_security(settings: Settings, dtls: Any) -> str:
+def describe_security(dtls: DtlsOptions | None) -> str:
     """``none`` for coap://, else the DTLS mode and non-secret facts (identity, subjects, suites)."""
-    if dtls is None:
-        return "none (coap://)"
-    suites = ", ".join(dtls.suites or dtls.default_suites)
-    return f"DTLS 1.2: {dtls.credentials.description}; suites {suites}"
+    return "none (coap://)" if dtls is None else f"DTLS 1.2: {dtls.description}"

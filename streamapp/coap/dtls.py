@@ -69,6 +69,11 @@ class DtlsOptions:
         return PSK_SUITES if self.credentials.mode == "psk" else CERTIFICATE_SUITES
 
     @property
+    def description(self) -> str:
+        """What the credentials are and which suites are offered; never a secret."""
+        return f"{self.credentials.description}; suites {', '.join(self.suites or self.default_suites)}"
+
+    @property
     def mbedtls_ciphers(self) -> tuple[str, ...]:
         return tuple(CIPHER_SUITES[s] for s in (self.suites or self.default_suites))
 
