@@ -96,14 +96,18 @@ class StatementStats:
         self.last_error_record = str(error.where) if isinstance(error, RecordError) else None
         self.last_error_code = error.code if isinstance(error, DeliveryError) else None
 
-    def percentile(self, fraction: float) -> float | None:
+    def percentiles(self, *fractions: float) -> tuple[float | None, ...]:
+        """Latencies at these fractions of the recent sample (one sort for all of them)."""
         if not self.latencies:
-            return None
+            return tuple(None for _ in fractions)
         ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+        return tuple(ordered[min(len(ordered) - 1, int(f * len(ordered)))] for f in fractions)
+
+    def percentile(self, fraction: float) -> float | None:
+        return self.percentiles(fraction)[0]
 
     def snapshot(self) -> dict[str, Any]:
-        p50, p99 = self.percentile(0.50), self.percentile(0.99)
+        p50, p99 = self.percentiles(0.50, 0.99)
         return {
             "statement": self.statement,
             "source": self.source,

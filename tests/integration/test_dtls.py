@@ -245,7 +245,7 @@ async def test_twenty_percent_datagram_loss(pki: Pki) -> None:
 
 
 def test_check_shows_the_dtls_setup_without_secrets(
-    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from streamapp.cli import main
 
@@ -255,13 +255,8 @@ def test_check_shows_the_dtls_setup_without_secrets(
         f"connect.coap.keystore.path={pki.client_p12}\nconnect.coap.keystore.pass=rootPass\n"
         f"connect.coap.truststore.path={pki.trust_p12}\n"
     )
-    import os
-
-    os.environ["STREAMAPP_CONFIG"] = str(properties)
-    try:
-        assert main(["check"]) == 0
-    finally:
-        del os.environ["STREAMAPP_CONFIG"]
+    monkeypatch.setenv("STREAMAPP_CONFIG", str(properties))
+    assert main(["check"]) == 0
     out = capsys.readouterr().out
     assert "DTLS: " in out and "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in out
     assert "rootPass" not in out
