@@ -33,7 +33,7 @@ from typing import Any
 
 import fastavro
 
-from bench.harness import RESULTS, Comparison, finish, time_passes
+from bench.harness import RESULTS, Comparison, finish, replay, time_passes
 from streamapp.codecs import build_codecs
 from streamapp.errors import RecordCoordinates
 
@@ -203,7 +203,7 @@ def compare(
     for data in pool:  # both must accept every record before anything is timed
         candidate(data)
         baseline(data)
-    stream = (list(pool) * (records // len(pool) + 1))[:records]
+    stream = replay(pool, records)
     timings = time_passes(
         {"baseline": loop(baseline, stream), "candidate": loop(candidate, stream)},
         items=records,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import RESULTS, Comparison, finish, time_passes
+from bench.harness import RESULTS, Comparison, finish, replay, time_passes
 from streamapp.codecs import Record
 from streamapp.kcql import parse_kcql
 from streamapp.selector import compile_selector
@@ -160,8 +160,7 @@ def compare(
     gate: float | None,
 ) -> Comparison:
     check_identical(name, compiled, naive, pool)
-    # The pool repeated up to `records` records: a list of references, so no per-record index arithmetic.
-    stream = (list(pool) * (records // len(pool) + 1))[:records]
+    stream = replay(pool, records)
     timings = time_passes(
         {"naive": loop(naive, stream), "compiled": loop(compiled, stream)},
         items=records,

@@ -16,10 +16,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -103,6 +105,11 @@ class Comparison:
 
 def per_second(items: int, ns: float) -> float:
     return items * 1e9 / ns if ns > 0 else float("inf")
+
+
+def replay(pool: Sequence[T], count: int) -> list[T]:
+    """The pool repeated up to ``count`` items: a list of references, so no per-item index arithmetic."""
+    return (list(pool) * (count // len(pool) + 1))[:count]
 
 
 def time_passes(
