@@ -41,6 +41,8 @@ def create_app(settings: Settings) -> faust.App:
         confirmable=settings.confirmable,
         content_format=settings.content_format,
         timeout_s=settings.request_timeout_s,
+        ack_timeout_s=settings.ack_timeout_s,
+        max_retransmit=settings.max_retransmit,
         tombstone=settings.tombstone,
         max_inflight=settings.max_inflight,
     )

@@ -24,6 +24,8 @@ from streamapp.kcql import Statement, parse_kcql
 from streamapp.kcql.model import STATEMENT_PROPERTIES
 
 CONFIG_ENV = "STREAMAPP_CONFIG"
+#: More retransmissions than this make one exchange last hours (the waits double each time).
+MAX_RETRANSMIT_LIMIT = 10
 
 
 class Secret:
@@ -118,6 +120,11 @@ def _port_range(value: int) -> None:
 def _positive(value: int) -> None:
     if value <= 0:
         raise ValueError(f"expected a positive integer, got {value}")
+
+
+def _retransmissions(value: int) -> None:
+    if not 0 <= value <= MAX_RETRANSMIT_LIMIT:
+        raise ValueError(f"expected 0..{MAX_RETRANSMIT_LIMIT} retransmissions, got {value}")
 
 
 def _not_negative(value: int) -> None:
@@ -393,9 +400,25 @@ KEYS: tuple[Key, ...] = (
     Key(
         "connect.coap.request.timeout",
         _parse_int,
-        30000,
-        "Milliseconds to wait for a response to one request, retransmissions included.",
+        None,
+        "Milliseconds to wait for the response to one request, retransmissions included "
+        "(default: RFC 7252 MAX_TRANSMIT_WAIT of the two keys below, 93000 with their defaults).",
         validate=_positive,
+    ),
+    Key(
+        "connect.coap.ack.timeout",
+        _parse_int,
+        2000,
+        "RFC 7252 ACK_TIMEOUT in ms: the first wait before a confirmable request is sent again "
+        "(each later wait doubles, times a random factor up to 1.5).",
+        validate=_positive,
+    ),
+    Key(
+        "connect.coap.max.retransmit",
+        _parse_int,
+        4,
+        "RFC 7252 MAX_RETRANSMIT: how many times a confirmable request is sent again without an answer.",
+        validate=_retransmissions,
     ),
     Key(
         "connect.coap.max.inflight",
@@ -502,8 +525,18 @@ class Settings:
         return self.values["connect.coap.content.format"]
 
     @property
-    def request_timeout_s(self) -> float:
-        return self.values["connect.coap.request.timeout"] / 1000.0
+    def request_timeout_s(self) -> float | None:
+        """The configured request timeout, or None for MAX_TRANSMIT_WAIT of the transmission parameters."""
+        value = self.values["connect.coap.request.timeout"]
+        return None if value is None else value / 1000.0
+
+    @property
+    def ack_timeout_s(self) -> float:
+        return self.values["connect.coap.ack.timeout"] / 1000.0
+
+    @property
+    def max_retransmit(self) -> int:
+        return self.values["connect.coap.max.retransmit"]
 
     @property
     def max_inflight(self) -> int:

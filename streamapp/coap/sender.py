@@ -10,17 +10,31 @@ import asyncio
 import logging
 import zlib
 from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiocoap
 import mode
 from aiocoap.numbers.codes import Code
+from aiocoap.numbers.constants import TransportTuning
 
 from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
 from streamapp.errors import DeliveryError, RecordCoordinates
 
 #: 4.xx codes that mean "try again later" rather than "this request is wrong".
 RETRIABLE_CLIENT_ERRORS = frozenset({Code.REQUEST_ENTITY_INCOMPLETE, Code.TOO_MANY_REQUESTS})
+#: The largest body aiocoap sends in one message (block size 2 ** (DEFAULT_BLOCK_SIZE_EXP + 4) = 1024 bytes).
+ONE_BLOCK = 2 ** (TransportTuning.DEFAULT_BLOCK_SIZE_EXP + 4)
+
+
+class Transmission(TransportTuning):
+    """aiocoap's transport parameters with RFC 7252 ACK_TIMEOUT and MAX_RETRANSMIT as configured."""
+
+    def __init__(self, reliability: bool, ack_timeout_s: float, max_retransmit: int) -> None:
+        self.reliability = reliability
+        self.ACK_TIMEOUT = ack_timeout_s
+        self.MAX_RETRANSMIT = max_retransmit
 
 
 @dataclass(frozen=True)
@@ -30,7 +44,12 @@ class RequestOptions:
     method: str = "PUT"
     confirmable: bool = True
     content_format: int = 50
-    timeout_s: float = 30.0
+    #: The whole exchange, retransmissions included; None = MAX_TRANSMIT_WAIT of the transmission parameters.
+    timeout_s: float | None = None
+    #: RFC 7252 ACK_TIMEOUT: the first wait before a CON request is sent again (later waits double).
+    ack_timeout_s: float = 2.0
+    #: RFC 7252 MAX_RETRANSMIT: how many times a CON request is sent again before the exchange fails.
+    max_retransmit: int = 4
     #: What a tombstone (null value) does: ``skip``, ``empty`` (a request with an empty body) or ``delete``.
     tombstone: str = "skip"
     #: Requests of this statement in flight at once (different resources only; one resource stays in order).
@@ -44,7 +63,9 @@ class RequestOptions:
             method=given.get("method", self.method).upper(),
             confirmable=given.get("type", "CON" if self.confirmable else "NON").upper() == "CON",
             content_format=int(given.get("content.format", self.content_format)),
-            timeout_s=int(given["timeout"]) / 1000.0 if "timeout" in given else self.timeout_s,
+            timeout_s=_seconds(given["timeout"]) if "timeout" in given else self.timeout_s,
+            ack_timeout_s=_seconds(given["ack.timeout"]) if "ack.timeout" in given else self.ack_timeout_s,
+            max_retransmit=int(given.get("max.retransmit", self.max_retransmit)),
             tombstone=given.get("tombstone", self.tombstone).lower(),
             max_inflight=int(given.get("max.inflight", self.max_inflight)),
         )
@@ -53,9 +74,20 @@ class RequestOptions:
     def code(self) -> Code:
         return Code[self.method]
 
+    @cached_property
+    def tuning(self) -> Transmission:
+        return Transmission(self.confirmable, self.ack_timeout_s, self.max_retransmit)
+
     @property
-    def tuning(self) -> type[aiocoap.Reliable] | type[aiocoap.Unreliable]:
-        return aiocoap.Reliable if self.confirmable else aiocoap.Unreliable
+    def response_timeout_s(self) -> float:
+        """How long one request may take: the configured timeout, else RFC 7252 MAX_TRANSMIT_WAIT (the
+        time a CON sender keeps retransmitting and then waits for the last answer; 93 s by default), so the
+        timeout never cuts CoAP's own retransmission short."""
+        return self.timeout_s if self.timeout_s is not None else self.tuning.MAX_TRANSMIT_WAIT
+
+
+def _seconds(milliseconds: str) -> float:
+    return int(milliseconds) / 1000.0
 
 
 class CoapSender(mode.Service):
@@ -83,6 +115,8 @@ class CoapSender(mode.Service):
         self.max_inflight = max_inflight
         self._slots = asyncio.Semaphore(max_inflight)
         self._lanes: list[aiocoap.Context] = []
+        #: Per lane, the server's address as aiocoap resolved it for the last delivered request (see send).
+        self._remotes: list[Any] = []
         parts = urlsplit(base_uri)
         self.base_uri = base_uri
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
@@ -98,18 +132,19 @@ class CoapSender(mode.Service):
             if self._dtls is not None:
                 await add_dtls_transport(context, self._dtls)
             self._lanes.append(context)
+            self._remotes.append(None)
 
     async def on_stop(self) -> None:
         lanes, self._lanes = self._lanes, []
         for context in lanes:
             await context.shutdown()
 
-    def _lane(self, segments: tuple[str, ...]) -> aiocoap.Context:
+    def _lane(self, segments: tuple[str, ...]) -> int:
         if not self._lanes:
             raise RuntimeError("CoapSender.send() before the service started")
         if len(self._lanes) == 1:
-            return self._lanes[0]
-        return self._lanes[zlib.crc32("/".join(segments).encode()) % len(self._lanes)]
+            return 0
+        return zlib.crc32("/".join(segments).encode()) % len(self._lanes)
 
     def resource_uri(self, segments: tuple[str, ...]) -> str:
         message = aiocoap.Message(code=Code.PUT, uri=self._origin, uri_path=self._base_path + segments)
@@ -123,7 +158,8 @@ class CoapSender(mode.Service):
         options: RequestOptions | None = None,
     ) -> Code:
         """Send one request to ``<base uri>/<segments>``; return the 2.xx code or raise DeliveryError."""
-        context = self._lane(segments)
+        lane = self._lane(segments)
+        context = self._lanes[lane]
         options = options or self.default_options
         message = aiocoap.Message(
             code=options.code,
@@ -134,25 +170,21 @@ class CoapSender(mode.Service):
             uri=self._origin,
             uri_path=self._base_path + segments,
         )
-        resource = "/".join(segments)
+        # aiocoap resolves a coap:// URI on every request (getaddrinfo in a thread, plus a socket to check the
+        # route: ~25 % of the CPU of a request, DESIGN.md §8). The address it found for the last delivered
+        # request is reused; aiocoap still checks that the lane's transport recognises it and resolves
+        # again if not (a coaps session that was renewed). Any failure forgets it, so a moved server is
+        # found again.
+        if self._remotes[lane] is not None:
+            message.remote = self._remotes[lane]
         try:
-            async with self._slots:
-                response = await asyncio.wait_for(context.request(message).response, options.timeout_s)
-        except TimeoutError:
-            raise DeliveryError(
-                where,
-                f"no response from {self.resource_uri(segments)} within {options.timeout_s:g} s",
-                resource=resource,
-                retriable=True,
-            ) from None
-        except aiocoap.error.Error as exc:
-            raise DeliveryError(
-                where,
-                f"request to {self.resource_uri(segments)} failed: {type(exc).__name__}: {exc}",
-                resource=resource,
-                retriable=True,
-            ) from exc
+            response = await self._exchange(context, message, options, segments, where)
+        except BaseException:
+            self._remotes[lane] = None
+            raise
+        self._remotes[lane] = message.remote
         code = response.code
+        resource = "/".join(segments)
         if code.is_successful():
             return code
         retriable = code.class_ == 5 or code in RETRIABLE_CLIENT_ERRORS
@@ -164,3 +196,45 @@ class CoapSender(mode.Service):
             code=code.dotted,
             retriable=retriable,
         )
+
+    async def _exchange(
+        self,
+        context: aiocoap.Context,
+        message: aiocoap.Message,
+        options: RequestOptions,
+        segments: tuple[str, ...],
+        where: RecordCoordinates,
+    ) -> aiocoap.Message:
+        """The response to ``message``, or the DeliveryError that no response means."""
+        resource = "/".join(segments)
+        try:
+            async with self._slots:
+                # aiocoap's blockwise wrapper costs a repr of every message (DESIGN.md §8); only a body larger
+                # than one block needs it.
+                blockwise = len(message.payload) > ONE_BLOCK
+                exchange = context.request(message, handle_blockwise=blockwise).response
+                response = await asyncio.wait_for(exchange, options.response_timeout_s)
+        except TimeoutError:
+            raise DeliveryError(
+                where,
+                f"no response from {self.resource_uri(segments)} within {options.response_timeout_s:g} s",
+                resource=resource,
+                retriable=True,
+            ) from None
+        except aiocoap.error.ConRetransmitsExceeded:
+            raise DeliveryError(
+                where,
+                f"no answer from {self.resource_uri(segments)} to {options.max_retransmit + 1} transmissions "
+                f"of a confirmable request (connect.coap.max.retransmit={options.max_retransmit}, "
+                f"connect.coap.ack.timeout={options.ack_timeout_s * 1000:g} ms)",
+                resource=resource,
+                retriable=True,
+            ) from None
+        except aiocoap.error.Error as exc:
+            raise DeliveryError(
+                where,
+                f"request to {self.resource_uri(segments)} failed: {type(exc).__name__}: {exc}",
+                resource=resource,
+                retriable=True,
+            ) from exc
+        return response

@@ -16,6 +16,8 @@ STATEMENT_PROPERTIES = {
     "type": "connect.coap.message.type",
     "content.format": "connect.coap.content.format",
     "timeout": "connect.coap.request.timeout",
+    "ack.timeout": "connect.coap.ack.timeout",
+    "max.retransmit": "connect.coap.max.retransmit",
     "max.inflight": "connect.coap.max.inflight",
     "tombstone": "connect.coap.tombstone",
 }

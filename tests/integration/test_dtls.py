@@ -34,8 +34,11 @@ def settings_for(uri: str, **props: str) -> Settings:
 
 
 @asynccontextmanager
-async def coaps_sender(uri: str, **props: str) -> AsyncIterator[CoapSender]:
-    sender = CoapSender(uri, RequestOptions(timeout_s=20.0), dtls_options(settings_for(uri, **props)))
+async def coaps_sender(
+    uri: str, options: RequestOptions | None = None, **props: str
+) -> AsyncIterator[CoapSender]:
+    options = options or RequestOptions(timeout_s=20.0)
+    sender = CoapSender(uri, options, dtls_options(settings_for(uri, **props)))
     await sender.start()
     try:
         yield sender
@@ -238,7 +241,11 @@ async def test_twenty_percent_datagram_loss(pki: Pki) -> None:
         flavour="openssl", loss="20%", client_credentials=reader(pki), **server_pki(pki)
     ) as server:
         uri = f"coaps://localhost:{server.dtls_port}"
-        async with coaps_sender(uri, **pem_props(pki)) as sender:
+        # Short, many retransmissions (and room for handshake flights to be resent) so that losing every
+        # copy of one answer is negligible (0.2 ** 9 per request) rather than a flaky test.
+        lossy_link = RequestOptions(ack_timeout_s=0.5, max_retransmit=8)
+        props = {**pem_props(pki), "connect.coap.handshake.timeout": "30000"}
+        async with coaps_sender(uri, lossy_link, **props) as sender:
             for n in range(30):
                 await sender.send(("lossy", str(n)), b"%d" % n, WHERE)
     # every request got its 2.xx (send raises otherwise); nothing more to read back through a lossy server

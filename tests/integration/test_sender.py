@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import socket
+import time
 from collections.abc import AsyncIterator
 
+import aiocoap
 import pytest
 from aiocoap.numbers.codes import Code
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError, RecordCoordinates
@@ -93,6 +99,84 @@ async def test_nobody_listening_is_retriable() -> None:
     finally:
         await sender.stop()
     assert info.value.retriable and info.value.code is None
+
+
+async def test_a_silent_server_gets_exactly_max_retransmit_plus_one_transmissions() -> None:
+    """ACK_TIMEOUT and MAX_RETRANSMIT reach aiocoap: the silent peer counts the datagrams, and the error names
+    the keys that bound the exchange."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent.settimeout(0)
+    port = silent.getsockname()[1]
+    sender = await started(f"coap://127.0.0.1:{port}", ack_timeout_s=0.1, max_retransmit=2)
+    try:
+        started_at = time.monotonic()
+        with pytest.raises(DeliveryError) as info:
+            await sender.send(("quiet",), b"{}", WHERE)
+        took = time.monotonic() - started_at
+    finally:
+        await sender.stop()
+        datagrams = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                datagrams.append(silent.recv(2048))
+        silent.close()
+    message = str(info.value)
+    assert "to 3 transmissions of a confirmable request" in message
+    assert "connect.coap.max.retransmit=2" in message and "connect.coap.ack.timeout=100 ms" in message
+    assert info.value.retriable
+    assert len(datagrams) == 3 and len(set(datagrams)) == 1, datagrams  # the same CON message, sent 3 times
+    # waits of 0.1-0.15, 0.2-0.3 and 0.4-0.6 s: MAX_TRANSMIT_WAIT of these parameters is 1.05 s
+    assert 0.7 <= took < 5, took
+
+
+def test_the_default_timeout_is_max_transmit_wait_of_the_transmission_parameters() -> None:
+    assert RequestOptions().response_timeout_s == pytest.approx(93.0)
+    assert RequestOptions(ack_timeout_s=0.5, max_retransmit=8).response_timeout_s == pytest.approx(383.25)
+    assert RequestOptions(timeout_s=5.0, max_retransmit=8).response_timeout_s == 5.0
+    properties = (("ack.timeout", "1000"), ("max.retransmit", "1"))
+    assert RequestOptions().overridden(properties).response_timeout_s == pytest.approx(4.5)
+
+
+async def test_the_server_is_resolved_once_and_again_after_a_failure(
+    recorder: RecordingCoapServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolutions = []
+    resolve = MessageInterfaceUDP6.determine_remote
+
+    async def counted(self: MessageInterfaceUDP6, request: aiocoap.Message) -> object:
+        resolutions.append(request.get_request_uri())
+        return await resolve(self, request)
+
+    monkeypatch.setattr(MessageInterfaceUDP6, "determine_remote", counted)
+    sender = await started(recorder.uri, timeout_s=0.5)
+    try:
+        for n in range(20):
+            await sender.send(("r", str(n)), b"{}", WHERE)
+        assert len(resolutions) == 1, resolutions
+        recorder.set_delay(2)
+        with pytest.raises(DeliveryError, match=r"within 0\.5 s"):
+            await sender.send(("slow",), b"{}", WHERE)
+        recorder.set_delay(0)
+        for n in range(5):
+            await sender.send(("again", str(n)), b"{}", WHERE)
+    finally:
+        await sender.stop()
+    # the first request's, then none until the timeout made the sender forget the address, then one more
+    assert resolutions == [f"{recorder.uri}/r/0", f"{recorder.uri}/again/0"], resolutions
+    assert len([r for r in recorder.requests if r.path.startswith("/r/")]) == 20
+
+
+@pytest.mark.parametrize("size", [1024, 1025, 5000])
+async def test_a_body_larger_than_one_block_goes_block_wise(libcoap_server: LibcoapServer, size: int) -> None:
+    body = json.dumps({"blob": "x" * (size - 12)}).encode()
+    assert len(body) == size
+    sender = await started(libcoap_server.uri, timeout_s=5.0)
+    try:
+        await sender.send(("big", str(size)), body, WHERE)
+    finally:
+        await sender.stop()
+    assert libcoap_server.get(f"big/{size}") == body
 
 
 async def test_libcoap_creates_then_changes(libcoap_server: LibcoapServer) -> None:

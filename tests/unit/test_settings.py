@@ -65,6 +65,9 @@ def test_routes_and_sources() -> None:
         ({**BASE, "connect.coap.max.retries": "-1"}, "connect.coap.max.retries", ">= 0"),
         ({**BASE, "connect.coap.method": "GET"}, "connect.coap.method", "PUT, POST"),
         ({**BASE, "connect.coap.request.timeout": "0"}, "connect.coap.request.timeout", "positive"),
+        ({**BASE, "connect.coap.ack.timeout": "0"}, "connect.coap.ack.timeout", "positive"),
+        ({**BASE, "connect.coap.max.retransmit": "11"}, "connect.coap.max.retransmit", "0..10 retransm"),
+        ({**BASE, "connect.coap.max.retransmit": "-1"}, "connect.coap.max.retransmit", "got -1"),
         ({**BASE, "connect.progress.enabled": "yes"}, "connect.progress.enabled", "true or false"),
         ({**BASE, "bootstrap.servers": "nohost"}, "bootstrap.servers", "host:port"),
         ({**BASE, "value.converter": "com.example.X"}, "value.converter", "got 'com.example.X'"),
@@ -226,3 +229,17 @@ def test_unknown_cipher_suite_lists_the_known_ones() -> None:
     error = error_for({**BASE, "connect.coap.cipher.suites": "TLS_RSA_WITH_NULL_MD5"})
     assert str(error).startswith("connect.coap.cipher.suites: unknown cipher suite 'TLS_RSA_WITH_NULL_MD5'")
     assert "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8" in str(error)
+
+
+def test_transmission_parameters_default_to_rfc_7252_and_the_timeout_to_max_transmit_wait() -> None:
+    s = load()
+    assert (s.request_timeout_s, s.ack_timeout_s, s.max_retransmit) == (None, 2.0, 4)
+    s = load(**{"connect.coap.request.timeout": "1500", "connect.coap.ack.timeout": "250"})
+    assert (s.request_timeout_s, s.ack_timeout_s) == (1.5, 0.25)
+
+
+def test_statement_properties_share_the_transmission_rules() -> None:
+    kcql = "INSERT INTO r SELECT * FROM t PROPERTIES(ack.timeout=500, max.retransmit=12)"
+    err = error_for({**BASE, "connect.coap.kcql": kcql})
+    assert err.key == "connect.coap.kcql"
+    assert "max.retransmit" in str(err) and "0..10" in str(err)
