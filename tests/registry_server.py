@@ -160,6 +160,8 @@ class SchemaRegistryServer(ThreadedServer):
         self._compatibility: dict[str | None, str] = {None: "BACKWARD"}
         self._fail_status: int | None = None
         self.fetches: collections.Counter[int] = collections.Counter()
+        #: GETs of ``/subjects/{subject}/versions/{version}`` by (subject, version as written).
+        self.version_fetches: collections.Counter[tuple[str, str]] = collections.Counter()
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -197,7 +199,7 @@ class SchemaRegistryServer(ThreadedServer):
                 web.get("/subjects", self._get_subjects),
                 web.post("/subjects/{subject}/versions", self._post_version),
                 web.get("/subjects/{subject}/versions", self._get_versions),
-                web.get("/subjects/{subject}/versions/{version}", self._get_version),
+                web.get("/subjects/{subject}/versions/{version}", self._get_version, name="get_version"),
                 web.delete("/subjects/{subject}/versions/{version}", self._delete_version),
                 web.post("/subjects/{subject}", self._lookup),
                 web.delete("/subjects/{subject}", self._delete_subject),
@@ -253,9 +255,10 @@ class SchemaRegistryServer(ThreadedServer):
         self._fail_status = status
 
     def reset_counts(self) -> None:
-        """Empty :attr:`fetches` (in place: references to the counter stay valid)."""
+        """Empty :attr:`fetches` and :attr:`version_fetches` (in place: references to them stay valid)."""
         with self._lock:
             self.fetches.clear()
+            self.version_fetches.clear()
 
     # -- the store (call with self._lock held) ---------------------------------------------------------------
 
@@ -337,10 +340,13 @@ class SchemaRegistryServer(ThreadedServer):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        """Count schema fetches, apply :meth:`fail`, and render every error as a Confluent JSON body."""
+        """Count schema and version fetches, apply :meth:`fail`, render every error as Confluent JSON."""
         if request.match_info.route.name == "get_by_id":
             with self._lock:
                 self.fetches[int(request.match_info["schema_id"])] += 1
+        elif request.match_info.route.name == "get_version":
+            with self._lock:
+                self.version_fetches[request.match_info["subject"], request.match_info["version"]] += 1
         status = self._fail_status
         if status is not None:
             return _error_response(status, SERVER_ERROR, f"Simulated failure (HTTP {status})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import fastavro
 import httpx
 
+from streamapp.codecs.avro_references import inline_references
 from streamapp.codecs.avro_render import Render, UnsupportedSchema, compile_renderer, strip_logical_types
 from streamapp.errors import DecodeError, RecordCoordinates
 
@@ -61,6 +63,23 @@ class SchemaSource(Protocol):
     async def fetch(self, schema_id: int) -> Any: ...
 
 
+def _schema_json(answer: dict[str, Any], what: str) -> Any:
+    text = answer.get("schema")
+    if not isinstance(text, str):
+        raise UnsupportedSchema(f"{what}: the registry's answer has no schema")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UnsupportedSchema(f"{what}: the registry's schema is not JSON ({exc})") from None
+
+
+def _reference(reference: Any, what: str) -> tuple[str, str, int]:
+    try:
+        return str(reference["name"]), str(reference["subject"]), int(reference["version"])
+    except (TypeError, KeyError, ValueError):
+        raise UnsupportedSchema(f"{what}: a malformed schema reference {reference!r}") from None
+
+
 class SchemaNotFound(LookupError):
     pass
 
@@ -69,33 +88,99 @@ class RegistryUnavailable(ConnectionError):
     pass
 
 
+#: The (subject, version) references being resolved, outermost first (to refuse a loop).
+_Chain = tuple[tuple[str, int], ...]
+_SchemaErrors = (SchemaNotFound, UnsupportedSchema, RegistryUnavailable)
+
+
 class RegistrySource:
-    """The Confluent Schema Registry over HTTP, through ``python-schema-registry-client``."""
+    """The Confluent Schema Registry over HTTP, through ``python-schema-registry-client``'s transport.
+
+    The client's ``get_by_id`` parses the schema itself and so fails on a schema with references (a named
+    type defined under another subject); the schema's JSON is read through the client's URLs and
+    ``request`` instead, and the referenced definitions are fetched (each subject version once, also when
+    several schemas need it at the same time) and put in place (:mod:`streamapp.codecs.avro_references`).
+    """
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         from schema_registry.client import AsyncSchemaRegistryClient
 
         self.url = url
         self._client = AsyncSchemaRegistryClient(url, timeout=httpx.Timeout(timeout_s))
+        #: (subject, version) -> its schema with references inlined (a registered version never changes);
+        #: a task, so that concurrent fetches share one request. A failed one is dropped to be tried again.
+        self._versions: dict[tuple[str, int], asyncio.Task[Any]] = {}
 
     async def fetch(self, schema_id: int) -> Any:
-        from schema_registry.client.errors import ClientError
+        what = f"schema id {schema_id}"
+        answer = await self._get("get_by_id", what, schema_id=schema_id)
+        if answer is None:
+            raise SchemaNotFound(f"{what} is not in the schema registry {self._shown_url}")
+        kind = answer.get("schemaType", "AVRO")
+        if kind != "AVRO":
+            raise UnsupportedSchema(f"{what} is a {kind} schema, not Avro")
+        return await self._resolved(answer, what, ())
 
+    async def _resolved(self, answer: dict[str, Any], what: str, chain: _Chain) -> Any:
+        """The schema of a registry answer, with the definitions it references inlined."""
+        schema = _schema_json(answer, what)
+        references = answer.get("references") or []
+        if not references:
+            return schema
+        definitions = {}
+        for reference in references:
+            name, subject, version = _reference(reference, what)
+            try:
+                definitions[name] = await self._version(subject, version, chain)
+            except _SchemaErrors as exc:
+                raise type(exc)(f"{what}: reference {name!r}: {exc}") from None
+        return inline_references(schema, definitions)
+
+    async def _version(self, subject: str, version: int, chain: _Chain) -> Any:
+        key = (subject, version)
+        if key in chain:
+            raise UnsupportedSchema(f"the references of subject {subject!r} version {version} form a loop")
+        task = self._versions.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch_version(subject, version, (*chain, key)))
+            self._versions[key] = task
+            task.add_done_callback(lambda done: self._forget_failed(key, done))
+        return await asyncio.shield(task)
+
+    def _forget_failed(self, key: tuple[str, int], task: asyncio.Task[Any]) -> None:
+        failed = task.cancelled() or task.exception() is not None
+        if failed and self._versions.get(key) is task:
+            del self._versions[key]
+
+    async def _fetch_version(self, subject: str, version: int, chain: _Chain) -> Any:
+        what = f"subject {subject!r} version {version}"
+        answer = await self._get("get_schema", what, subject=subject, version=version)
+        if answer is None:
+            raise SchemaNotFound(f"{what} is not in the schema registry {self._shown_url}")
+        return await self._resolved(answer, what, chain)
+
+    async def _get(self, path: str, what: str, **values: Any) -> dict[str, Any] | None:
+        """The JSON answer for one of the client's paths; None for 404; RegistryUnavailable otherwise."""
+        url, method = self._client.url_manager.url_for(path, **values)
         try:
-            schema = await self._client.get_by_id(schema_id)
+            response = await self._client.request(url, method=method)
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(
                 f"schema registry {self._shown_url} unreachable: {type(exc).__name__}: {exc}"
             ) from exc
-        except ClientError as exc:
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
             raise RegistryUnavailable(
-                f"schema registry {self._shown_url} answered HTTP {exc.http_code} for schema id {schema_id}"
-            ) from exc
-        if schema is None:
-            raise SchemaNotFound(f"schema id {schema_id} is not in the schema registry {self._shown_url}")
-        if schema.schema_type != "AVRO":
-            raise UnsupportedSchema(f"schema id {schema_id} is a {schema.schema_type} schema, not Avro")
-        return schema.raw_schema
+                f"schema registry {self._shown_url} answered HTTP {response.status_code} for {what}"
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise UnsupportedSchema(f"schema registry {self._shown_url} answered {what} with no JSON object")
+        return answer
 
     @property
     def _shown_url(self) -> str:

@@ -3,9 +3,13 @@ test registry: golden files, the one-fetch-per-id cache, a registry that is down
 
 from __future__ import annotations
 
+import io
 import json
+from decimal import Decimal
 from pathlib import Path
 
+import fastavro
+import httpx
 import pytest
 
 from streamapp.codecs import build_codecs
@@ -104,3 +108,115 @@ async def test_a_json_schema_id_is_refused(registry: SchemaRegistryServer) -> No
     await codecs.prefetch([data])
     with pytest.raises(DecodeError, match=f"schema id {schema_id} is a JSON schema, not Avro"):
         codecs.value(data, WHERE)
+
+
+GEO = {
+    "type": "record",
+    "name": "Geo",
+    "namespace": "com.acme",
+    "fields": [{"name": "lat", "type": "double"}],
+}
+ADDRESS = {
+    "type": "record",
+    "name": "Address",
+    "namespace": "com.acme",
+    "fields": [{"name": "city", "type": "string"}, {"name": "at", "type": "com.acme.Geo"}],
+}
+PERSON = {
+    "type": "record",
+    "name": "Person",
+    "namespace": "com.acme",
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "home", "type": "com.acme.Address"},
+        {"name": "work", "type": ["null", "Address"]},
+        {"name": "paid", "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2}},
+    ],
+}
+#: PERSON as one self-contained schema, written out by hand: what a producer's serializer writes with.
+PERSON_WHOLE = {
+    **PERSON,
+    "fields": [
+        {"name": "name", "type": "string"},
+        {"name": "home", "type": {**ADDRESS, "fields": [ADDRESS["fields"][0], {"name": "at", "type": GEO}]}},
+        {"name": "work", "type": ["null", "Address"]},
+        PERSON["fields"][3],
+    ],
+}
+
+
+def register_people(registry: SchemaRegistryServer) -> int:
+    registry.register("geo", json.dumps(GEO))
+    address_refs = [{"name": "com.acme.Geo", "subject": "geo", "version": 1}]
+    registry.register("address", json.dumps(ADDRESS), references=address_refs)
+    person_refs = [{"name": "com.acme.Address", "subject": "address", "version": 1}]
+    return registry.register("people-value", json.dumps(PERSON), references=person_refs)
+
+
+def avro_framed(schema_id: int, schema: dict[str, object], record: dict[str, object]) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), record)
+    return b"\x00" + schema_id.to_bytes(4, "big") + buffer.getvalue()
+
+
+async def test_a_schema_with_references_reads_with_the_referenced_definitions(
+    registry: SchemaRegistryServer,
+) -> None:
+    """Person -> Address (subject "address") -> Geo (subject "geo"): fetched through the registry, put in
+    place, and rendered like any schema (a union of a referenced record, a decimal)."""
+    person_id = register_people(registry)
+    # A second schema using the same Address: the referenced versions are fetched once for both.
+    pair = {
+        "type": "record",
+        "name": "Pair",
+        "namespace": "com.acme",
+        "fields": [{"name": "a", "type": "Address"}],
+    }
+    pair_id = registry.register(
+        "pairs-value",
+        json.dumps(pair),
+        references=[{"name": "com.acme.Address", "subject": "address", "version": 1}],
+    )
+    record = {
+        "name": "Ada",
+        "home": {"city": "London", "at": {"lat": 51.5}},
+        "work": {"city": "Paris", "at": {"lat": 48.9}},
+        "paid": Decimal("1234.50"),
+    }
+    person = avro_framed(person_id, PERSON_WHOLE, record)
+    pair_record = avro_framed(
+        pair_id,
+        {**pair, "fields": [{"name": "a", "type": PERSON_WHOLE["fields"][1]["type"]}]},
+        {"a": record["home"]},
+    )
+    codecs = build_codecs("avro", registry_url=registry.url)
+    await codecs.prefetch([person, pair_record])
+    assert encode_json(codecs.value(person, WHERE)) == (
+        b'{"name":"Ada","home":{"city":"London","at":{"lat":51.5}},'
+        b'"work":{"city":"Paris","at":{"lat":48.9}},"paid":1234.50}'
+    )
+    assert encode_json(codecs.value(pair_record, WHERE)) == b'{"a":{"city":"London","at":{"lat":51.5}}}'
+    assert registry.version_fetches == {("address", "1"): 1, ("geo", "1"): 1}
+
+
+async def test_a_reference_the_registry_no_longer_has_is_a_poison_record_naming_it(
+    registry: SchemaRegistryServer,
+) -> None:
+    person_id = register_people(registry)
+    async with httpx.AsyncClient() as client:
+        assert (await client.delete(f"{registry.url}/subjects/geo")).status_code == 200
+    data = avro_framed(
+        person_id,
+        PERSON_WHOLE,
+        {"name": "A", "home": {"city": "c", "at": {"lat": 0.0}}, "work": None, "paid": Decimal("0.00")},
+    )
+    codecs = build_codecs("avro", registry_url=registry.url)
+    await codecs.prefetch([data])
+    with pytest.raises(DecodeError) as info:
+        codecs.value(data, WHERE)
+    assert str(info.value) == (
+        f"record readings/0@12: Avro value: schema id {person_id}: reference 'com.acme.Address': "
+        f"subject 'address' version 1: reference 'com.acme.Geo': "
+        f"subject 'geo' version 1 is not in the schema registry {registry.url}"
+    )
+    assert info.value.retriable is False

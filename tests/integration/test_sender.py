@@ -126,8 +126,8 @@ async def test_a_silent_server_gets_exactly_max_retransmit_plus_one_transmission
     assert "connect.coap.max.retransmit=2" in message and "connect.coap.ack.timeout=100 ms" in message
     assert info.value.retriable
     assert len(datagrams) == 3 and len(set(datagrams)) == 1, datagrams  # the same CON message, sent 3 times
-    # waits of 0.1-0.15, 0.2-0.3 and 0.4-0.6 s: MAX_TRANSMIT_WAIT of these parameters is 1.05 s
-    assert 0.7 <= took < 5, took
+    # waits of 0.1-0.15, 0.2-0.3 and 0.4-0.6 s (0.7 s at least); MAX_TRANSMIT_WAIT of these is 1.05 s
+    assert 0.65 <= took < 5, took
 
 
 def test_the_default_timeout_is_max_transmit_wait_of_the_transmission_parameters() -> None:
