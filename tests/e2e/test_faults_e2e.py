@@ -284,3 +284,45 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
         resumed = [x for i, x in enumerate(seen) if i > 0 and x < seen[i - 1]]
         assert len(resumed) <= 1, "redelivery must restart once, from the last committed offset"
     assert second.stop() == 0
+
+
+async def test_a_second_worker_joining_mid_stream_takes_partitions_and_nothing_is_lost(
+    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    """Horizontal scaling: a rebalance moves partitions from a busy worker to a new one. Every record still
+    arrives, each partition restarts at most once (from its last committed offset), and the duplicates are
+    what the first worker delivered but had not committed when its partitions were revoked."""
+    topic = f"{unique}-t"
+    partitions = 4
+    await broker.create_topic(topic, partitions=partitions)
+    n = 3000
+    await broker.produce(topic, values(n), partitions=[i % partitions for i in range(n)])
+    props = {
+        "name": unique,
+        "connect.coap.uri": recorder.uri,
+        "connect.coap.kcql": f"INSERT INTO t/{{_.partition}} SELECT n FROM {topic}",
+    }
+    recorder.set_delay(0.02)  # ~50 records/s for one worker: the second joins well before the end
+    first = start_worker(props)
+    first.wait_until(lambda: len(recorder.requests) >= 300, what="the first worker under way")
+    second = start_worker(props)
+    second.wait_until(
+        lambda: sum(second.delivered().values()) > 0, timeout=240, what="the second worker given partitions"
+    )
+    recorder.set_delay(0)
+    second.wait_until(
+        lambda: len({json.loads(r.payload)["n"] for r in recorder.requests}) >= n,
+        timeout=300,
+        what=f"all {n} records across both workers",
+    )
+    counts = Counter(json.loads(r.payload)["n"] for r in recorder.requests)
+    assert set(counts) == set(range(n))
+    duplicates = sum(c - 1 for c in counts.values())
+    shares = f"{first.delivered()} / {second.delivered()}"
+    print(f"rebalance: {duplicates} duplicates of {n} records; delivered by the workers {shares}")
+    for partition in range(partitions):
+        seen = without_repeats([json.loads(r.payload)["n"] for r in recorder.requests_for(f"t/{partition}")])
+        resumed = [x for i, x in enumerate(seen) if i > 0 and x < seen[i - 1]]
+        assert len(resumed) <= 1, f"partition {partition} went back {len(resumed)} times: {resumed[:10]}"
+    assert first.stop() == 0
+    assert second.stop() == 0
