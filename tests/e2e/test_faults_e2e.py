@@ -27,6 +27,25 @@ def without_repeats(seq: list[int]) -> list[int]:
     return [x for i, x in enumerate(seq) if i == 0 or seq[i - 1] != x]
 
 
+def distinct_delivered(recorder: RecordingCoapServer) -> int:
+    return len({json.loads(r.payload)["n"] for r in recorder.requests})
+
+
+def duplicates_of_all(recorder: RecordingCoapServer, n: int) -> int:
+    """Requests beyond one per record, after checking that every record 0..n-1 arrived."""
+    counts = Counter(json.loads(r.payload)["n"] for r in recorder.requests)
+    assert set(counts) == set(range(n))
+    return sum(c - 1 for c in counts.values())
+
+
+def assert_each_partition_resumed_at_most_once(recorder: RecordingCoapServer, partitions: int) -> None:
+    """Resource ``t/<partition>`` saw its records in order, going back at most once (to the last commit)."""
+    for partition in range(partitions):
+        seen = [json.loads(r.payload)["n"] for r in recorder.requests_for(f"t/{partition}")]
+        resumed = [x for i, x in enumerate(seen) if i > 0 and x < seen[i - 1]]
+        assert len(resumed) <= 1, f"partition {partition} went back {len(resumed)} times: {resumed[:10]}"
+
+
 @pytest.fixture
 def fixed_port_recorder() -> Iterator[RecordingCoapServer]:
     """A recording server that can be stopped and started again on the same port."""
@@ -267,22 +286,15 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
     recorder.set_delay(0)
     second = start_worker(props)
     second.wait_until(
-        lambda: len({json.loads(r.payload)["n"] for r in recorder.requests}) >= n,
-        timeout=400,
-        what=f"all {n} after the restart",
+        lambda: distinct_delivered(recorder) >= n, timeout=400, what=f"all {n} after the restart"
     )
-    counts = Counter(json.loads(r.payload)["n"] for r in recorder.requests)
-    assert set(counts) == set(range(n))
-    duplicates = sum(c - 1 for c in counts.values())
+    duplicates = duplicates_of_all(recorder, n)
     bound = (
         at_kill - before_window + 2
     )  # delivered within the last commit interval, plus one in flight per partition
     print(f"SIGKILL after {at_kill} requests: {duplicates} duplicates (bound {bound})")
     assert duplicates <= bound
-    for partition in (0, 1):
-        seen = [json.loads(r.payload)["n"] for r in recorder.requests_for(f"t/{partition}")]
-        resumed = [x for i, x in enumerate(seen) if i > 0 and x < seen[i - 1]]
-        assert len(resumed) <= 1, "redelivery must restart once, from the last committed offset"
+    assert_each_partition_resumed_at_most_once(recorder, 2)
     assert second.stop() == 0
 
 
@@ -310,19 +322,10 @@ async def test_a_second_worker_joining_mid_stream_takes_partitions_and_nothing_i
         lambda: sum(second.delivered().values()) > 0, timeout=240, what="the second worker given partitions"
     )
     recorder.set_delay(0)
-    second.wait_until(
-        lambda: len({json.loads(r.payload)["n"] for r in recorder.requests}) >= n,
-        timeout=300,
-        what=f"all {n} records across both workers",
-    )
-    counts = Counter(json.loads(r.payload)["n"] for r in recorder.requests)
-    assert set(counts) == set(range(n))
-    duplicates = sum(c - 1 for c in counts.values())
+    second.wait_until(lambda: distinct_delivered(recorder) >= n, timeout=300, what=f"all {n} across both")
+    duplicates = duplicates_of_all(recorder, n)
     shares = f"{first.delivered()} / {second.delivered()}"
     print(f"rebalance: {duplicates} duplicates of {n} records; delivered by the workers {shares}")
-    for partition in range(partitions):
-        seen = without_repeats([json.loads(r.payload)["n"] for r in recorder.requests_for(f"t/{partition}")])
-        resumed = [x for i, x in enumerate(seen) if i > 0 and x < seen[i - 1]]
-        assert len(resumed) <= 1, f"partition {partition} went back {len(resumed)} times: {resumed[:10]}"
+    assert_each_partition_resumed_at_most_once(recorder, partitions)
     assert first.stop() == 0
     assert second.stop() == 0
