@@ -135,7 +135,7 @@ class CoapSender(mode.Service):
             self._remotes.append(None)
 
     async def on_stop(self) -> None:
-        lanes, self._lanes = self._lanes, []
+        lanes, self._lanes, self._remotes = self._lanes, [], []
         for context in lanes:
             await context.shutdown()
 
