@@ -17,6 +17,11 @@ Mbed TLS facts this code is built around (each one bit somebody):
 - ``validate_certificates=False`` means "optional" verification in Mbed TLS: never used.
 - Mbed TLS 2.28 does not match IP addresses against certificate SANs: the hostname is checked when the URI
   names a host, not when it is an IP literal (the chain is verified either way).
+- On a lossy link a flight can be lost again and again, and Mbed TLS' doubling timer (1, 2, 4, ... s)
+  leaves few resends within a deadline. So one handshake *attempt* gives up when its timer reaches
+  :data:`ATTEMPT_TIMER_MAX_S` (after ~7 s without progress on one flight), and a fresh attempt, on a new
+  socket so the server sees a new peer, starts while the deadline allows. Under 20 % loss one attempt fails
+  about one time in fifteen; the attempts within 30 s almost never all fail.
 - A server restart leaves our session dead without a word: after :data:`STALE_SENDS` datagrams with
   nothing received, the session is dropped and a new handshake carries the pending requests.
 """
@@ -38,7 +43,7 @@ from aiocoap.util import hostportjoin, hostportsplit
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
-from streamapp.coap.dtls_errors import DtlsError, explain_handshake_failure, explain_silence
+from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 
 if TYPE_CHECKING:
@@ -48,6 +53,8 @@ log = logging.getLogger("streamapp.dtls")
 
 #: How often a handshake in progress is stepped (drives Mbed TLS' retransmission timer).
 TICK_S = 0.1
+#: Mbed TLS ends a handshake attempt when its retransmission timer (1, 2, 4 s) would exceed this.
+ATTEMPT_TIMER_MAX_S = 4.0
 #: Application datagrams sent without receiving anything before the session is presumed dead.
 STALE_SENDS = 2
 #: DTLS record header: type(1) version(2) epoch(2) sequence(6) length(2).
@@ -87,7 +94,7 @@ class DtlsOptions:
             lowest_supported_version=tls.DTLSVersion.DTLSv1_2,
             highest_supported_version=tls.DTLSVersion.DTLSv1_2,
             handshake_timeout_min=1.0,
-            handshake_timeout_max=max(2.0, self.handshake_timeout_s),
+            handshake_timeout_max=ATTEMPT_TIMER_MAX_S,
             pre_shared_key=creds.psk,
         )
 
@@ -106,18 +113,31 @@ def split_records(data: bytes) -> list[bytes]:
     return records
 
 
+@dataclass
+class HandshakeProgress:
+    """How far the attempts of one handshake got, together: what a failure's explanation is built from."""
+
+    steps: set[tls.HandshakeStep] = field(default_factory=lambda: {tls.HandshakeStep.HELLO_REQUEST})
+    received_any: bool = False
+
+
+class _AttemptExpired(DtlsError):
+    """Mbed TLS gave up on this attempt (one flight unanswered through its timer); another may follow."""
+
+
 class _Session(asyncio.DatagramProtocol):
     """One Mbed TLS session over one connected UDP socket: handshake, then records both ways."""
 
-    def __init__(self, remote: DtlsRemote, configuration: tls.DTLSConfiguration) -> None:
+    def __init__(
+        self, remote: DtlsRemote, configuration: tls.DTLSConfiguration, progress: HandshakeProgress
+    ) -> None:
         self.remote = remote
         self.buffer = tls.ClientContext(configuration).wrap_buffers(remote.server_hostname)
         self.transport: asyncio.DatagramTransport | None = None
         self.established: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.sent_since_received = 0
-        self.received_any = False
+        self.progress = progress
         self.closed = False
-        self.steps: set[tls.HandshakeStep] = {tls.HandshakeStep.HELLO_REQUEST}
 
     # -- asyncio protocol -----------------------------------------------------------------------------------
 
@@ -128,11 +148,11 @@ class _Session(asyncio.DatagramProtocol):
         if self.closed:
             return
         self.sent_since_received = 0
-        self.received_any = True
+        self.progress.received_any = True
         self.remote.observe_incoming(data)
         if not self.established.done() and _encrypted_alert(data):
             # Our keys and the server's differ (a wrong PSK): its alert cannot be read, only recognised.
-            self.fail(explain_silence(self.remote, self.steps, self.received_any, 0.0, alert=True))
+            self.fail(explain_silence(self.remote, self.progress.steps, True, 0.0, alert=True))
             return
         try:
             self.buffer.receive_from_network(data)
@@ -150,14 +170,15 @@ class _Session(asyncio.DatagramProtocol):
 
     # -- handshake ------------------------------------------------------------------------------------------
 
-    async def handshake(self, timeout_s: float) -> None:
-        """Step the handshake until it is over, at most ``timeout_s``; raises DtlsError."""
-        deadline = time.monotonic() + timeout_s
+    async def handshake(self, deadline: float, timeout_s: float) -> None:
+        """Step the handshake until it is over or ``deadline`` (monotonic) passes; raises DtlsError, or
+        _AttemptExpired when Mbed TLS gives up on this attempt first."""
         self.step_handshake()
         while not self.established.done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                self.fail(explain_silence(self.remote, self.steps, self.received_any, timeout_s))
+                progress = self.progress
+                self.fail(explain_silence(self.remote, progress.steps, progress.received_any, timeout_s))
                 break
             try:
                 await asyncio.wait_for(asyncio.shield(self.established), min(TICK_S, remaining))
@@ -173,12 +194,15 @@ class _Session(asyncio.DatagramProtocol):
                 try:
                     self.buffer.do_handshake()
                 finally:
-                    self.steps.add(self.buffer._handshake_state)
+                    self.progress.steps.add(self.buffer._handshake_state)
         except (tls.WantReadError, tls.WantWriteError):
             pass
         except TLSError as exc:
             self.flush()
-            self.fail(explain_handshake_failure(exc, self.remote, self.steps))
+            if getattr(exc, "err", None) == SSL_TIMEOUT:
+                self.fail(_AttemptExpired(f"DTLS handshake attempt with {self.remote.hostinfo} expired"))
+            else:
+                self.fail(explain_handshake_failure(exc, self.remote, self.progress.steps))
             return
         self.flush()
         if self.buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
@@ -330,29 +354,51 @@ class DtlsRemote(interfaces.EndpointAddress):
             session.write(data)
 
     async def _open(self) -> _Session:
+        """A new established session, through as many handshake attempts as the deadline allows."""
         if self._session is not None:
             self._session.close()
+        self.handshakes += 1
+        timeout_s = self.options.handshake_timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
+        progress = HandshakeProgress()
+        attempt = 1
+        while True:
+            session = await self._attempt(progress)
+            try:
+                await session.handshake(deadline, timeout_s)
+                break
+            except _AttemptExpired:
+                session.close()
+                if time.monotonic() >= deadline:
+                    raise explain_silence(self, progress.steps, progress.received_any, timeout_s) from None
+                attempt += 1
+                log.info(
+                    "DTLS handshake with %s: a flight went unanswered; attempt %d", self.hostinfo, attempt
+                )
+        log.info(
+            "DTLS session with %s established in %.0f ms (%s, attempt %d)",
+            self.hostinfo,
+            (time.monotonic() - started) * 1000,
+            session.buffer.cipher(),
+            attempt,
+        )
+        return session
+
+    async def _attempt(self, progress: HandshakeProgress) -> _Session:
+        """A session on a new UDP socket, ready to handshake (a new source port: a new peer to the server)."""
         self.server_certificates.clear()
         self._certificate_parser.reset()
         loop = asyncio.get_running_loop()
         try:
             address = await self._interface.resolve(self.host, self.port)
-            session = _Session(self, self._interface.configuration)
+            session = _Session(self, self._interface.configuration, progress)
             await loop.create_datagram_endpoint(
                 lambda: session, remote_addr=address, local_addr=self.options.local_bind
             )
         except OSError as exc:
             raise DtlsError(f"cannot reach {self.hostinfo} over UDP: {exc}") from exc
         self._session = session
-        self.handshakes += 1
-        started = time.monotonic()
-        await session.handshake(self.options.handshake_timeout_s)
-        log.info(
-            "DTLS session with %s established in %.0f ms (%s)",
-            self.hostinfo,
-            (time.monotonic() - started) * 1000,
-            session.buffer.cipher(),
-        )
         return session
 
     # -- receiving ------------------------------------------------------------------------------------------

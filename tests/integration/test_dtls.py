@@ -251,6 +251,20 @@ async def test_twenty_percent_datagram_loss(pki: Pki) -> None:
     # every request got its 2.xx (send raises otherwise); nothing more to read back through a lossy server
 
 
+async def test_a_handshake_whose_first_answers_are_all_lost_completes_in_a_new_attempt() -> None:
+    """The server drops its first four datagrams (``-l 1-4``). One attempt sends its ClientHello at 0, 1 and
+    3 s and gives up at 7 s; the next, from a new socket, gets through at ~8 s. A single attempt with the
+    doubling timer would next send at 15 s, after the 12 s deadline."""
+    with LibcoapServer(flavour="openssl", loss="1-4", psk=PSK) as server:
+        uri = f"coaps://localhost:{server.dtls_port}"
+        props = {**psk_props(), "connect.coap.handshake.timeout": "12000"}
+        async with coaps_sender(uri, **props) as sender:
+            started = time.monotonic()
+            await sender.send(("late",), b"1", WHERE)
+            took = time.monotonic() - started
+    assert 7 <= took < 12, took
+
+
 def test_check_shows_the_dtls_setup_without_secrets(
     pki: Pki, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
