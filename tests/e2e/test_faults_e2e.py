@@ -314,7 +314,7 @@ async def test_a_second_worker_joining_mid_stream_takes_partitions_and_nothing_i
         "connect.coap.uri": recorder.uri,
         "connect.coap.kcql": f"INSERT INTO t/{{_.partition}} SELECT n FROM {topic}",
     }
-    recorder.set_delay(0.02)  # ~50 records/s for one worker: the second joins well before the end
+    recorder.set_delay(0.05)  # ~20 records/s for one worker: the second joins (~30 s) long before the end
     first = start_worker(props)
     first.wait_until(lambda: len(recorder.requests) >= 300, what="the first worker under way")
     second = start_worker(props)
