@@ -178,13 +178,20 @@ class CoapSender(mode.Service):
         if self._remotes[lane] is not None:
             message.remote = self._remotes[lane]
         try:
-            response = await self._exchange(context, message, options, segments, where)
-        except BaseException:
-            self._remotes[lane] = None
+            async with self._slots:
+                # aiocoap's blockwise wrapper costs a repr of every message (DESIGN.md §8); only a body larger
+                # than one block needs it.
+                blockwise = len(payload) > ONE_BLOCK
+                exchange = context.request(message, handle_blockwise=blockwise).response
+                response = await asyncio.wait_for(exchange, options.response_timeout_s)
+        except BaseException as exc:
+            self._remotes[lane] = None  # any failure (cancellation too) forgets the address
+            if isinstance(exc, TimeoutError | aiocoap.error.Error):
+                why, cause = self._no_response(exc, segments, options)
+                raise DeliveryError(where, why, resource="/".join(segments), retriable=True) from cause
             raise
         self._remotes[lane] = message.remote
         code = response.code
-        resource = "/".join(segments)
         if code.is_successful():
             return code
         retriable = code.class_ == 5 or code in RETRIABLE_CLIENT_ERRORS
@@ -192,49 +199,22 @@ class CoapSender(mode.Service):
         raise DeliveryError(
             where,
             f"{self.resource_uri(segments)} answered {code}" + (f": {detail}" if detail else ""),
-            resource=resource,
+            resource="/".join(segments),
             code=code.dotted,
             retriable=retriable,
         )
 
-    async def _exchange(
-        self,
-        context: aiocoap.Context,
-        message: aiocoap.Message,
-        options: RequestOptions,
-        segments: tuple[str, ...],
-        where: RecordCoordinates,
-    ) -> aiocoap.Message:
-        """The response to ``message``, or the DeliveryError that no response means."""
-        resource = "/".join(segments)
-        try:
-            async with self._slots:
-                # aiocoap's blockwise wrapper costs a repr of every message (DESIGN.md §8); only a body larger
-                # than one block needs it.
-                blockwise = len(message.payload) > ONE_BLOCK
-                exchange = context.request(message, handle_blockwise=blockwise).response
-                response = await asyncio.wait_for(exchange, options.response_timeout_s)
-        except TimeoutError:
-            raise DeliveryError(
-                where,
-                f"no response from {self.resource_uri(segments)} within {options.response_timeout_s:g} s",
-                resource=resource,
-                retriable=True,
-            ) from None
-        except aiocoap.error.ConRetransmitsExceeded:
-            raise DeliveryError(
-                where,
-                f"no answer from {self.resource_uri(segments)} to {options.max_retransmit + 1} transmissions "
-                f"of a confirmable request (connect.coap.max.retransmit={options.max_retransmit}, "
-                f"connect.coap.ack.timeout={options.ack_timeout_s * 1000:g} ms)",
-                resource=resource,
-                retriable=True,
-            ) from None
-        except aiocoap.error.Error as exc:
-            raise DeliveryError(
-                where,
-                f"request to {self.resource_uri(segments)} failed: {type(exc).__name__}: {exc}",
-                resource=resource,
-                retriable=True,
-            ) from exc
-        return response
+    def _no_response(
+        self, exc: BaseException, segments: tuple[str, ...], options: RequestOptions
+    ) -> tuple[str, BaseException | None]:
+        """Why a request got no response, and the exception to keep as the cause (aiocoap's own errors)."""
+        uri = self.resource_uri(segments)
+        if isinstance(exc, aiocoap.error.ConRetransmitsExceeded):
+            return (
+                f"no answer from {uri} to {options.max_retransmit + 1} transmissions of a confirmable "
+                f"request (connect.coap.max.retransmit={options.max_retransmit}, "
+                f"connect.coap.ack.timeout={options.ack_timeout_s * 1000:g} ms)"
+            ), None
+        if isinstance(exc, aiocoap.error.Error):
+            return f"request to {uri} failed: {type(exc).__name__}: {exc}", exc
+        return f"no response from {uri} within {options.response_timeout_s:g} s", None
