@@ -103,9 +103,6 @@ class StatementStats:
         ordered = sorted(self.latencies)
         return tuple(ordered[min(len(ordered) - 1, int(f * len(ordered)))] for f in fractions)
 
-    def percentile(self, fraction: float) -> float | None:
-        return self.percentiles(fraction)[0]
-
     def snapshot(self) -> dict[str, Any]:
         p50, p99 = self.percentiles(0.50, 0.99)
         return {

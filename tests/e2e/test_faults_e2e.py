@@ -189,7 +189,7 @@ async def test_twenty_percent_datagram_loss_delivers_everything(
             }
         )
         worker.wait_until(
-            lambda: (worker.stats() or {}).get("statements", [{}])[0].get("delivered", 0) >= n,
+            lambda: worker.delivered().get(1, 0) >= n,
             timeout=300,
             what=f"{n} records delivered through 20 % loss",
         )

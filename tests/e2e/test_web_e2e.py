@@ -54,7 +54,7 @@ async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(
     )
     worker.wait_until(lambda: len(recorder.requests) >= 2 * n, what=f"{2 * n} requests")
     worker.wait_until(
-        lambda: sum(s["delivered"] for s in (worker.stats() or {"statements": []})["statements"]) >= 2 * n,
+        lambda: sum(worker.delivered().values()) >= 2 * n,
         what="stats",
     )
 

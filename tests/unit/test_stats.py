@@ -33,7 +33,7 @@ def test_percentiles_buckets_and_last_error() -> None:
     entry = stats.statements[1]
     for ms in range(1, 101):
         entry.record_delivery(1, ms / 1000)
-    assert entry.percentile(0.5) == 0.051 and entry.percentile(0.99) == 0.1
+    assert entry.percentiles(0.5, 0.99) == (0.051, 0.1)
     where = RecordCoordinates("t", 2, 9)
     entry.record_failure(DeliveryError(where, "4.04 Not Found", resource="r", code="4.04", retriable=False))
     snap = entry.snapshot()
