@@ -1,38 +1,30 @@
-"""The sink agent: one Faust agent per KCQL source topic, consuming raw bytes.
+"""The sink agent: one Faust agent per KCQL source topic, consuming raw bytes and handing each record to the
+delivery engine (``streamapp/dispatch.py``, docs/delivery-engine.md).
 
-Acks are manual. Faust's stream iterator and ``take_events`` ack in ``finally`` blocks, so an exception in
-an auto-acking agent would commit the offset of the very record that failed. Here an event is acked only
-after every statement reading its topic had it delivered, or the error policy let it go
-(:class:`streamapp.handler.RecordHandler`).
+Acks are manual. Faust's stream iterator acks in a ``finally`` block, so an exception in an auto-acking
+agent would commit the offset of the very record that failed. Here the agent only reads: the engine tells
+when a record may be acked (every statement reading its topic had it delivered, or the error policy let it
+go, and so every earlier offset of its partition), and the agent's ``Acks`` task acks it, in offset order.
 
-Topics whose statements all send one record at a time are consumed event by event. A topic with a
-``BATCH`` statement, or one allowed several requests in flight (``max.inflight``), is consumed in chunks
-(``noack_take``, which buffers events without acking them): up to ``CHUNK_FACTOR`` x the larger of the two,
-or what arrived within ``LINGER_S``.
+The agent does not wait for a record's delivery before reading the next: the engine keeps up to its
+window of requests in flight, and ``submit`` waits only while the engine is full.
 
-On SIGTERM the chunk being delivered is given ``STOP_GRACE_S`` to finish; what it delivered is acked, so
-Faust's commit on the way out covers it.
+On SIGTERM the engine gets the stop grace (``task.shutdown.graceful.timeout.ms``) for the requests in
+flight, abandons the rest, and what was delivered is acked before Faust's commit on the way out.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
 
 import faust
 import mode
 from faust.types import EventT
 
-from streamapp.handler import RecordHandler
-from streamapp.pipeline import RawRecord
-
-#: How long a batching agent waits for its buffer to fill before sending what it has.
-LINGER_S = 0.05
-#: How long a stopping worker waits for the requests in flight (RETRY waits are not waited for).
-STOP_GRACE_S = 10.0
-#: Chunk size as a multiple of the largest BATCH, so that interleaved partitions still fill their batches.
-CHUNK_FACTOR = 4
+from streamapp.dispatch import Dispatcher
+from streamapp.offsets import Acks
+from streamapp.pipeline import RawRecord, TopicPipeline
+from streamapp.stats import Stats
 
 
 def raw_record(event: EventT) -> RawRecord:
@@ -46,29 +38,36 @@ def raw_record(event: EventT) -> RawRecord:
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers),
+        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers) if headers else (),
         timestamp=message.timestamp,
     )
 
 
-async def _ack(stream: faust.StreamT, events: Sequence[EventT], acked: Sequence[bool]) -> None:
-    for event, done in zip(events, acked, strict=True):
-        if done:
-            await stream.ack(event)
+def register(
+    app: faust.App,
+    dispatcher: Dispatcher,
+    pipelines: dict[str, TopicPipeline],
+    stats: Stats,
+    *,
+    stop_grace_s: float,
+) -> tuple[list[faust.types.AgentT], list[Acks]]:
+    """Register one sink agent per source topic; returns the agents and their ack queues (flushed by
+    whoever stops the worker)."""
+    registered = [
+        _sink_agent(app, topic, pipeline, dispatcher, stats, stop_grace_s)
+        for topic, pipeline in pipelines.items()
+    ]
+    return [agent for agent, _ in registered], [acks for _, acks in registered]
 
 
-def register(app: faust.App, handlers: dict[str, RecordHandler]) -> list[faust.types.AgentT]:
-    """Register one sink agent per source topic; ``handlers`` maps topic -> its pipeline and error policy."""
-    return [_sink_agent(app, topic, handler) for topic, handler in handlers.items()]
-
-
-async def _one_by_one(stream: faust.StreamT) -> AsyncIterator[Sequence[EventT]]:
-    async for event in stream.noack().events():
-        yield (event,)
-
-
-def _sink_agent(app: faust.App, topic_name: str, handler: RecordHandler) -> faust.types.AgentT:
-    pipeline = handler.pipeline
+def _sink_agent(
+    app: faust.App,
+    topic_name: str,
+    pipeline: TopicPipeline,
+    dispatcher: Dispatcher,
+    stats: Stats,
+    stop_grace_s: float,
+) -> tuple[faust.types.AgentT, Acks]:
     topic = app.topic(
         topic_name,
         key_type=bytes,
@@ -76,33 +75,33 @@ def _sink_agent(app: faust.App, topic_name: str, handler: RecordHandler) -> faus
         key_serializer="raw",
         value_serializer="raw",
     )
-    # Records are taken in chunks when a statement batches them or sends several at once; else one by one.
-    chunk = max(pipeline.max_batch, pipeline.max_inflight) * CHUNK_FACTOR
-    batching = chunk > CHUNK_FACTOR
+
+    def acked(raw: RawRecord) -> None:
+        stats.acked(raw.topic, raw.partition, raw.offset)
+
+    acks = Acks(acked)
 
     async def coap_sink(stream: faust.StreamT) -> None:
-        chunks = stream.noack_take(chunk, within=LINGER_S) if batching else _one_by_one(stream)
-        async for events in chunks:
-            work = asyncio.ensure_future(handler.handle([raw_record(event) for event in events]))
-            try:
-                handled = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # The worker is stopping (SIGTERM): let the requests in flight finish or time out, ack what
-                # they delivered (Faust commits acked offsets as it stops), then stop.
-                with contextlib.suppress(Exception):
-                    handled = await asyncio.wait_for(work, STOP_GRACE_S)
-                    await _ack(stream, events, handled.acked)
-                raise
-            await _ack(stream, events, handled.acked)
-            if handled.stop is not None:
-                # Commit what was acked, then stop the worker (exit code 1); the rest is read again.
-                await app.consumer.commit()
-                await app.crash(handled.stop)
-                return
+        acks.bind(stream.ack)
+        acker = asyncio.ensure_future(acks.run())
+        try:
+            async for event in stream.noack().events():
+                await dispatcher.submit(pipeline, raw_record(event), event, acks)
+                if dispatcher.stopped is not None:
+                    return  # the error policy stops the worker (app.py commits what was acked, then crashes)
+        except asyncio.CancelledError:
+            # The worker is stopping (SIGTERM): the requests in flight get the grace, then what they
+            # delivered is acked, so Faust's commit on the way out covers it.
+            await dispatcher.drain(stop_grace_s)
+            await acks.flush()
+            raise
+        finally:
+            acker.cancel()
 
-    return app.agent(
+    agent = app.agent(
         topic,
         name=f"coap-sink.{topic_name}",
         concurrency=1,
         supervisor_strategy=mode.CrashingSupervisor,
     )(coap_sink)
+    return agent, acks

@@ -5,26 +5,48 @@ Nothing here runs at import; tests build apps with their own settings.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import faust
 
 import agents
+from streamapp.coap.endpoints import exchange_lifetime
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
 from streamapp.dead_letter import DeadLetters
-from streamapp.handler import RecordHandler
+from streamapp.dispatch import Dispatcher
+from streamapp.handler import Failures
 from streamapp.logs import configure_logging
-from streamapp.pipeline import RecordPipeline, Route
-from streamapp.policy import ErrorPolicy
+from streamapp.offsets import Acks
+from streamapp.pipeline import Route, TopicPipeline
+from streamapp.policy import ErrorPolicy, WorkerStopped
 from streamapp.progress import log_progress
 from streamapp.settings import Settings
 from streamapp.stats import Stats
 from streamapp.web import describe_security, register_views
 
 
+class SinkApp(faust.App):
+    """Faust's app, with the delivery engine stopped first when the worker stops.
+
+    Faust's own stop waits until every message its streams took is acked (``stream_wait_empty``), which
+    with records read ahead into the engine would mean delivering all of them, however long that takes.
+    Instead ``before_stop`` gives the requests in flight the stop grace, acks what was delivered and
+    commits it, while the consumer still runs; the rest is read again by the next worker.
+    """
+
+    before_stop: Callable[[], Awaitable[None]] | None = None
+
+    async def on_stop(self) -> None:
+        if self.before_stop is not None:
+            await self.before_stop()
+        await super().on_stop()
+
+
 def create_app(settings: Settings) -> faust.App:
     configure_logging(settings.log_format)
-    app = faust.App(
+    app = SinkApp(
         settings.app_name,
         broker=settings.broker_urls,
         autodiscover=False,
@@ -35,6 +57,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # No tables, so no leader-election topic.
         topic_disable_leader=True,
+        # The engine's stop commits what was delivered (SinkApp.before_stop): Faust must not wait for more.
+        stream_wait_empty=False,
     )
     defaults = RequestOptions(
         method=settings.method,
@@ -45,9 +69,20 @@ def create_app(settings: Settings) -> faust.App:
         max_retransmit=settings.max_retransmit,
         tombstone=settings.tombstone,
         max_inflight=settings.max_inflight,
+        ordered=settings.ordered,
     )
+    routes = {s.index: Route.compile(s, defaults) for s in settings.statements}
     dtls = dtls_options(settings)
-    sender = CoapSender(settings.uri, defaults, dtls, max_inflight=settings.max_inflight, loop=app.loop)
+    sender = CoapSender(
+        settings.uri,
+        defaults,
+        dtls,
+        window=settings.max_inflight,
+        lifetime_s=exchange_lifetime(r.options for r in routes.values()),
+        # A fixed local DTLS port can be bound by one socket only: one endpoint.
+        max_endpoints=1 if dtls is not None and dtls.local_bind and dtls.local_bind[1] else None,
+        loop=app.loop,
+    )
     app.service(sender)
     stats = Stats.for_statements(settings.statements)
     codecs = build_codecs(
@@ -58,10 +93,9 @@ def create_app(settings: Settings) -> faust.App:
         registry_url=settings.registry_url,
     )
     pipelines = {
-        topic: RecordPipeline(
-            (Route.compile(s, defaults) for s in settings.statements if s.source == topic),
+        topic: TopicPipeline(
+            (routes[s.index] for s in settings.statements if s.source == topic),
             codecs,
-            sender,
             stats,
             max_payload=settings.max_payload,
             decimals="string" if settings.decimal_format == "string" else "number",
@@ -86,9 +120,35 @@ def create_app(settings: Settings) -> faust.App:
             context=settings.dead_letter_context,
             connector=settings.app_name,
         )
-    agents.register(
-        app, {topic: RecordHandler(p, policy, stats, dead_letters) for topic, p in pipelines.items()}
+    all_acks: list[Acks] = []
+
+    async def stop_engine() -> None:
+        """Let the requests in flight finish (within the grace), then ack and commit what was delivered."""
+        await dispatcher.drain(settings.stop_grace_s)
+        for acks in all_acks:
+            await acks.flush()
+        if app._consumer is not None:
+            await app.consumer.commit()
+
+    async def stop_worker(reason: WorkerStopped) -> None:
+        """The error policy stopped the engine: commit what was acked, then stop the worker with exit
+        code 1; the rest is read again."""
+        await stop_engine()
+        await app.crash(reason)
+
+    app.before_stop = stop_engine
+    dispatcher = Dispatcher(
+        sender,
+        Failures(policy, stats, dead_letters),
+        stats,
+        window=settings.max_inflight,
+        max_payload=settings.max_payload,
+        on_stop=stop_worker,
     )
+    _, registered_acks = agents.register(
+        app, dispatcher, pipelines, stats, stop_grace_s=settings.stop_grace_s
+    )
+    all_acks.extend(registered_acks)
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
     register_views(app, settings, stats, describe_security(dtls))

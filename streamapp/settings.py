@@ -122,6 +122,11 @@ def _positive(value: int) -> None:
         raise ValueError(f"expected a positive integer, got {value}")
 
 
+def _non_negative(value: int) -> None:
+    if value < 0:
+        raise ValueError(f"expected 0 or a positive integer, got {value}")
+
+
 def _retransmissions(value: int) -> None:
     if not 0 <= value <= MAX_RETRANSMIT_LIMIT:
         raise ValueError(f"expected 0..{MAX_RETRANSMIT_LIMIT} retransmissions, got {value}")
@@ -424,8 +429,24 @@ KEYS: tuple[Key, ...] = (
         "connect.coap.max.inflight",
         _parse_int,
         1,
-        "Concurrent exchanges per CoAP server (1 = RFC 7252 NSTART).",
+        "Exchanges in flight per worker to the CoAP server, whatever their resources and partitions "
+        "(1 = RFC 7252 NSTART); as a KCQL property, the most one statement may use of them.",
         validate=_positive,
+    ),
+    Key(
+        "connect.coap.ordering",
+        _choice("partition", "none", upper=False),
+        "partition",
+        "partition: one partition's records reach one resource in offset order, each request after the "
+        "previous one's answer; none: no order (events POSTed, say).",
+    ),
+    Key(
+        "task.shutdown.graceful.timeout.ms",
+        _parse_int,
+        5000,
+        "Kafka Connect's stop grace: ms a stopping worker gives the requests in flight before it abandons "
+        "them (their records are not committed and are read again).",
+        validate=_non_negative,
     ),
     Key(
         "connect.coap.tombstone",
@@ -541,6 +562,14 @@ class Settings:
     @property
     def max_inflight(self) -> int:
         return self.values["connect.coap.max.inflight"]
+
+    @property
+    def ordered(self) -> bool:
+        return self.values["connect.coap.ordering"] == "partition"
+
+    @property
+    def stop_grace_s(self) -> float:
+        return self.values["task.shutdown.graceful.timeout.ms"] / 1000.0
 
     @property
     def error_policy(self) -> str:

@@ -146,6 +146,22 @@ class Stats:
         if offset + 1 > self.positions.get(key, -1):
             self.positions[key] = offset + 1
 
+    def count(self, statement: int | None, outcome: str) -> None:
+        """One more record ``retried``, ``skipped`` or ``dead_lettered`` by the error policy; ``statement``
+        None: it failed before reaching any statement (undecodable, unselectable)."""
+        if statement is not None:
+            entry = self.statements[statement]
+            if outcome == "retried":
+                entry.retried += 1
+            elif outcome == "skipped":
+                entry.skipped += 1
+            else:
+                entry.dead_lettered += 1
+        elif outcome == "skipped":
+            self.records_skipped += 1
+        elif outcome == "dead_lettered":
+            self.records_dead_lettered += 1
+
     @classmethod
     def for_statements(cls, statements: tuple[Statement, ...]) -> Stats:
         return cls(statements={s.index: StatementStats(s.index, s.source, s.resource) for s in statements})

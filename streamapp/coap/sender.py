@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zlib
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiocoap
@@ -20,7 +18,11 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
 
 from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
+from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, EndpointPool
 from streamapp.errors import DeliveryError, RecordCoordinates
+from streamapp.logs import get_logger
+
+log = get_logger("streamapp.coap")
 
 #: 4.xx codes that mean "try again later" rather than "this request is wrong".
 RETRIABLE_CLIENT_ERRORS = frozenset({Code.REQUEST_ENTITY_INCOMPLETE, Code.TOO_MANY_REQUESTS})
@@ -52,8 +54,10 @@ class RequestOptions:
     max_retransmit: int = 4
     #: What a tombstone (null value) does: ``skip``, ``empty`` (a request with an empty body) or ``delete``.
     tombstone: str = "skip"
-    #: Requests of this statement in flight at once (different resources only; one resource stays in order).
+    #: The most requests of this statement in flight at once (within the worker's window).
     max_inflight: int = 1
+    #: One partition's records reach one resource in offset order (``connect.coap.ordering=partition``).
+    ordered: bool = True
 
     def overridden(self, properties: tuple[tuple[str, str], ...]) -> RequestOptions:
         """These options with a statement's (already validated) PROPERTIES applied."""
@@ -68,6 +72,7 @@ class RequestOptions:
             max_retransmit=int(given.get("max.retransmit", self.max_retransmit)),
             tombstone=given.get("tombstone", self.tombstone).lower(),
             max_inflight=int(given.get("max.inflight", self.max_inflight)),
+            ordered=given.get("ordering", "partition" if self.ordered else "none").lower() == "partition",
         )
 
     @property
@@ -91,14 +96,14 @@ def _seconds(milliseconds: str) -> float:
 
 
 class CoapSender(mode.Service):
-    """Owns the aiocoap client contexts for the worker's lifetime.
+    """Sends the sink's requests to its server over a pool of source endpoints.
 
-    ``max_inflight`` (``connect.coap.max.inflight``) bounds the exchanges in flight to the server. aiocoap
-    keeps one confirmable exchange per remote (NSTART = 1, hard-coded in its message manager), so more than
-    one needs more than one remote: the sender opens ``max_inflight`` client contexts ("lanes", each its own
-    UDP socket and, for coaps, its own DTLS session) and sends each resource's requests on one lane, chosen
-    by the resource, so one resource's requests never overtake each other while different resources go in
-    parallel. No aiocoap code is changed.
+    ``window`` (``connect.coap.max.inflight``) bounds the exchanges in flight; each exchange has an
+    endpoint of its own (:class:`~streamapp.coap.endpoints.EndpointPool`: one aiocoap client context and
+    UDP socket each, and for ``coaps://`` a DTLS session each), so that aiocoap's one confirmable exchange
+    per remote (NSTART = 1) holds per endpoint and no endpoint reuses a Message ID within
+    EXCHANGE_LIFETIME. Which request goes when is the dispatcher's business (docs/delivery-engine.md); the
+    sender only keeps these rules. No aiocoap code is changed.
     """
 
     def __init__(
@@ -107,44 +112,48 @@ class CoapSender(mode.Service):
         options: RequestOptions | None = None,
         dtls: DtlsOptions | None = None,
         *,
-        max_inflight: int = 1,
+        window: int = 1,
+        lifetime_s: float = DEFAULT_EXCHANGE_LIFETIME_S,
+        max_endpoints: int | None = None,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
         self._dtls = dtls
-        self.max_inflight = max_inflight
-        self._slots = asyncio.Semaphore(max_inflight)
-        self._lanes: list[aiocoap.Context] = []
-        #: Per lane, the server's address as aiocoap resolved it for the last delivered request (see send).
-        self._remotes: list[Any] = []
+        self.window = window
+        self._lifetime_s = lifetime_s
+        self._max_endpoints = max_endpoints
+        self._pool: EndpointPool | None = None
         parts = urlsplit(base_uri)
-        self.base_uri = base_uri
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
         self.default_options = options or RequestOptions()
 
     async def on_start(self) -> None:
         # aiocoap logs every message at DEBUG; `faust worker` sets the root logger low, and building those
-        # records costs ~12 % of throughput (DESIGN.md §8). Pin aiocoap's loggers.
-        logging.getLogger("coap").setLevel(logging.INFO)
-        for _ in range(self.max_inflight):
-            context = await aiocoap.Context.create_client_context(transports=["udp6"])
-            if self._dtls is not None:
-                await add_dtls_transport(context, self._dtls)
-            self._lanes.append(context)
-            self._remotes.append(None)
+        # records costs ~12 % of throughput (docs/delivery-engine.md). Pin aiocoap's loggers.
+        coap_log = logging.getLogger("coap")
+        coap_log.setLevel(logging.INFO)
+        if not any(isinstance(f, UnmatchedResponses) for f in coap_log.filters):
+            coap_log.addFilter(UnmatchedResponses())
+        self._pool = EndpointPool(
+            self._create_context, self.window, lifetime_s=self._lifetime_s, max_endpoints=self._max_endpoints
+        )
+
+    async def _create_context(self) -> aiocoap.Context:
+        context = await aiocoap.Context.create_client_context(transports=["udp6"])
+        if self._dtls is not None:
+            await add_dtls_transport(context, self._dtls)
+        return context
 
     async def on_stop(self) -> None:
-        lanes, self._lanes, self._remotes = self._lanes, [], []
-        for context in lanes:
-            await context.shutdown()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
-    def _lane(self, segments: tuple[str, ...]) -> int:
-        if not self._lanes:
-            raise RuntimeError("CoapSender.send() before the service started")
-        if len(self._lanes) == 1:
-            return 0
-        return zlib.crc32("/".join(segments).encode()) % len(self._lanes)
+    @property
+    def endpoints(self) -> int:
+        """How many source endpoints are open."""
+        return 0 if self._pool is None else len(self._pool.endpoints)
 
     def resource_uri(self, segments: tuple[str, ...]) -> str:
         message = aiocoap.Message(code=Code.PUT, uri=self._origin, uri_path=self._base_path + segments)
@@ -158,39 +167,42 @@ class CoapSender(mode.Service):
         options: RequestOptions | None = None,
     ) -> Code:
         """Send one request to ``<base uri>/<segments>``; return the 2.xx code or raise DeliveryError."""
-        lane = self._lane(segments)
-        context = self._lanes[lane]
+        pool = self._pool
+        if pool is None:
+            raise RuntimeError("CoapSender.send() before the service started")
         options = options or self.default_options
-        message = aiocoap.Message(
-            code=options.code,
-            transport_tuning=options.tuning,
-            payload=payload,
-            # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
-            content_format=options.content_format if payload else None,
-            uri=self._origin,
-            uri_path=self._base_path + segments,
-        )
-        # aiocoap resolves a coap:// URI on every request (getaddrinfo in a thread, plus a socket to check the
-        # route: ~25 % of the CPU of a request, DESIGN.md §8). The address it found for the last delivered
-        # request is reused; aiocoap still checks that the lane's transport recognises it and resolves
-        # again if not (a coaps session that was renewed). Any failure forgets it, so a moved server is
-        # found again.
-        if self._remotes[lane] is not None:
-            message.remote = self._remotes[lane]
+        # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.
+        blockwise = len(payload) > ONE_BLOCK
+        endpoint = await pool.acquire(1 + len(payload) // ONE_BLOCK if blockwise else 1)
         try:
-            async with self._slots:
-                # aiocoap's blockwise wrapper costs a repr of every message (DESIGN.md §8); only a body larger
-                # than one block needs it.
-                blockwise = len(payload) > ONE_BLOCK
-                exchange = context.request(message, handle_blockwise=blockwise).response
+            message = aiocoap.Message(
+                code=options.code,
+                transport_tuning=options.tuning,
+                payload=payload,
+                # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
+                content_format=options.content_format if payload else None,
+                uri=self._origin,
+                uri_path=self._base_path + segments,
+            )
+            # aiocoap resolves a coap:// URI on every request (getaddrinfo in a thread, plus a socket to check
+            # the route: ~25 % of the CPU of a request). The address it found for the endpoint's last answered
+            # request is reused; aiocoap still checks that the transport recognises it and resolves again if
+            # not (a renewed coaps session). Any failure forgets it, so a moved server is found again.
+            if endpoint.remote is not None:
+                message.remote = endpoint.remote
+            try:
+                # aiocoap's blockwise wrapper costs a repr of every message; only a larger body needs it.
+                exchange = endpoint.context.request(message, handle_blockwise=blockwise).response
                 response = await asyncio.wait_for(exchange, options.response_timeout_s)
-        except BaseException as exc:
-            self._remotes[lane] = None  # any failure (cancellation too) forgets the address
-            if isinstance(exc, TimeoutError | aiocoap.error.Error):
-                why, cause = self._no_response(exc, segments, options)
-                raise DeliveryError(where, why, resource="/".join(segments), retriable=True) from cause
-            raise
-        self._remotes[lane] = message.remote
+            except BaseException as exc:
+                endpoint.remote = None  # any failure (cancellation too) forgets the address
+                if isinstance(exc, TimeoutError | aiocoap.error.Error):
+                    why, cause = self._no_response(exc, segments, options)
+                    raise DeliveryError(where, why, resource="/".join(segments), retriable=True) from cause
+                raise
+            endpoint.remote = message.remote
+        finally:
+            pool.release(endpoint)
         code = response.code
         if code.is_successful():
             return code
@@ -218,3 +230,26 @@ class CoapSender(mode.Service):
         if isinstance(exc, aiocoap.error.Error):
             return f"request to {uri} failed: {type(exc).__name__}: {exc}", exc
         return f"no response from {uri} within {options.response_timeout_s:g} s", None
+
+
+class UnmatchedResponses(logging.Filter):
+    """Turns aiocoap's INFO "could not be matched to any request" into a WARNING with the details.
+
+    A response that matches no request is a server answering a request we gave up on, or answering a
+    reused Message ID with the cached response of an earlier request (RFC 7252 4.4): worth seeing.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith("Response %r could not be matched")):
+            return True
+        response = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        log.warning(
+            "coap.unmatched_response",
+            remote=str(getattr(response, "remote", None)),
+            mid=getattr(response, "mid", None),
+            token=getattr(getattr(response, "token", b""), "hex", lambda: "")(),
+            code=str(getattr(response, "code", None)),
+            why="a response that matches no request in flight (late, or the server took a reused "
+            "Message ID for a repetition)",
+        )
+        return False

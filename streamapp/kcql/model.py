@@ -19,6 +19,7 @@ STATEMENT_PROPERTIES = {
     "ack.timeout": "connect.coap.ack.timeout",
     "max.retransmit": "connect.coap.max.retransmit",
     "max.inflight": "connect.coap.max.inflight",
+    "ordering": "connect.coap.ordering",
     "tombstone": "connect.coap.tombstone",
 }
 

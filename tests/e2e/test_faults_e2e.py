@@ -136,7 +136,8 @@ async def test_noop_skips_a_poison_record_into_the_dead_letter_topic(
     assert headers["__connect.errors.stage"] == b"VALUE_CONVERTER"
     assert b"invalid JSON" in headers["__connect.errors.exception.message"]
     log = worker.log_text()
-    assert f"sent to dead-letter topic {dlq}" in log and f"record {topic}/0@{poison_offset}" in log
+    assert "record.dead_lettered" in log and f"dead_letter_topic={dlq}" in log
+    assert f"record {topic}/0@{poison_offset}" in log
     stats = worker.stats()
     assert stats is not None and stats["records_dead_lettered"] == 1
     assert worker.stop() == 0
@@ -164,7 +165,8 @@ async def test_noop_without_dead_letter_topic_skips_with_a_warning_and_progress_
     worker.wait_until(lambda: "delivered=19" in worker.log_text(), what="a progress line counting 19")
     assert [json.loads(r.payload)["n"] for r in recorder.requests] == [i for i in range(20) if i != 7]
     log = worker.log_text()
-    assert "skipped (connect.coap.error.policy=NOOP)" in log and f"record {topic}/0@7" in log
+    assert "record.skipped" in log and "connect.coap.error.policy=NOOP" in log
+    assert f"record {topic}/0@7" in log
     assert worker.stop() == 0
 
 

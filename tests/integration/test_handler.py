@@ -1,5 +1,5 @@
-"""RecordHandler: the error policies over a real pipeline, CoapSender and recording CoAP server (the clock and
-the dead-letter producer are test doubles: they are not what is tested here)."""
+"""The error policies over the real engine, CoapSender and recording CoAP server (the clock and the
+dead-letter producer are test doubles: they are not what is tested here)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import json
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender
-from streamapp.codecs import build_codecs
 from streamapp.dead_letter import DeadLetters
-from streamapp.handler import RecordHandler
-from streamapp.kcql import parse_kcql
-from streamapp.pipeline import RawRecord, RecordPipeline, Route
+from streamapp.pipeline import RawRecord
 from streamapp.policy import ErrorPolicy
-from streamapp.stats import Stats
+from tests.engine import Engine, engine
 from tests.recording_server import RecordingCoapServer
 
 
@@ -26,26 +23,14 @@ class Produced:
         self.records.append((topic, key, value, dict(headers)))
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 def handler(
     kcql: str, sender: CoapSender, policy: ErrorPolicy, dead_letters: DeadLetters | None = None
-) -> tuple[RecordHandler, Stats, Sleeps]:
-    statements = parse_kcql(kcql)
-    stats = Stats.for_statements(statements)
-    pipeline = RecordPipeline([Route.compile(s) for s in statements], build_codecs("json"), sender, stats)
-    sleeps = Sleeps()
-    return RecordHandler(pipeline, policy, stats, dead_letters, sleep=sleeps), stats, sleeps
+) -> Engine:
+    return engine(kcql, sender, policy, dead_letters)
 
 
-def raw(offset: int, value: bytes | None) -> RawRecord:
-    return RawRecord("t", 0, offset, b"k%d" % offset, value, (("trace", b"abc"),), None)
+def raw(offset: int, value: bytes | None, partition: int = 0) -> RawRecord:
+    return RawRecord("t", partition, offset, b"k%d" % offset, value, (("trace", b"abc"),), None)
 
 
 def docs(n: int) -> list[RawRecord]:
@@ -56,12 +41,12 @@ async def test_retry_until_the_server_recovers_without_resending_what_was_delive
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
     policy = ErrorPolicy("RETRY", max_retries=5, retry_interval_s=7.0)
-    h, stats, sleeps = handler("INSERT INTO a SELECT n FROM t; INSERT INTO b SELECT n FROM t", sender, policy)
+    h = handler("INSERT INTO a SELECT n FROM t; INSERT INTO b SELECT n FROM t", sender, policy)
     recorder.set_response("b", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":2}', times=3)
-    handled = await h.handle(docs(5))
+    handled = await h.deliver(docs(5))
     assert handled.stop is None and handled.acked == [True] * 5
-    assert sleeps.calls == [7.0, 7.0, 7.0]
-    assert stats.statements[2].retried == 3 and stats.statements[1].retried == 0
+    assert h.sleeps.calls == [7.0, 7.0, 7.0]
+    assert h.stats.statements[2].retried == 3 and h.stats.statements[1].retried == 0
     assert [r.payload for r in recorder.requests_for("a")] == [b'{"n":%d}' % i for i in range(5)]
     assert [json.loads(r.payload)["n"] for r in recorder.requests_for("b")] == [0, 1, 2, 2, 2, 2, 3, 4]
 
@@ -69,44 +54,44 @@ async def test_retry_until_the_server_recovers_without_resending_what_was_delive
 async def test_retry_exhausted_stops_and_acks_only_what_precedes_the_record(
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
-    h, _, sleeps = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 2, 1.0))
+    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 2, 1.0))
     recorder.set_response("a", Code.INTERNAL_SERVER_ERROR, when=lambda body: body == b'{"n":1}')
-    handled = await h.handle(docs(3))
+    handled = await h.deliver(docs(3))
     assert handled.acked == [True, False, False]
     assert handled.stop is not None
     assert "RETRY, gave up after 2 retries" in str(handled.stop) and "t/0@1" in str(handled.stop)
-    assert sleeps.calls == [1.0, 1.0]
+    assert h.sleeps.calls == [1.0, 1.0]
 
 
 async def test_a_non_retriable_code_is_never_retried(
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
-    h, _, sleeps = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 5, 1.0))
+    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 5, 1.0))
     recorder.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":1}')
-    handled = await h.handle(docs(3))
-    assert handled.acked == [True, False, False] and handled.stop is not None and sleeps.calls == []
+    handled = await h.deliver(docs(3))
+    assert handled.acked == [True, False, False] and handled.stop is not None and h.sleeps.calls == []
 
 
 async def test_noop_skips_a_poison_record_and_delivers_the_rest(
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
-    h, stats, _ = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
+    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
     records = docs(5)
     records[2] = raw(2, b"{not json")
-    handled = await h.handle(records)
+    handled = await h.deliver(records)
     assert handled.acked == [True] * 5 and handled.stop is None
     assert [json.loads(r.payload)["n"] for r in recorder.requests] == [0, 1, 3, 4]
-    assert stats.records_skipped == 1
+    assert h.stats.records_skipped == 1
 
 
 async def test_noop_skips_a_refused_delivery_and_counts_it(
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
-    h, stats, _ = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
+    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
     recorder.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":1}')
-    handled = await h.handle(docs(3))
+    handled = await h.deliver(docs(3))
     assert handled.acked == [True] * 3
-    assert stats.statements[1].skipped == 1 and stats.statements[1].delivered == 2
+    assert h.stats.statements[1].skipped == 1 and h.stats.statements[1].delivered == 2
 
 
 async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(
@@ -115,11 +100,11 @@ async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(
     produced = Produced()
     dlq = DeadLetters("dlq", produced, context=True, connector="coap-sink")
     policy = ErrorPolicy("THROW", dead_letter_topic="dlq")
-    h, stats, _ = handler("INSERT INTO a SELECT n FROM t", sender, policy, dlq)
+    h = handler("INSERT INTO a SELECT n FROM t", sender, policy, dlq)
     recorder.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":3}')
     records = docs(5)
     records[1] = raw(1, b"[1, 2")
-    handled = await h.handle(records)
+    handled = await h.deliver(records)
     assert handled.acked == [True] * 5 and handled.stop is None
     assert [(topic, key, value) for topic, key, value, _ in produced.records] == [
         ("dlq", b"k1", b"[1, 2"),
@@ -136,7 +121,7 @@ async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(
     assert refused["__streamapp.errors.coap.code"] == b"4.04"
     assert refused["__streamapp.errors.statement"] == b"1"
     assert refused["__streamapp.errors.resource"] == b"a"
-    assert stats.records_dead_lettered == 1 and stats.statements[1].dead_lettered == 1
+    assert h.stats.records_dead_lettered == 1 and h.stats.statements[1].dead_lettered == 1
 
 
 async def test_dead_letter_without_context_headers_keeps_only_the_originals(
@@ -144,16 +129,14 @@ async def test_dead_letter_without_context_headers_keeps_only_the_originals(
 ) -> None:
     produced = Produced()
     dlq = DeadLetters("dlq", produced, context=False, connector="coap-sink")
-    h, _, _ = handler(
-        "INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP", dead_letter_topic="dlq"), dlq
-    )
+    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP", dead_letter_topic="dlq"), dlq)
     records = [raw(0, b"nope")]
-    await h.handle(records)
+    await h.deliver(records)
     assert produced.records == [("dlq", b"k0", b"nope", {"trace": b"abc"})]
 
 
 async def test_throw_stops_at_once(sender: CoapSender, recorder: RecordingCoapServer) -> None:
-    h, _, sleeps = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("THROW"))
+    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("THROW"))
     recorder.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":0}')
-    handled = await h.handle(docs(2))
-    assert handled.acked == [False, False] and handled.stop is not None and sleeps.calls == []
+    handled = await h.deliver(docs(2))
+    assert handled.acked == [False, False] and handled.stop is not None and h.sleeps.calls == []

@@ -1,0 +1,430 @@
+"""The delivery engine: which request goes on the wire when, and what happens to its records after.
+
+docs/delivery-engine.md tells the whole design; in short:
+
+- **Lanes.** Every request belongs to a lane: (statement, resource, partition). With ``ordering=partition``
+  (the default) a lane has at most one request in flight and sends in offset order, so one partition's
+  records reach one resource in order and a later PUT never overtakes an earlier one. With
+  ``ordering=none`` a lane's requests go concurrently.
+- **One window per server.** At most ``window`` (``connect.coap.max.inflight``) requests are in flight in
+  the worker, whatever their statements, resources and partitions; a statement's ``max.inflight``
+  property caps its own share. Ready lanes take turns (first ready, first sent), so a slow lane does not
+  stop the others from using the window, and nothing waits for a chunk of records to finish.
+- **Batches.** A ``BATCH = n`` lane sends up to n of its queued records as one JSON array. An idle lane
+  whose first record arrives waits ``LINGER_S`` for more (as Kafka's producer lingers) unless n are queued.
+- **Offsets.** Each record counts its outstanding requests; it is finished when all are delivered or let
+  go by the policy, and acked in offset order per partition (``streamapp/offsets.py``).
+- **Failures** go to the error policy (``streamapp/handler.py``). RETRY holds only the failed request's
+  lane: it waits ``retry.interval`` and sends the same records again, while other lanes go on. NOOP and
+  dead-lettering let the records go. THROW (or RETRY exhausted) stops the engine: nothing new is sent and
+  the worker stops (``on_stop``).
+- **Back-pressure.** At most ``max_pending`` records are inside the engine; ``submit`` waits for room.
+- **Stopping.** ``drain(grace)`` sends nothing new, gives the requests in flight the grace to finish, then
+  abandons them (their records stay unacked: they are read again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.errors import RecordCoordinates, StreamappError
+from streamapp.handler import Failures
+from streamapp.logs import get_logger
+from streamapp.offsets import Acks, PartitionLog, Tracked
+from streamapp.pipeline import MAX_PAYLOAD, RawRecord, Request, Route, TopicPipeline
+from streamapp.policy import Decision, WorkerStopped
+from streamapp.stats import Stats
+
+log = get_logger("streamapp.dispatch")
+
+#: How long an idle batching lane waits for its batch to fill before sending what it has.
+LINGER_S = 0.05
+#: Records the engine holds (queued or in flight) per request of the window, before ``submit`` waits.
+PENDING_PER_SLOT = 256
+#: ... and at least this many, so that a small window still has records of many lanes ready.
+MIN_PENDING = 2048
+
+
+class Lane:
+    """The queue of one (statement, resource, partition)."""
+
+    __slots__ = ("busy", "key", "linger", "queue", "ready", "retries", "route")
+
+    def __init__(self, key: tuple[Any, ...], route: Route) -> None:
+        self.key = key
+        self.route = route
+        self.queue: deque[tuple[Tracked, Request]] = deque()
+        self.retries: deque[Job] = deque()  # failed jobs whose retry interval is over: sent first
+        self.busy = 0  # jobs in flight or waiting to be retried
+        self.ready = False  # in the dispatcher's ready queue
+        self.linger: asyncio.TimerHandle | None = None
+
+    @property
+    def ordered(self) -> bool:
+        return self.route.options.ordered
+
+
+class Job:
+    """One request: the records it carries (several for a batch), its body and its attempts so far."""
+
+    __slots__ = ("attempts", "items", "lane", "options", "payload")
+
+    def __init__(
+        self, lane: Lane, items: list[tuple[Tracked, Request]], payload: bytes, options: RequestOptions
+    ) -> None:
+        self.lane = lane
+        self.items = items
+        self.payload = payload
+        self.options = options
+        self.attempts = 0
+
+    @property
+    def records(self) -> list[RawRecord]:
+        return [tracked.raw for tracked, _ in self.items]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sender: CoapSender,
+        failures: Failures,
+        stats: Stats,
+        *,
+        window: int,
+        max_payload: int = MAX_PAYLOAD,
+        max_pending: int | None = None,
+        on_stop: Callable[[WorkerStopped], Awaitable[None]] | None = None,
+    ) -> None:
+        self._sender = sender
+        self._failures = failures
+        self._stats = stats
+        self.window = window
+        self._max_payload = max_payload
+        self.max_pending = max_pending or max(MIN_PENDING, PENDING_PER_SLOT * window)
+        self._on_stop = on_stop
+        self._lanes: dict[tuple[Any, ...], Lane] = {}
+        self._ready: deque[Lane] = deque()
+        self._waiting: dict[int, deque[Lane]] = {}  # statement -> lanes held back by its max.inflight
+        self._statement_in_flight: dict[int, int] = {}
+        self.in_flight = 0
+        self.pending = 0
+        self._room: asyncio.Future[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle: asyncio.Future[None] | None = None
+        self.stopped: WorkerStopped | None = None
+        self._stopped_at: RecordCoordinates | None = None
+        self.closing = False
+        self._drained: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None
+        self._partitions: dict[tuple[str, int], PartitionLog] = {}
+
+    # --- intake ----------------------------------------------------------------------------------------
+
+    def partition_log(self, topic: str, partition: int, acks: Acks) -> PartitionLog:
+        key = (topic, partition)
+        log_ = self._partitions.get(key)
+        if log_ is None:
+            log_ = self._partitions[key] = PartitionLog(acks)
+        return log_
+
+    async def submit(self, pipeline: TopicPipeline, raw: RawRecord, token: Any, acks: Acks) -> None:
+        """Take one record (in its partition's offset order): prepare it and queue its requests.
+
+        A record that cannot be prepared goes to the error policy at once: a retriable failure (a registry
+        that is down) is retried here under RETRY, holding this topic's intake; a final one is let go
+        (dead-letter, NOOP) or stops the engine. Returns once the record is inside the engine; waits while
+        the engine is full.
+        """
+        while self.pending >= self.max_pending and not self._halted:
+            self._room = self._room or asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._room)
+        if self._halted:
+            return
+        attempts = 0
+        while True:
+            try:
+                if pipeline.prefetches:
+                    await pipeline.prefetch((raw,))
+                prepared = pipeline.prepare(raw)
+                break
+            except Exception as exc:  # the record's own failure (or a bug): the policy decides
+                decision = await self._failures.handle(exc, (raw,), None, attempts)
+                if isinstance(decision, WorkerStopped):
+                    self._stop(decision, raw.where)
+                    return
+                if decision is Decision.RETRY:
+                    attempts += 1
+                    await self._failures.wait_to_retry()
+                    if self._halted:
+                        return
+                    continue
+                tracked = self.partition_log(raw.topic, raw.partition, acks).track(raw, token)
+                tracked.outstanding = 0
+                tracked.partition_log.advance()
+                return
+        tracked = self.partition_log(raw.topic, raw.partition, acks).track(raw, token)
+        outstanding = 0
+        for route, request in zip(pipeline.routes, prepared.requests, strict=True):
+            if request is not None:
+                outstanding += 1
+                self._enqueue(route, request, tracked)
+        tracked.outstanding = outstanding
+        if outstanding == 0:
+            tracked.partition_log.advance()
+        else:
+            self.pending += 1
+            self._pump()
+
+    def _enqueue(self, route: Route, request: Request, tracked: Tracked) -> None:
+        key = (route.statement.index, request.segments, tracked.raw.partition)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = Lane(key, route)
+        lane.queue.append((tracked, request))
+        batch = route.statement.batch
+        if batch is not None and batch > 1:
+            if len(lane.queue) == 1 and not lane.busy:
+                lane.linger = asyncio.get_running_loop().call_later(LINGER_S, self._linger_over, lane)
+                return
+            if lane.linger is not None and len(lane.queue) >= batch:
+                lane.linger.cancel()
+                lane.linger = None
+        self._schedule(lane)
+
+    def _linger_over(self, lane: Lane) -> None:
+        lane.linger = None
+        self._schedule(lane)
+        self._pump()
+
+    # --- scheduling ------------------------------------------------------------------------------------
+
+    @property
+    def _halted(self) -> bool:
+        return self.stopped is not None or self.closing
+
+    def _schedule(self, lane: Lane) -> None:
+        """Put the lane in the ready queue if it has something to send and may send it now."""
+        if lane.ready or lane.linger is not None:
+            return
+        if not (lane.retries or lane.queue):
+            return
+        if lane.ordered and lane.busy:
+            return
+        lane.ready = True
+        self._ready.append(lane)
+
+    def _pump(self) -> None:
+        """Start requests while the window has room and lanes are ready."""
+        ready = self._ready
+        while ready and self.in_flight < self.window and not self.closing:
+            lane = ready.popleft()
+            lane.ready = False
+            if self.stopped is not None and not self._precedes_stop(self._head(lane)):
+                continue  # stopping: only what precedes the failed record in its partition is still sent
+            statement = lane.route.statement.index
+            in_flight = self._statement_in_flight.get(statement, 0)
+            if in_flight >= lane.route.options.max_inflight:
+                lane.ready = True
+                self._waiting.setdefault(statement, deque()).append(lane)
+                continue
+            job = lane.retries.popleft() if lane.retries else self._form_job(lane)
+            if job is None:
+                continue
+            lane.busy += 1
+            self.in_flight += 1
+            self._statement_in_flight[statement] = in_flight + 1
+            task = asyncio.ensure_future(self._run(job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            if not lane.ordered:
+                self._schedule(lane)
+
+    def _form_job(self, lane: Lane) -> Job | None:
+        queue = lane.queue
+        if not queue:
+            return None
+        first = queue.popleft()
+        request = first[1]
+        route = lane.route
+        batch = route.statement.batch
+        if batch is None or not request.batchable:
+            options = route.delete_options if request.delete else route.options
+            return Job(lane, [first], request.payload, options)
+        items = [first]
+        size = len(request.payload) + 2
+        limit = self._max_payload
+        while queue and len(items) < batch:
+            following = queue[0][1]
+            if not following.batchable:
+                break  # a batch holds JSON bodies only
+            if self.stopped is not None and not self._precedes_stop(queue[0][0]):
+                break
+            size += len(following.payload) + 1
+            if size > limit:
+                break
+            items.append(queue.popleft())
+        payload = b"[" + b",".join(r.payload for _, r in items) + b"]"
+        return Job(lane, items, payload, route.options)
+
+    # --- one request -----------------------------------------------------------------------------------
+
+    async def _run(self, job: Job) -> None:
+        lane = job.lane
+        statement = lane.route.statement.index
+        stats = self._stats.statements[statement]
+        records = len(job.items)
+        where = job.items[0][0].raw.where
+        retry = False
+        stats.in_flight += records
+        started = time.perf_counter()
+        try:
+            try:
+                await self._sender.send(lane.key[1], job.payload, where, job.options)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                stats.in_flight -= records
+                records = 0
+                if isinstance(exc, StreamappError):
+                    stats.record_failure(exc)
+                retry = await self._failed(job, exc)
+            else:
+                stats.in_flight -= records
+                records = 0
+                stats.record_delivery(len(job.items), time.perf_counter() - started)
+                self._resolve(job)
+        finally:
+            stats.in_flight -= records  # cancelled: still counted as in flight until here
+            self._release(statement)
+            if records:
+                self._check_idle()
+        if retry:
+            try:
+                await self._failures.wait_to_retry()
+            finally:
+                lane.retries.append(job)
+        lane.busy -= 1
+        self._schedule(lane)
+        self._pump()
+        self._check_idle()
+
+    async def _failed(self, job: Job, error: Exception) -> bool:
+        """Apply the policy to a failed request; True when it is to be sent again after the interval."""
+        statement = job.lane.route.statement.index
+        try:
+            decision = await self._failures.handle(error, job.records, statement, job.attempts)
+        except Exception as exc:  # the dead-letter topic could not be written: the records stay unacked
+            where = job.records[0].where
+            self._stop(WorkerStopped(f"could not apply the error policy to {where}: {exc}"), where)
+            return False
+        if isinstance(decision, WorkerStopped):
+            self._stop(decision, job.records[0].where)
+            job.lane.busy += 1  # the lane stays held: nothing after the record is sent
+            return False
+        if decision is Decision.RETRY:
+            job.attempts += 1
+            return True
+        self._resolve(job)
+        return False
+
+    def _resolve(self, job: Job) -> None:
+        for tracked, _ in job.items:
+            if tracked.resolve():
+                self.pending -= 1
+        if self._room is not None and self.pending < self.max_pending:
+            room, self._room = self._room, None
+            room.set_result(None)
+        lane = job.lane
+        if not (lane.queue or lane.retries or lane.busy > 1 or lane.linger):
+            self._lanes.pop(lane.key, None)  # idle lanes are not kept: resources can be countless
+
+    @staticmethod
+    def _head(lane: Lane) -> Tracked:
+        return lane.retries[0].items[0][0] if lane.retries else lane.queue[0][0]
+
+    def _precedes_stop(self, tracked: Tracked) -> bool:
+        at = self._stopped_at
+        raw = tracked.raw
+        return (
+            at is not None
+            and (raw.topic, raw.partition) == (at.topic, at.partition)
+            and raw.offset < at.offset
+        )
+
+    def _check_idle(self) -> None:
+        if self.in_flight == 0 and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    def _release(self, statement: int) -> None:
+        self.in_flight -= 1
+        self._statement_in_flight[statement] -= 1
+        waiting = self._waiting.get(statement)
+        if waiting:
+            lane = waiting.popleft()
+            lane.ready = True
+            self._ready.appendleft(lane)
+
+    # --- stopping --------------------------------------------------------------------------------------
+
+    def _stop(self, reason: WorkerStopped, where: RecordCoordinates) -> None:
+        """The policy stops the worker at ``where``: from now on only requests of records that precede it
+        in its partition are sent (they were read before it and are delivered before the stop commits)."""
+        if self.stopped is not None:
+            return
+        self.stopped = reason
+        self._stopped_at = where
+        self._wake_submitters()
+        for lane in self._lanes.values():
+            if lane.linger is not None:
+                lane.linger.cancel()
+                lane.linger = None
+                self._schedule(lane)
+        self._pump()
+        if self._on_stop is not None:
+            self._stopping = asyncio.ensure_future(self._on_stop(reason))
+
+    def _wake_submitters(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        self._room = None
+
+    async def drain(self, grace_s: float) -> None:
+        """Send nothing new; wait up to ``grace_s`` for the requests in flight, then abandon them.
+
+        Shared by every caller (each stopping agent): the grace runs once, from the first call.
+        """
+        if self._drained is None:
+            self._drained = asyncio.ensure_future(self._drain(grace_s))
+        await asyncio.shield(self._drained)
+
+    async def _drain(self, grace_s: float) -> None:
+        if self.stopped is None:
+            self.closing = True  # stopping without a failure (SIGTERM): nothing new is sent
+        self._wake_submitters()
+        for lane in self._lanes.values():
+            if lane.linger is not None:
+                lane.linger.cancel()
+        if self.in_flight:
+            self._idle = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._idle), grace_s)
+            except TimeoutError:
+                log.warning(
+                    "engine.abandoned",
+                    requests=self.in_flight,
+                    grace_s=grace_s,
+                    why="still unanswered when the stop grace ran out; their records are not committed "
+                    "and are read again",
+                )
+        self.closing = True
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current and not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
