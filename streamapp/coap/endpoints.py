@@ -228,7 +228,8 @@ class EndpointPool:
                 )
             free_at = min((e.ledger.free_at() for e in self._free), default=math.inf)
             if free_at != math.inf:
-                delay = max(0.01, free_at - self._clock())
+                # Looked at again at least every second: cheap, and it only happens at the limit.
+                delay = min(1.0, max(0.01, free_at - self._clock()))
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:

@@ -155,6 +155,11 @@ class CoapSender(mode.Service):
         """How many source endpoints are open."""
         return 0 if self._pool is None else len(self._pool.endpoints)
 
+    @property
+    def message_ids(self) -> int:
+        """Message IDs handed out so far, over every endpoint (block-wise continuations included)."""
+        return 0 if self._pool is None else sum(e.ledger.total for e in self._pool.endpoints)
+
     def resource_uri(self, segments: tuple[str, ...]) -> str:
         message = aiocoap.Message(code=Code.PUT, uri=self._origin, uri_path=self._base_path + segments)
         return message.get_request_uri()

@@ -187,3 +187,18 @@ async def test_libcoap_creates_then_changes(libcoap_server: LibcoapServer) -> No
     finally:
         await sender.stop()
     assert libcoap_server.get("dev/1") == b'{"v":2}'
+
+
+async def test_every_message_id_is_counted_on_its_endpoint(recorder: RecordingCoapServer) -> None:
+    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=5.0))
+    await sender.start()
+    try:
+        for i in range(3):
+            await sender.send(("a",), b'{"n":%d}' % i, WHERE)
+        await sender.send(("big",), b"x" * 3000, WHERE)  # 3 blocks of 1024 bytes: 3 messages
+    finally:
+        ids = sender.message_ids
+        endpoints = sender.endpoints
+        await sender.stop()
+    assert (ids, endpoints) == (6, 1)
+    assert len(recorder.requests) == 4
