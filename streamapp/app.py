@@ -137,6 +137,18 @@ def create_app(settings: Settings) -> faust.App:
         await app.crash(reason)
 
     app.before_stop = stop_engine
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: faust.App, revoked: set, **_: object) -> None:
+        """A rebalance takes partitions away: what was delivered of them is committed now, the rest is
+        dropped (their new owner reads it again); Faust's own wait is off (``stream_wait_empty``)."""
+        partitions = {(tp.topic, tp.partition) for tp in revoked}
+        await dispatcher.revoke(partitions, settings.stop_grace_s)
+        for acks in all_acks:
+            await acks.flush()
+        await app.consumer.commit()
+        dispatcher.forget(partitions)
+
     dispatcher = Dispatcher(
         sender,
         Failures(policy, stats, dead_letters),

@@ -122,6 +122,12 @@ class Dispatcher:
         self._drained: asyncio.Task[None] | None = None
         self._stopping: asyncio.Task[None] | None = None
         self._partitions: dict[tuple[str, int], PartitionLog] = {}
+        #: Partitions being revoked: nothing more of them is sent (see ``revoke``).
+        self._revoking: set[tuple[str, int]] = set()
+        self._flight_by_partition: dict[tuple[str, int], int] = {}
+        self._partition_idle: asyncio.Future[None] | None = None
+        #: Counts revocations: a record read before one is not taken after it.
+        self.generation = 0
 
     # --- intake ----------------------------------------------------------------------------------------
 
@@ -140,11 +146,12 @@ class Dispatcher:
         (dead-letter, NOOP) or stops the engine. Returns once the record is inside the engine; waits while
         the engine is full.
         """
+        generation = self.generation
         while self.pending >= self.max_pending and not self._halted:
             self._room = self._room or asyncio.get_running_loop().create_future()
             await asyncio.shield(self._room)
-        if self._halted:
-            return
+        if self._halted or generation != self.generation:
+            return  # stopping, or its partition was revoked meanwhile (it is read again)
         attempts = 0
         while True:
             try:
@@ -209,8 +216,8 @@ class Dispatcher:
 
     def _schedule(self, lane: Lane) -> None:
         """Put the lane in the ready queue if it has something to send and may send it now."""
-        if lane.ready or lane.linger is not None:
-            return
+        if lane.ready or lane.linger is not None or self._lanes.get(lane.key) is not lane:
+            return  # already queued, lingering, or forgotten (its partition was revoked)
         if not (lane.retries or lane.queue):
             return
         if lane.ordered and lane.busy:
@@ -226,6 +233,8 @@ class Dispatcher:
             lane.ready = False
             if self.stopped is not None and not self._precedes_stop(self._head(lane)):
                 continue  # stopping: only what precedes the failed record in its partition is still sent
+            if self._revoking and (lane.route.statement.source, lane.key[2]) in self._revoking:
+                continue  # its partition is being revoked: the new owner sends it
             statement = lane.route.statement.index
             in_flight = self._statement_in_flight.get(statement, 0)
             if in_flight >= lane.route.options.max_inflight:
@@ -238,6 +247,8 @@ class Dispatcher:
             lane.busy += 1
             self.in_flight += 1
             self._statement_in_flight[statement] = in_flight + 1
+            where = (lane.route.statement.source, lane.key[2])
+            self._flight_by_partition[where] = self._flight_by_partition.get(where, 0) + 1
             task = asyncio.ensure_future(self._run(job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -301,6 +312,7 @@ class Dispatcher:
         finally:
             stats.in_flight -= records  # cancelled: still counted as in flight until here
             self._release(statement)
+            self._landed((lane.route.statement.source, lane.key[2]))
             if records:
                 self._check_idle()
         if retry:
@@ -340,8 +352,11 @@ class Dispatcher:
             room, self._room = self._room, None
             room.set_result(None)
         lane = job.lane
-        if not (lane.queue or lane.retries or lane.busy > 1 or lane.linger):
-            self._lanes.pop(lane.key, None)  # idle lanes are not kept: resources can be countless
+        if (
+            not (lane.queue or lane.retries or lane.busy > 1 or lane.linger)
+            and self._lanes.get(lane.key) is lane
+        ):
+            del self._lanes[lane.key]  # idle lanes are not kept: resources can be countless
 
     @staticmethod
     def _head(lane: Lane) -> Tracked:
@@ -360,6 +375,19 @@ class Dispatcher:
         if self.in_flight == 0 and self._idle is not None and not self._idle.done():
             self._idle.set_result(None)
 
+    def _landed(self, where: tuple[str, int]) -> None:
+        left = self._flight_by_partition[where] - 1
+        if left:
+            self._flight_by_partition[where] = left
+        else:
+            del self._flight_by_partition[where]
+        if (
+            self._partition_idle is not None
+            and not self._partition_idle.done()
+            and not any(p in self._flight_by_partition for p in self._revoking)
+        ):
+            self._partition_idle.set_result(None)
+
     def _release(self, statement: int) -> None:
         self.in_flight -= 1
         self._statement_in_flight[statement] -= 1
@@ -368,6 +396,54 @@ class Dispatcher:
             lane = waiting.popleft()
             lane.ready = True
             self._ready.appendleft(lane)
+
+    # --- rebalancing -----------------------------------------------------------------------------------
+
+    async def revoke(self, partitions: set[tuple[str, int]], grace_s: float) -> None:
+        """These partitions go to another worker: send nothing more of them, give their requests in flight
+        ``grace_s`` to land (what they deliver is acked before the caller commits), then forget their
+        records. Kafka's new owner reads from the last commit: nothing is lost, and only what was in
+        flight and abandoned is sent twice."""
+        self.generation += 1
+        self._revoking = set(partitions)
+        self._wake_submitters()
+        if any(p in self._flight_by_partition for p in self._revoking):
+            self._partition_idle = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._partition_idle), grace_s)
+            except TimeoutError:
+                log.warning(
+                    "engine.revoked_in_flight",
+                    partitions=sorted(f"{t}/{p}" for t, p in partitions),
+                    grace_s=grace_s,
+                    why="requests of revoked partitions still unanswered; their records are read again "
+                    "by the partitions' new owner",
+                )
+            finally:
+                self._partition_idle = None
+
+    def forget(self, partitions: set[tuple[str, int]]) -> None:
+        """After the commit of a revocation: drop what is left of these partitions."""
+        for key in partitions:
+            partition_log = self._partitions.pop(key, None)
+            if partition_log is not None:
+                self.pending -= partition_log.drop()
+        for key, lane in list(self._lanes.items()):
+            if (lane.route.statement.source, key[2]) in partitions:
+                if lane.linger is not None:
+                    lane.linger.cancel()
+                del self._lanes[key]
+        self._ready = deque(
+            lane for lane in self._ready if (lane.route.statement.source, lane.key[2]) not in partitions
+        )
+        for waiting in self._waiting.values():
+            kept = [lane for lane in waiting if (lane.route.statement.source, lane.key[2]) not in partitions]
+            waiting.clear()
+            waiting.extend(kept)
+        self._revoking = set()
+        if self._room is not None and self.pending < self.max_pending:
+            self._wake_submitters()
+        self._pump()
 
     # --- stopping --------------------------------------------------------------------------------------
 

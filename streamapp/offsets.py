@@ -22,13 +22,14 @@ class Tracked:
     """One record inside the engine: its Kafka coordinates, what acks it (the Faust event), and how many
     of its requests (one per statement that sends it) are not yet delivered or let go."""
 
-    __slots__ = ("outstanding", "partition_log", "raw", "token")
+    __slots__ = ("dropped", "outstanding", "partition_log", "raw", "token")
 
     def __init__(self, raw: RawRecord, token: Any, partition_log: PartitionLog) -> None:
         self.raw = raw
         self.token = token
         self.partition_log = partition_log
         self.outstanding = -1  # set when the record is prepared; 0 = finished
+        self.dropped = False  # its partition was revoked: never acked here (the new owner reads it again)
 
     @property
     def finished(self) -> bool:
@@ -36,6 +37,8 @@ class Tracked:
 
     def resolve(self) -> bool:
         """One of its requests is done (delivered, skipped or dead-lettered); True when it was the last."""
+        if self.dropped:
+            return False
         self.outstanding -= 1
         if self.outstanding == 0:
             self.partition_log.advance()
@@ -100,6 +103,15 @@ class PartitionLog:
         records = self._records
         while records and records[0].outstanding == 0:
             self._acks.add(records.popleft())
+
+    def drop(self) -> int:
+        """The partition was revoked: forget its records (none is acked now); how many were unfinished."""
+        unfinished = 0
+        for tracked in self._records:
+            tracked.dropped = True
+            unfinished += tracked.outstanding > 0
+        self._records.clear()
+        return unfinished
 
     def __len__(self) -> int:
         return len(self._records)

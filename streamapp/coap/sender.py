@@ -198,7 +198,8 @@ class CoapSender(mode.Service):
             try:
                 # aiocoap's blockwise wrapper costs a repr of every message; only a larger body needs it.
                 exchange = endpoint.context.request(message, handle_blockwise=blockwise).response
-                response = await asyncio.wait_for(exchange, options.response_timeout_s)
+                async with asyncio.timeout(options.response_timeout_s):  # one timer; wait_for costs a task
+                    response = await exchange
             except BaseException as exc:
                 endpoint.remote = None  # any failure (cancellation too) forgets the address
                 if isinstance(exc, TimeoutError | aiocoap.error.Error):

@@ -130,3 +130,41 @@ async def _scenario(records, window, batch, ordering, data) -> None:
                 seen[(segments, body["p"])].append(body["n"])
         for lane, numbers in seen.items():
             assert numbers == sorted(numbers), (lane, numbers)
+
+
+async def test_a_revoked_partition_lands_what_is_in_flight_and_sends_nothing_more() -> None:
+    sender = HeldSender(window=2)
+    e = engine("INSERT INTO r SELECT n, p FROM t", sender)  # type: ignore[arg-type]
+    acked: list[int] = []
+
+    async def ack(token: int) -> None:
+        acked.append(token)
+
+    e.acks.bind(ack)  # type: ignore[arg-type]
+    raws = [
+        RawRecord("t", i % 2, i // 2, None, json.dumps({"n": i, "p": i % 2}).encode(), (), None)
+        for i in range(10)
+    ]
+    for i, raw in enumerate(raws):
+        await e.dispatcher.submit(e.pipelines["t"], raw, i, e.acks)
+    await asyncio.sleep(0)
+    assert sorted(bodies[0]["n"] for _, bodies, _, _ in sender.held) == [0, 1]
+    revoking = asyncio.ensure_future(e.dispatcher.revoke({("t", 0)}, grace_s=5.0))
+    await asyncio.sleep(0.01)
+    assert not revoking.done(), "the revocation waits for partition 0's request in flight"
+    for _, bodies, future, _ in list(sender.held):
+        future.set_result(True)
+    await asyncio.wait_for(revoking, 1)
+    await e.acks.flush()
+    assert 0 in acked, "what landed during the revocation is acked before the commit"
+    e.dispatcher.forget({("t", 0)})
+    for _ in range(20):
+        for _, _, future, _ in list(sender.held):
+            if not future.done():
+                future.set_result(True)
+        await asyncio.sleep(0)
+    await e.acks.flush()
+    sent = [bodies[0]["n"] for _, bodies in sender.sent]
+    assert [n for n in sent if n % 2 == 0] == [0], f"partition 0 went on after its revocation: {sent}"
+    assert [n for n in sent if n % 2 == 1] == [1, 3, 5, 7, 9]
+    assert sorted(acked) == [0, 1, 3, 5, 7, 9] and e.dispatcher.pending == 0
