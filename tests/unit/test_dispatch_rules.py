@@ -152,7 +152,7 @@ async def test_a_revoked_partition_lands_what_is_in_flight_and_sends_nothing_mor
     revoking = asyncio.ensure_future(e.dispatcher.revoke({("t", 0)}, grace_s=5.0))
     await asyncio.sleep(0.01)
     assert not revoking.done(), "the revocation waits for partition 0's request in flight"
-    for _, bodies, future, _ in list(sender.held):
+    for _, _bodies, future, _ in list(sender.held):
         future.set_result(True)
     await asyncio.wait_for(revoking, 1)
     await e.acks.flush()
