@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import sys
 
+import uvloop
+
 from streamapp.app import create_app
 from streamapp.errors import ConfigError
 from streamapp.settings import Settings
+
+# uvloop's event loop, installed before the app asks for a loop: ~1.4x the records/s of asyncio's own at
+# the same CPU (docs/delivery-engine.md, "Where the time goes").
+uvloop.install()
 
 try:
     settings = Settings.load()

@@ -135,6 +135,11 @@ class CoapSender(mode.Service):
         coap_log.setLevel(logging.INFO)
         if not any(isinstance(f, UnmatchedResponses) for f in coap_log.filters):
             coap_log.addFilter(UnmatchedResponses())
+        log.info(
+            "coap.sender_started",
+            window=self.window,
+            event_loop=type(asyncio.get_running_loop()).__module__,
+        )
         self._pool = EndpointPool(
             self._create_context, self.window, lifetime_s=self._lifetime_s, max_endpoints=self._max_endpoints
         )
