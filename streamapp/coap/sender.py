@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiocoap
@@ -17,6 +18,7 @@ import mode
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
 
+from streamapp.coap import address_cache
 from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
 from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, EndpointPool
 from streamapp.errors import DeliveryError, RecordCoordinates
@@ -122,15 +124,29 @@ class CoapSender(mode.Service):
         self.window = window
         self._lifetime_s = lifetime_s
         self._max_endpoints = max_endpoints
+        #: The Uri-Host / Uri-Port options the base URI puts on a request (none for an IP literal and the
+        #: scheme's default port).
+        probe = aiocoap.Message(code=Code.PUT, uri=self._origin_of(base_uri))
+        self._uri_options = {
+            name: value
+            for name, value in (("uri_host", probe.opt.uri_host), ("uri_port", probe.opt.uri_port))
+            if value is not None
+        }
         self._pool: EndpointPool | None = None
         parts = urlsplit(base_uri)
         self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
         self.default_options = options or RequestOptions()
 
+    @staticmethod
+    def _origin_of(base_uri: str) -> str:
+        parts = urlsplit(base_uri)
+        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+
     async def on_start(self) -> None:
         # aiocoap logs every message at DEBUG; `faust worker` sets the root logger low, and building those
         # records costs ~12 % of throughput (docs/delivery-engine.md). Pin aiocoap's loggers.
+        address_cache.install()
         coap_log = logging.getLogger("coap")
         coap_log.setLevel(logging.INFO)
         if not any(isinstance(f, UnmatchedResponses) for f in coap_log.filters):
@@ -185,21 +201,7 @@ class CoapSender(mode.Service):
         blockwise = len(payload) > ONE_BLOCK
         endpoint = await pool.acquire(1 + len(payload) // ONE_BLOCK if blockwise else 1)
         try:
-            message = aiocoap.Message(
-                code=options.code,
-                transport_tuning=options.tuning,
-                payload=payload,
-                # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
-                content_format=options.content_format if payload else None,
-                uri=self._origin,
-                uri_path=self._base_path + segments,
-            )
-            # aiocoap resolves a coap:// URI on every request (getaddrinfo in a thread, plus a socket to check
-            # the route: ~25 % of the CPU of a request). The address it found for the endpoint's last answered
-            # request is reused; aiocoap still checks that the transport recognises it and resolves again if
-            # not (a renewed coaps session). Any failure forgets it, so a moved server is found again.
-            if endpoint.remote is not None:
-                message.remote = endpoint.remote
+            message = self._message(options, payload, segments, endpoint.remote)
             try:
                 # aiocoap's blockwise wrapper costs a repr of every message; only a larger body needs it.
                 exchange = endpoint.context.request(message, handle_blockwise=blockwise).response
@@ -226,6 +228,36 @@ class CoapSender(mode.Service):
             code=code.dotted,
             retriable=retriable,
         )
+
+    def _message(
+        self, options: RequestOptions, payload: bytes, segments: tuple[str, ...], remote: Any
+    ) -> aiocoap.Message:
+        """The request. With the endpoint's server address known (its last answered request), the URI is
+        not parsed again: the message gets that remote and the Uri-Host/Uri-Port options the URI gave
+        (``_uri_options``); else aiocoap resolves the URI. aiocoap's own ``recognize_remote`` check still
+        runs, so a renewed coaps session is resolved anew. Any failure forgets the address (see send)."""
+        # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
+        content_format = options.content_format if payload else None
+        path = self._base_path + segments
+        if remote is None:
+            return aiocoap.Message(
+                code=options.code,
+                transport_tuning=options.tuning,
+                payload=payload,
+                content_format=content_format,
+                uri=self._origin,
+                uri_path=path,
+            )
+        message = aiocoap.Message(
+            code=options.code,
+            transport_tuning=options.tuning,
+            payload=payload,
+            content_format=content_format,
+            uri_path=path,
+            **self._uri_options,
+        )
+        message.remote = remote
+        return message
 
     def _no_response(
         self, exc: BaseException, segments: tuple[str, ...], options: RequestOptions
