@@ -10,12 +10,18 @@ Usage::
         ...  # point the sink at server.uri
         server.wait_for_count(3, timeout=10)
         assert [r.payload for r in server.requests_for("/sensors/a")] == [b"1", b"2", b"3"]
+
+Each request's time at the server is kept too (:attr:`RecordingCoapServer.exchanges`): when it arrived, when
+its answer was handed back to aiocoap, and both as positions in one event order, so a test can tell exactly
+which requests were outstanding together (e.g. that one partition never had two at once).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -25,7 +31,7 @@ from aiocoap.numbers.codes import Code
 
 from tests.threaded_server import ThreadedServer
 
-__all__ = ["Recorded", "RecordingCoapServer"]
+__all__ = ["Exchange", "Recorded", "RecordingCoapServer"]
 
 _HOST = "127.0.0.1"
 
@@ -45,6 +51,36 @@ class Recorded:
     content_format: int | None
     mtype: str
     query: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request's stay at the server: ``request`` as recorded, ``arrived``/``answered`` in
+    ``time.monotonic()`` seconds, and ``opened``/``closed`` as positions in the server's single order of
+    arrivals and answers (strictly increasing, so ``a.closed < b.opened`` means that b arrived after a was
+    answered, whatever the clock resolution). ``answered``/``closed`` are None while it is being answered.
+
+    "Answered" is when the server's handler returned the response to aiocoap (after any :meth:`set_delay`),
+    which sends it at once: a client cannot have seen the answer earlier.
+    """
+
+    request: Recorded
+    arrived: float
+    opened: int
+    answered: float | None
+    closed: int | None
+
+
+class _Timing:
+    """Mutable per-request bookkeeping behind :class:`Exchange` (compact: there may be ~100 000)."""
+
+    __slots__ = ("answered", "arrived", "closed", "opened")
+
+    def __init__(self, arrived: float, opened: int) -> None:
+        self.arrived = arrived
+        self.opened = opened
+        self.answered: float | None = None
+        self.closed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -75,14 +111,14 @@ class _CatchAllResource(resource.Resource, resource.PathCapable):
         self._server = server
 
     async def render(self, request: aiocoap.Message) -> aiocoap.Message:
-        response, delay = self._server._handle(request)
+        response, delay, timing = self._server._handle(request)
         self._server._begin()
         try:
             if delay > 0:
                 await asyncio.sleep(delay)  # a deliberately slow server, see set_delay()
             return response
         finally:
-            self._server._end()
+            self._server._end(timing)
 
 
 class RecordingCoapServer(ThreadedServer):
@@ -102,6 +138,9 @@ class RecordingCoapServer(ThreadedServer):
         self._port: int | None = None
         self._cond = threading.Condition()
         self._requests: list[Recorded] = []
+        #: Parallel to ``_requests``: when each arrived and was answered.
+        self._timings: list[_Timing] = []
+        self._events = itertools.count()
         self._overrides: dict[str, _Override] = {}
         self._delay = 0.0
         self._active = 0
@@ -182,9 +221,18 @@ class RecordingCoapServer(ThreadedServer):
             self._active += 1
             self._max_active = max(self._max_active, self._active)
 
-    def _end(self) -> None:
+    def _end(self, timing: _Timing) -> None:
         with self._cond:
             self._active -= 1
+            timing.answered = time.monotonic()
+            timing.closed = next(self._events)
+            self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being answered right now (arrived, answer not yet handed back)."""
+        with self._cond:
+            return self._active
 
     def set_delay(self, seconds: float) -> None:
         """Hold every answer back by ``seconds`` (0: at once); requests are still served concurrently."""
@@ -197,6 +245,7 @@ class RecordingCoapServer(ThreadedServer):
         """Forget recorded requests and stored payloads (overrides stay)."""
         with self._cond:
             self._requests.clear()
+            self._timings.clear()
             self._stored.clear()
 
     # -- inspection (thread-safe) ----------------------------------------------------------------------------
@@ -206,6 +255,30 @@ class RecordingCoapServer(ThreadedServer):
         """Snapshot copy of all requests so far, in arrival order."""
         with self._cond:
             return list(self._requests)
+
+    @property
+    def count(self) -> int:
+        """How many requests are recorded (cheaper than ``len(requests)``, which copies them)."""
+        with self._cond:
+            return len(self._requests)
+
+    def requests_from(self, start: int) -> list[Recorded]:
+        """Requests from index ``start`` on, in arrival order: for reading a long log incrementally."""
+        with self._cond:
+            return self._requests[start:]
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """Snapshot of every request with its arrival and answer times, in arrival order."""
+        return self.exchanges_from(0)
+
+    def exchanges_from(self, start: int) -> list[Exchange]:
+        """:attr:`exchanges` from index ``start`` on."""
+        with self._cond:
+            return [
+                Exchange(request, t.arrived, t.opened, t.answered, t.closed)
+                for request, t in zip(self._requests[start:], self._timings[start:], strict=True)
+            ]
 
     def requests_for(self, path: str) -> list[Recorded]:
         """Requests to ``path`` (leading slash optional), in arrival order."""
@@ -224,8 +297,9 @@ class RecordingCoapServer(ThreadedServer):
 
     # -- request handling (runs in the server thread) --------------------------------------------------------
 
-    def _handle(self, request: aiocoap.Message) -> tuple[aiocoap.Message, float]:
-        """Record ``request`` and decide the answer; returns it with the delay to apply before sending."""
+    def _handle(self, request: aiocoap.Message) -> tuple[aiocoap.Message, float, _Timing]:
+        """Record ``request`` and decide the answer; returns it with the delay to apply before sending and
+        the request's timing entry (for :meth:`_end`)."""
         method = str(request.code)
         path = _normalize(request.opt.uri_path)
         content_format = request.opt.content_format
@@ -239,17 +313,25 @@ class RecordingCoapServer(ThreadedServer):
             query=tuple(request.opt.uri_query),
         )
         with self._cond:
+            timing = _Timing(time.monotonic(), next(self._events))
             self._requests.append(record)
+            self._timings.append(timing)
             self._cond.notify_all()
             delay = self._delay
             override = self._overrides.get(path)
-            if override is not None and (override.when is None or override.when(record.payload)):
+            try:
+                matches = override is not None and (override.when is None or override.when(record.payload))
+            except BaseException:
+                # aiocoap answers 5.00 at once: the request is answered now.
+                timing.answered, timing.closed = time.monotonic(), next(self._events)
+                raise
+            if override is not None and matches:
                 if override.times is not None:
                     if override.times <= 1:
                         del self._overrides[path]
                     else:
                         self._overrides[path] = _Override(override.code, override.when, override.times - 1)
-                return aiocoap.Message(code=override.code), delay
+                return aiocoap.Message(code=override.code), delay, timing
             if request.code == Code.GET:
                 stored = self._stored.get(path)
                 response = (
@@ -263,4 +345,4 @@ class RecordingCoapServer(ThreadedServer):
             else:
                 self._stored[path] = (record.payload, cf)
                 response = aiocoap.Message(code=Code.CHANGED)
-        return response, delay
+        return response, delay, timing

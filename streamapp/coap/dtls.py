@@ -536,7 +536,7 @@ class DtlsMessageInterface(interfaces.MessageInterface):
     # -- for DtlsRemote --------------------------------------------------------------------------------------
 
     async def resolve(self, host: str, port: int) -> tuple[str, int]:
-        """The server's address, resolved once (DESIGN.md §8: aiocoap resolving per request costs ~25 %)."""
+        """The server's address, resolved once (aiocoap resolving per request costs ~25 % of its CPU)."""
         key = (host, port)
         if key not in self._resolved:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
