@@ -1,0 +1,32 @@
+"""aiocoap's INFO line about a response that matches no request becomes a WARNING with the details."""
+
+from __future__ import annotations
+
+import logging
+
+import aiocoap
+from aiocoap.numbers.codes import Code
+from structlog.testing import capture_logs
+
+from streamapp.coap.sender import UnmatchedResponses
+
+
+def record(msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("coap", logging.INFO, __file__, 1, msg, args, None)
+
+
+def test_an_unmatched_response_is_a_warning_naming_mid_token_and_code() -> None:
+    response = aiocoap.Message(code=Code.CHANGED, mid=4711)
+    response.token = b"\x0a\x0b"
+    with capture_logs() as logs:
+        kept = UnmatchedResponses().filter(record("Response %r could not be matched to any request", response))
+    assert kept is False, "aiocoap's own INFO line is replaced, not repeated"
+    (line,) = logs
+    assert line["log_level"] == "warning" and line["event"] == "coap.unmatched_response"
+    assert (line["mid"], line["token"], line["code"]) == (4711, "0a0b", "2.04 Changed")
+
+
+def test_other_aiocoap_lines_pass_untouched() -> None:
+    with capture_logs() as logs:
+        assert UnmatchedResponses().filter(record("Sending message %r", "x")) is True
+    assert logs == []
