@@ -19,7 +19,8 @@ def test_an_unmatched_response_is_a_warning_naming_mid_token_and_code() -> None:
     response = aiocoap.Message(code=Code.CHANGED, mid=4711)
     response.token = b"\x0a\x0b"
     with capture_logs() as logs:
-        kept = UnmatchedResponses().filter(record("Response %r could not be matched to any request", response))
+        line_in = record("Response %r could not be matched to any request", response)
+        kept = UnmatchedResponses().filter(line_in)
     assert kept is False, "aiocoap's own INFO line is replaced, not repeated"
     (line,) = logs
     assert line["log_level"] == "warning" and line["event"] == "coap.unmatched_response"
