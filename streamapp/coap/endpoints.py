@@ -165,6 +165,8 @@ class EndpointPool:
         self._waiters: list[asyncio.Future[None]] = []
         self._opening = 0
         self._warned_full = False
+        self._closing: set[asyncio.Task[None]] = set()
+        self._opened = 0
 
     @property
     def busy(self) -> int:
@@ -185,6 +187,17 @@ class EndpointPool:
         self._free.append(endpoint)
         self._notify()
 
+    def retire(self, endpoint: Endpoint) -> None:
+        """The exchange failed (no answer, cancelled): aiocoap keeps retransmitting an abandoned confirmable
+        message and queues every later one to the same server behind it (NSTART = 1), so this endpoint
+        would stall the next requests. It is closed, and a fresh one opened when needed."""
+        if endpoint in self.endpoints:
+            self.endpoints.remove(endpoint)
+        task = asyncio.ensure_future(endpoint.context.shutdown())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        self._notify()
+
     def _take_free(self, ids: int) -> Endpoint | None:
         free = self._free
         now = self._clock()
@@ -202,7 +215,8 @@ class EndpointPool:
         ledger = MessageIdLedger(self.lifetime_s, self._clock)
         for manager in message_managers(context):
             ledger.watch(manager)
-        endpoint = Endpoint(len(self.endpoints), context, ledger)
+        self._opened += 1
+        endpoint = Endpoint(self._opened, context, ledger)
         self.endpoints.append(endpoint)
         if len(self.endpoints) > self.window:
             log.info(
@@ -250,3 +264,5 @@ class EndpointPool:
         endpoints, self.endpoints, self._free = self.endpoints, [], []
         for endpoint in endpoints:
             await endpoint.context.shutdown()
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=2.0)

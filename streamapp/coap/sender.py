@@ -20,7 +20,7 @@ from aiocoap.numbers.constants import TransportTuning
 
 from streamapp.coap import address_cache
 from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
-from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, EndpointPool
+from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, Endpoint, EndpointPool
 from streamapp.errors import DeliveryError, RecordCoordinates
 from streamapp.logs import get_logger
 
@@ -199,7 +199,7 @@ class CoapSender(mode.Service):
         options = options or self.default_options
         # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.
         blockwise = len(payload) > ONE_BLOCK
-        endpoint = await pool.acquire(1 + len(payload) // ONE_BLOCK if blockwise else 1)
+        endpoint: Endpoint | None = await pool.acquire(1 + len(payload) // ONE_BLOCK if blockwise else 1)
         try:
             message = self._message(options, payload, segments, endpoint.remote)
             try:
@@ -208,14 +208,18 @@ class CoapSender(mode.Service):
                 async with asyncio.timeout(options.response_timeout_s):  # one timer; wait_for costs a task
                     response = await exchange
             except BaseException as exc:
-                endpoint.remote = None  # any failure (cancellation too) forgets the address
+                # Any failure (cancellation too) retires the endpoint, and with it the address it resolved
+                # and the exchange aiocoap would go on retransmitting (docs/delivery-engine.md).
+                pool.retire(endpoint)
+                endpoint = None
                 if isinstance(exc, TimeoutError | aiocoap.error.Error):
                     why, cause = self._no_response(exc, segments, options)
                     raise DeliveryError(where, why, resource="/".join(segments), retriable=True) from cause
                 raise
             endpoint.remote = message.remote
         finally:
-            pool.release(endpoint)
+            if endpoint is not None:
+                pool.release(endpoint)
         code = response.code
         if code.is_successful():
             return code

@@ -124,3 +124,19 @@ async def test_an_endpoint_whose_ids_are_spent_rests_and_another_is_opened() -> 
     clock.now += 249.0
     got = await asyncio.wait_for(waiting, 2)
     assert got in (first, second) and got.ledger.room() > 0 and opened == 2
+
+
+async def test_a_failed_exchange_retires_its_endpoint_and_a_fresh_one_is_opened() -> None:
+    contexts: list[FakeContext] = []
+
+    async def create() -> FakeContext:
+        contexts.append(FakeContext())
+        return contexts[-1]
+
+    pool = EndpointPool(create, window=1)  # type: ignore[arg-type]
+    first = await pool.acquire()
+    pool.retire(first)
+    second = await asyncio.wait_for(pool.acquire(), 1)
+    assert second is not first and len(contexts) == 2 and pool.endpoints == [second]
+    await pool.close()
+    assert contexts[0].closed and contexts[1].closed
