@@ -81,7 +81,9 @@ async def test_batch_of_10_sends_json_arrays_in_partition_order(
     arrays = [json.loads(r.payload) for r in recorder.requests]
     assert all(isinstance(a, list) and 1 <= len(a) <= 10 for a in arrays)
     assert sorted(d["seq"] for a in arrays for d in a) == list(range(n))  # each exactly once
-    assert max(len(a) for a in arrays) == 10 and len(arrays) <= 2 * n // 10 + 4, [len(a) for a in arrays]
+    # A batch is what its lane (resource, partition) holds when its turn comes: full ones under load, smaller
+    # ones while records trickle in from the broker (docs/delivery-engine.md); never one request per record.
+    assert max(len(a) for a in arrays) == 10 and len(arrays) <= n // 2, [len(a) for a in arrays]
     for a in arrays:
         assert len({d["p"] for d in a}) == 1, "a batch mixed partitions"
     for part in (0, 1):
