@@ -122,13 +122,17 @@ def create_app(settings: Settings) -> faust.App:
         )
     all_acks: list[Acks] = []
 
-    async def stop_engine() -> None:
-        """Let the requests in flight finish (within the grace), then ack and commit what was delivered."""
-        await dispatcher.drain(settings.stop_grace_s)
+    async def commit_delivered() -> None:
+        """Ack what the engine finished, then commit it."""
         for acks in all_acks:
             await acks.flush()
         if app._consumer is not None:
             await app.consumer.commit()
+
+    async def stop_engine() -> None:
+        """Let the requests in flight finish (within the grace), then ack and commit what was delivered."""
+        await dispatcher.drain(settings.stop_grace_s)
+        await commit_delivered()
 
     async def stop_worker(reason: WorkerStopped) -> None:
         """The error policy stopped the engine: commit what was acked, then stop the worker with exit
@@ -144,9 +148,7 @@ def create_app(settings: Settings) -> faust.App:
         dropped (their new owner reads it again); Faust's own wait is off (``stream_wait_empty``)."""
         partitions = {(tp.topic, tp.partition) for tp in revoked}
         await dispatcher.revoke(partitions, settings.stop_grace_s)
-        for acks in all_acks:
-            await acks.flush()
-        await app.consumer.commit()
+        await commit_delivered()
         dispatcher.forget(partitions)
 
     dispatcher = Dispatcher(

@@ -26,6 +26,7 @@ docs/delivery-engine.md tells the whole design; in short:
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -53,11 +54,14 @@ MIN_PENDING = 2048
 class Lane:
     """The queue of one (statement, resource, partition)."""
 
-    __slots__ = ("busy", "key", "linger", "queue", "ready", "retries", "route")
+    __slots__ = ("busy", "key", "linger", "partition", "queue", "ready", "retries", "route", "segments")
 
-    def __init__(self, key: tuple[Any, ...], route: Route) -> None:
+    def __init__(self, key: tuple[Any, ...], route: Route, segments: tuple[str, ...], partition: int) -> None:
         self.key = key
         self.route = route
+        self.segments = segments
+        #: (topic, partition) of the records it carries.
+        self.partition = (route.statement.source, partition)
         self.queue: deque[tuple[Tracked, Request]] = deque()
         self.retries: deque[Job] = deque()  # failed jobs whose retry interval is over: sent first
         self.busy = 0  # jobs in flight or waiting to be retried
@@ -115,7 +119,8 @@ class Dispatcher:
         self.pending = 0
         self._room: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._idle: asyncio.Future[None] | None = None
+        #: (condition, future) of those waiting for requests to land: a drain, a revocation.
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.stopped: WorkerStopped | None = None
         self._stopped_at: RecordCoordinates | None = None
         self.closing = False
@@ -125,7 +130,6 @@ class Dispatcher:
         #: Partitions being revoked: nothing more of them is sent (see ``revoke``).
         self._revoking: set[tuple[str, int]] = set()
         self._flight_by_partition: dict[tuple[str, int], int] = {}
-        self._partition_idle: asyncio.Future[None] | None = None
         #: Counts revocations: a record read before one is not taken after it.
         self.generation = 0
 
@@ -191,7 +195,7 @@ class Dispatcher:
         key = (route.statement.index, request.segments, tracked.raw.partition)
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = Lane(key, route)
+            lane = self._lanes[key] = Lane(key, route, request.segments, tracked.raw.partition)
         lane.queue.append((tracked, request))
         batch = route.statement.batch
         if batch is not None and batch > 1:
@@ -233,7 +237,7 @@ class Dispatcher:
             lane.ready = False
             if self.stopped is not None and not self._precedes_stop(self._head(lane)):
                 continue  # stopping: only what precedes the failed record in its partition is still sent
-            if self._revoking and (lane.route.statement.source, lane.key[2]) in self._revoking:
+            if lane.partition in self._revoking:
                 continue  # its partition is being revoked: the new owner sends it
             statement = lane.route.statement.index
             in_flight = self._statement_in_flight.get(statement, 0)
@@ -247,8 +251,7 @@ class Dispatcher:
             lane.busy += 1
             self.in_flight += 1
             self._statement_in_flight[statement] = in_flight + 1
-            where = (lane.route.statement.source, lane.key[2])
-            self._flight_by_partition[where] = self._flight_by_partition.get(where, 0) + 1
+            self._flight_by_partition[lane.partition] = self._flight_by_partition.get(lane.partition, 0) + 1
             task = asyncio.ensure_future(self._run(job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -289,32 +292,29 @@ class Dispatcher:
         statement = lane.route.statement.index
         stats = self._stats.statements[statement]
         records = len(job.items)
-        where = job.items[0][0].raw.where
         retry = False
         stats.in_flight += records
         started = time.perf_counter()
         try:
             try:
-                await self._sender.send(lane.key[1], job.payload, where, job.options)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+                await self._sender.send(lane.segments, job.payload, job.items[0][0].raw.where, job.options)
+            finally:
                 stats.in_flight -= records
-                records = 0
-                if isinstance(exc, StreamappError):
-                    stats.record_failure(exc)
-                retry = await self._failed(job, exc)
-            else:
-                stats.in_flight -= records
-                records = 0
-                stats.record_delivery(len(job.items), time.perf_counter() - started)
-                self._resolve(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, StreamappError):
+                stats.record_failure(exc)
+            retry = await self._failed(job, exc)
+        else:
+            stats.record_delivery(records, time.perf_counter() - started)
+            self._resolve(job)
         finally:
-            stats.in_flight -= records  # cancelled: still counted as in flight until here
             self._release(statement)
-            self._landed((lane.route.statement.source, lane.key[2]))
-            if records:
-                self._check_idle()
+            self._landed(lane.partition)
+            # No pump follows now when cancelled or a retry first waits out its interval.
+            if retry or sys.exc_info()[1] is not None:
+                self._check_waiters()
         if retry:
             try:
                 await self._failures.wait_to_retry()
@@ -323,19 +323,21 @@ class Dispatcher:
         lane.busy -= 1
         self._schedule(lane)
         self._pump()
-        self._check_idle()
+        # Only now: a lane scheduled just above may have started a request that a waiter must see.
+        self._check_waiters()
 
     async def _failed(self, job: Job, error: Exception) -> bool:
         """Apply the policy to a failed request; True when it is to be sent again after the interval."""
         statement = job.lane.route.statement.index
+        records = job.records
+        where = records[0].where
         try:
-            decision = await self._failures.handle(error, job.records, statement, job.attempts)
+            decision = await self._failures.handle(error, records, statement, job.attempts)
         except Exception as exc:  # the dead-letter topic could not be written: the records stay unacked
-            where = job.records[0].where
             self._stop(WorkerStopped(f"could not apply the error policy to {where}: {exc}"), where)
             return False
         if isinstance(decision, WorkerStopped):
-            self._stop(decision, job.records[0].where)
+            self._stop(decision, where)
             job.lane.busy += 1  # the lane stays held: nothing after the record is sent
             return False
         if decision is Decision.RETRY:
@@ -371,22 +373,32 @@ class Dispatcher:
             and raw.offset < at.offset
         )
 
-    def _check_idle(self) -> None:
-        if self.in_flight == 0 and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+    def _check_waiters(self) -> None:
+        """Wake whoever waits for requests to land (``_wait_for``) once their condition holds."""
+        for condition, waiter in self._waiters:
+            if not waiter.done() and condition():
+                waiter.set_result(None)
 
-    def _landed(self, where: tuple[str, int]) -> None:
-        left = self._flight_by_partition[where] - 1
+    async def _wait_for(self, condition: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until ``condition`` (about the requests in flight) holds; False if ``timeout_s`` ran out."""
+        if condition():
+            return True
+        entry = (condition, asyncio.get_running_loop().create_future())
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(entry[1]), timeout_s)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._waiters.remove(entry)
+
+    def _landed(self, partition: tuple[str, int]) -> None:
+        left = self._flight_by_partition[partition] - 1
         if left:
-            self._flight_by_partition[where] = left
+            self._flight_by_partition[partition] = left
         else:
-            del self._flight_by_partition[where]
-        if (
-            self._partition_idle is not None
-            and not self._partition_idle.done()
-            and not any(p in self._flight_by_partition for p in self._revoking)
-        ):
-            self._partition_idle.set_result(None)
+            del self._flight_by_partition[partition]
 
     def _release(self, statement: int) -> None:
         self.in_flight -= 1
@@ -407,20 +419,17 @@ class Dispatcher:
         self.generation += 1
         self._revoking = set(partitions)
         self._wake_submitters()
-        if any(p in self._flight_by_partition for p in self._revoking):
-            self._partition_idle = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._partition_idle), grace_s)
-            except TimeoutError:
-                log.warning(
-                    "engine.revoked_in_flight",
-                    partitions=sorted(f"{t}/{p}" for t, p in partitions),
-                    grace_s=grace_s,
-                    why="requests of revoked partitions still unanswered; their records are read again "
-                    "by the partitions' new owner",
-                )
-            finally:
-                self._partition_idle = None
+        landed = await self._wait_for(
+            lambda: not any(p in self._flight_by_partition for p in self._revoking), grace_s
+        )
+        if not landed:
+            log.warning(
+                "engine.revoked_in_flight",
+                partitions=sorted(f"{t}/{p}" for t, p in partitions),
+                grace_s=grace_s,
+                why="requests of revoked partitions still unanswered; their records are read again "
+                "by the partitions' new owner",
+            )
 
     def forget(self, partitions: set[tuple[str, int]]) -> None:
         """After the commit of a revocation: drop what is left of these partitions."""
@@ -429,15 +438,13 @@ class Dispatcher:
             if partition_log is not None:
                 self.pending -= partition_log.drop()
         for key, lane in list(self._lanes.items()):
-            if (lane.route.statement.source, key[2]) in partitions:
+            if lane.partition in partitions:
                 if lane.linger is not None:
                     lane.linger.cancel()
                 del self._lanes[key]
-        self._ready = deque(
-            lane for lane in self._ready if (lane.route.statement.source, lane.key[2]) not in partitions
-        )
+        self._ready = deque(lane for lane in self._ready if lane.partition not in partitions)
         for waiting in self._waiting.values():
-            kept = [lane for lane in waiting if (lane.route.statement.source, lane.key[2]) not in partitions]
+            kept = [lane for lane in waiting if lane.partition not in partitions]
             waiting.clear()
             waiting.extend(kept)
         self._revoking = set()
@@ -485,18 +492,14 @@ class Dispatcher:
         for lane in self._lanes.values():
             if lane.linger is not None:
                 lane.linger.cancel()
-        if self.in_flight:
-            self._idle = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._idle), grace_s)
-            except TimeoutError:
-                log.warning(
-                    "engine.abandoned",
-                    requests=self.in_flight,
-                    grace_s=grace_s,
-                    why="still unanswered when the stop grace ran out; their records are not committed "
-                    "and are read again",
-                )
+        if not await self._wait_for(lambda: self.in_flight == 0, grace_s):
+            log.warning(
+                "engine.abandoned",
+                requests=self.in_flight,
+                grace_s=grace_s,
+                why="still unanswered when the stop grace ran out; their records are not committed "
+                "and are read again",
+            )
         self.closing = True
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current and not t.done()]

@@ -132,8 +132,7 @@ def message_managers(context: aiocoap.Context) -> list[MessageManager]:
 class Endpoint:
     """One source endpoint: an aiocoap client context, its ID ledger and the server address it resolved."""
 
-    def __init__(self, number: int, context: aiocoap.Context, ledger: MessageIdLedger) -> None:
-        self.number = number
+    def __init__(self, context: aiocoap.Context, ledger: MessageIdLedger) -> None:
         self.context = context
         self.ledger = ledger
         #: The server's address as aiocoap resolved it for the last answered request (see CoapSender.send).
@@ -166,7 +165,6 @@ class EndpointPool:
         self._opening = 0
         self._warned_full = False
         self._closing: set[asyncio.Task[None]] = set()
-        self._opened = 0
 
     @property
     def busy(self) -> int:
@@ -215,8 +213,7 @@ class EndpointPool:
         ledger = MessageIdLedger(self.lifetime_s, self._clock)
         for manager in message_managers(context):
             ledger.watch(manager)
-        self._opened += 1
-        endpoint = Endpoint(self._opened, context, ledger)
+        endpoint = Endpoint(context, ledger)
         self.endpoints.append(endpoint)
         if len(self.endpoints) > self.window:
             log.info(

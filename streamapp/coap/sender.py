@@ -105,7 +105,8 @@ class CoapSender(mode.Service):
     UDP socket each, and for ``coaps://`` a DTLS session each), so that aiocoap's one confirmable exchange
     per remote (NSTART = 1) holds per endpoint and no endpoint reuses a Message ID within
     EXCHANGE_LIFETIME. Which request goes when is the dispatcher's business (docs/delivery-engine.md); the
-    sender only keeps these rules. No aiocoap code is changed.
+    sender only keeps these rules. aiocoap is not forked; it is touched in two documented places: the
+    ledger wraps each message manager's ID counter, and ``address_cache`` memoises its address helpers.
     """
 
     def __init__(
@@ -124,24 +125,19 @@ class CoapSender(mode.Service):
         self.window = window
         self._lifetime_s = lifetime_s
         self._max_endpoints = max_endpoints
+        self._pool: EndpointPool | None = None
+        parts = urlsplit(base_uri)
+        self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
         #: The Uri-Host / Uri-Port options the base URI puts on a request (none for an IP literal and the
         #: scheme's default port).
-        probe = aiocoap.Message(code=Code.PUT, uri=self._origin_of(base_uri))
+        probe = aiocoap.Message(code=Code.PUT, uri=self._origin)
         self._uri_options = {
             name: value
             for name, value in (("uri_host", probe.opt.uri_host), ("uri_port", probe.opt.uri_port))
             if value is not None
         }
-        self._pool: EndpointPool | None = None
-        parts = urlsplit(base_uri)
-        self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-        self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
         self.default_options = options or RequestOptions()
-
-    @staticmethod
-    def _origin_of(base_uri: str) -> str:
-        parts = urlsplit(base_uri)
-        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
 
     async def on_start(self) -> None:
         # aiocoap logs every message at DEBUG; `faust worker` sets the root logger low, and building those

@@ -3,7 +3,9 @@ exactly which records are acked when something fails."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator
 
 from aiocoap.numbers.codes import Code
 
@@ -21,6 +23,17 @@ def raw(offset: int, value: bytes | None, partition: int = 0) -> RawRecord:
 
 def doc(n: int, **extra: object) -> bytes:
     return json.dumps({"n": n, **extra}).encode()
+
+
+@contextlib.asynccontextmanager
+async def windowed(recorder: RecordingCoapServer, window: int) -> AsyncIterator[CoapSender]:
+    """A started sender aimed at the recorder with a window of ``window`` exchanges."""
+    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=10.0), window=window)
+    await sender.start()
+    try:
+        yield sender
+    finally:
+        await sender.stop()
 
 
 def bodies(recorder: RecordingCoapServer, path: str) -> list:
@@ -193,14 +206,10 @@ async def test_a_batch_closes_before_it_outgrows_max_payload(
 
 
 async def test_the_window_is_shared_by_resources_each_in_order(recorder: RecordingCoapServer) -> None:
-    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=10.0), window=8)
-    await sender.start()
-    try:
+    async with windowed(recorder, 8) as sender:
         e = engine("INSERT INTO dev/{d} SELECT n FROM t", sender)
         recorder.set_delay(0.05)
         result = await e.deliver([raw(i, doc(i, d=f"r{i % 20}")) for i in range(200)])
-    finally:
-        await sender.stop()
     assert result.acked == [True] * 200 and result.order == list(range(200))
     assert recorder.max_concurrent == 8, recorder.max_concurrent
     for r in range(20):
@@ -210,15 +219,11 @@ async def test_the_window_is_shared_by_resources_each_in_order(recorder: Recordi
 
 
 async def test_partitions_to_one_resource_overlap_each_in_order(recorder: RecordingCoapServer) -> None:
-    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=10.0), window=4)
-    await sender.start()
-    try:
+    async with windowed(recorder, 4) as sender:
         e = engine("INSERT INTO one SELECT n, _.partition AS p FROM t", sender)
         recorder.set_delay(0.03)
         records = [raw(i // 4, doc(i), i % 4) for i in range(80)]
         result = await e.deliver(records)
-    finally:
-        await sender.stop()
     assert result.acked == [True] * 80
     assert recorder.max_concurrent == 4, recorder.max_concurrent
     for p in range(4):
@@ -226,26 +231,18 @@ async def test_partitions_to_one_resource_overlap_each_in_order(recorder: Record
 
 
 async def test_a_statement_max_inflight_caps_its_share_of_the_window(recorder: RecordingCoapServer) -> None:
-    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=10.0), window=8)
-    await sender.start()
-    try:
+    async with windowed(recorder, 8) as sender:
         e = engine("INSERT INTO dev/{d} SELECT n FROM t PROPERTIES(max.inflight=2)", sender)
         recorder.set_delay(0.03)
         result = await e.deliver([raw(i, doc(i, d=f"r{i % 10}")) for i in range(60)])
-    finally:
-        await sender.stop()
     assert result.acked == [True] * 60
     assert recorder.max_concurrent == 2, recorder.max_concurrent
 
 
 async def test_ordering_none_lets_one_resource_take_the_whole_window(recorder: RecordingCoapServer) -> None:
-    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=10.0), window=4)
-    await sender.start()
-    try:
+    async with windowed(recorder, 4) as sender:
         e = engine("INSERT INTO ev SELECT n FROM t PROPERTIES(ordering=none)", sender)
         recorder.set_delay(0.03)
         result = await e.deliver([raw(i, doc(i)) for i in range(40)])
-    finally:
-        await sender.stop()
     assert result.acked == [True] * 40 and result.order == list(range(40))
     assert recorder.max_concurrent == 4, recorder.max_concurrent
