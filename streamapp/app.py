@@ -17,14 +17,27 @@ from streamapp.codecs import build_codecs
 from streamapp.dead_letter import DeadLetters
 from streamapp.dispatch import Dispatcher
 from streamapp.handler import Failures
-from streamapp.logs import configure_logging
+from streamapp.health import register_probes
+from streamapp.kafka.group import (
+    PromptTableManager,
+    aiokafka_consumer,
+    committed_offsets,
+    leave_on_close,
+    no_offset_error,
+    without_committed_offset,
+)
+from streamapp.kafka.security import broker_credentials
+from streamapp.logs import configure_logging, get_logger
 from streamapp.offsets import Acks
 from streamapp.pipeline import Route, TopicPipeline
 from streamapp.policy import ErrorPolicy, WorkerStopped
 from streamapp.progress import log_progress
 from streamapp.settings import Settings
 from streamapp.stats import Stats
-from streamapp.web import describe_security, register_views
+from streamapp.web import assignment, describe_security, register_views
+from streamapp.workdir import data_directory
+
+log = get_logger("streamapp.app")
 
 
 class SinkApp(faust.App):
@@ -46,15 +59,23 @@ class SinkApp(faust.App):
 
 def create_app(settings: Settings) -> faust.App:
     configure_logging(settings.log_format)
+    credentials, kafka_security = broker_credentials(settings)  # reads the truststore and keystore
     app = SinkApp(
-        settings.app_name,
+        # Faust's app id is its consumer group: Kafka Connect's connect-<name> unless overridden.
+        settings.group_id,
         broker=settings.broker_urls,
+        broker_credentials=credentials,
         autodiscover=False,
+        datadir=data_directory(settings.datadir),
         web_port=settings.web_port,
         web_bind=settings.web_bind,
         web_host=settings.web_bind,
-        # Kafka Connect sinks start a new consumer group at the oldest record.
-        consumer_auto_offset_reset="earliest",
+        # With "none", on_assigned names the partitions without a commit; aiokafka refuses to fetch them.
+        consumer_auto_offset_reset=settings.auto_offset_reset,
+        # The join takes half a session on Tansu (docs/production.md, "Start and restart").
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        TableManager=PromptTableManager,
         # No tables, so no leader-election topic.
         topic_disable_leader=True,
         # The engine's stop commits what was delivered (SinkApp.before_stop): Faust must not wait for more.
@@ -142,6 +163,21 @@ def create_app(settings: Settings) -> faust.App:
 
     app.before_stop = stop_engine
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: faust.App, assigned: set, **_: object) -> None:
+        """Leave the group on stop as Kafka's Java client does; with reset=none, stop at once when an
+        assigned partition has no committed offset."""
+        consumer = aiokafka_consumer(app)
+        if consumer is None:
+            return
+        leave_on_close(consumer)
+        if settings.auto_offset_reset == "none" and assigned:
+            committed = await committed_offsets(app, consumer, assigned)
+            if missing := without_committed_offset(committed):
+                error = no_offset_error(missing, settings.group_id)
+                log.error("kafka.no_committed_offset", error=str(error))
+                await app.crash(error)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **_: object) -> None:
         """A rebalance takes partitions away: what was delivered of them is committed now, the rest is
@@ -165,5 +201,17 @@ def create_app(settings: Settings) -> faust.App:
     all_acks.extend(registered_acks)
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
-    register_views(app, settings, stats, describe_security(dtls))
+    register_views(app, settings, stats, describe_security(dtls), kafka_security)
+    register_probes(app, dispatcher, lambda: assignment(app))
+
+    @app.task
+    async def log_kafka_client() -> None:
+        """At start, once the worker's logging is set up."""
+        log.info(
+            "kafka.client",
+            group=settings.group_id,
+            security=kafka_security,
+            auto_offset_reset=settings.auto_offset_reset,
+        )
+
     return app

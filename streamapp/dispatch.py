@@ -132,6 +132,8 @@ class Dispatcher:
         self._flight_by_partition: dict[tuple[str, int], int] = {}
         #: Counts revocations: a record read before one is not taken after it.
         self.generation = 0
+        #: Requests that failed and are to be, or are being, sent again under RETRY (``retrying``).
+        self._retrying: dict[int, Job] = {}
 
     # --- intake ----------------------------------------------------------------------------------------
 
@@ -308,6 +310,7 @@ class Dispatcher:
             retry = await self._failed(job, exc)
         else:
             stats.record_delivery(records, time.perf_counter() - started)
+            self._retrying.pop(id(job), None)
             self._resolve(job)
         finally:
             self._release(statement)
@@ -316,6 +319,7 @@ class Dispatcher:
             if retry or sys.exc_info()[1] is not None:
                 self._check_waiters()
         if retry:
+            self._retrying[id(job)] = job
             try:
                 await self._failures.wait_to_retry()
             finally:
@@ -448,9 +452,14 @@ class Dispatcher:
             waiting.clear()
             waiting.extend(kept)
         self._revoking = set()
+        self._retrying = {k: job for k, job in self._retrying.items() if job.lane.partition not in partitions}
         if self._room is not None and self.pending < self.max_pending:
             self._wake_submitters()
         self._pump()
+
+    def retrying(self) -> list[tuple[RecordCoordinates, int]]:
+        """(first record, resends so far) of each request held by RETRY: its partition waits for it."""
+        return [(job.items[0][0].raw.where, job.attempts) for job in self._retrying.values()]
 
     # --- stopping --------------------------------------------------------------------------------------
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import uvloop
 
 from streamapp.app import create_app
 from streamapp.errors import ConfigError
+from streamapp.kafka.preflight import SKIP_PREFLIGHT_ENV, BrokerUnusable, preflight
 from streamapp.settings import Settings
 
 # uvloop's event loop, installed before the app asks for a loop: ~1.4x the records/s of asyncio's own at
@@ -16,7 +18,14 @@ uvloop.install()
 
 try:
     settings = Settings.load()
-    app = create_app(settings)  # reads the DTLS key and certificate files
+    app = create_app(settings)  # reads the DTLS and Kafka TLS key and certificate files
 except ConfigError as exc:
     print(f"streamapp: configuration error: {exc}", file=sys.stderr)
     raise SystemExit(1) from None
+
+if os.environ.get(SKIP_PREFLIGHT_ENV) != "1":
+    try:
+        preflight(settings, app.conf.broker_credentials)
+    except BrokerUnusable as exc:
+        print(f"streamapp: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -314,10 +314,16 @@ class TansuBroker(_Process):
         startup_timeout: float = 30.0,
         cluster_id: str | None = None,
         binary: str | None = None,
+        advertised_port: int | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
+        """``advertised_port``: the port clients are told to use (a TLS terminator's, say) instead of the
+        listener's; ``client_options``: aiokafka security arguments for this class's own clients."""
         super().__init__("tansu broker", log_path)
         self._fixed_port = port is not None
         self._port = port if port is not None else free_port("tcp")
+        self._advertised_port = advertised_port
+        self.client_options = dict(client_options or {})
         self._startup_timeout = startup_timeout
         # A unique cluster id lets the readiness probe tell *this* broker from anything else on the port.
         self.cluster_id = cluster_id or f"streamapp-{secrets.token_hex(6)}"
@@ -331,13 +337,13 @@ class TansuBroker(_Process):
 
     @property
     def bootstrap(self) -> str:
-        """``"127.0.0.1:P"`` for aiokafka ``bootstrap_servers``."""
-        return f"{LOCALHOST}:{self._port}"
+        """``"127.0.0.1:P"`` for aiokafka ``bootstrap_servers`` (the advertised port when there is one)."""
+        return f"{LOCALHOST}:{self._advertised_port or self._port}"
 
     @property
     def url(self) -> str:
         """``"kafka://127.0.0.1:P"`` for Faust's ``broker=`` setting."""
-        return f"kafka://{LOCALHOST}:{self._port}"
+        return f"kafka://{self.bootstrap}"
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 
@@ -361,7 +367,7 @@ class TansuBroker(_Process):
                     "--listener-url",
                     listener,
                     "--advertised-listener-url",
-                    listener,
+                    f"tcp://{self.bootstrap}",
                     "--cluster-id",
                     self.cluster_id,
                     "--storage-engine",
@@ -403,7 +409,9 @@ class TansuBroker(_Process):
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=2000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=2000, **self.client_options
+        )
         try:
             async with asyncio.timeout(3):
                 await admin.start()
@@ -431,7 +439,9 @@ class TansuBroker(_Process):
         Idempotent: an existing topic is accepted as is. Returns the partition count the broker reports
         (which for a pre-existing topic may differ from ``partitions``).
         """
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=int(timeout * 1000))
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=int(timeout * 1000), **self.client_options
+        )
         try:
             await admin.start()
             try:
@@ -479,7 +489,10 @@ class TansuBroker(_Process):
             if seq is not None and len(seq) != n:
                 raise ValueError(f"{label} has {len(seq)} entries, values has {n}")
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=int(timeout * 1000)
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            request_timeout_ms=int(timeout * 1000),
+            **self.client_options,
         )
         try:
             async with asyncio.timeout(timeout):
@@ -509,7 +522,10 @@ class TansuBroker(_Process):
         arrive within ``timeout``. Does not rely on ``end_offsets()`` (unreliable on Tansu, see module doc).
         """
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **self.client_options,
         )
         try:
             await consumer.start()

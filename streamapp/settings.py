@@ -20,6 +20,7 @@ import javaproperties
 
 from streamapp.coap.suites import check_suite_names
 from streamapp.errors import ConfigError, KcqlError
+from streamapp.kafka.jaas import LOGIN_MODULES, parse_jaas
 from streamapp.kcql import Statement, parse_kcql
 from streamapp.kcql.model import STATEMENT_PROPERTIES
 
@@ -183,6 +184,16 @@ REQUIRED = object()
 
 
 @dataclass(frozen=True)
+class StoreLocation:
+    """A Kafka client keystore or truststore as configured: the key naming it, its file, password, type."""
+
+    key: str
+    path: str
+    password: Secret | None
+    kind: str | None  # JKS, PKCS12, PEM; None = recognised from the file
+
+
+@dataclass(frozen=True)
 class Key:
     """One configuration key: how to parse, validate and document it."""
 
@@ -209,7 +220,12 @@ def env_name(key: str) -> str:
 
 KEYS: tuple[Key, ...] = (
     # --- kept from stream-reactor -------------------------------------------------------------------------
-    Key("name", _parse_str, "coap-sink", "Faust app id and Kafka consumer group."),
+    Key(
+        "name",
+        _parse_str,
+        "coap-sink",
+        "The sink's name: the consumer group is connect-<name> (as Kafka Connect names a sink's group).",
+    ),
     Key(
         "topics",
         _parse_list,
@@ -476,6 +492,123 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("web.bind", _parse_str, "127.0.0.1", "Address the worker's web server binds to."),
     Key(
+        "faust.datadir",
+        _parse_str,
+        None,
+        "Directory for Faust's data (the worker keeps no table, so it holds nothing of value); default: a "
+        "new temporary directory, removed at exit. The worker never writes into its working directory.",
+    ),
+    # --- Kafka client: consumer group and security, Kafka's own names (docs/production.md) ---------------
+    Key(
+        "consumer.override.group.id",
+        _parse_str,
+        None,
+        "Kafka consumer group (default connect-<name>, Kafka Connect's group for this sink, so a "
+        "worker replacing the Connect sink continues from its committed offsets).",
+    ),
+    Key(
+        "consumer.override.auto.offset.reset",
+        _choice("earliest", "latest", "none", upper=False),
+        "earliest",
+        "Where a partition without a committed offset starts: earliest, latest, or none (the worker "
+        "stops, naming the partitions).",
+    ),
+    Key(
+        "session.timeout.ms",
+        _parse_int,
+        6000,
+        "Kafka consumer group session: a worker that stops heartbeating for this long loses its "
+        "partitions. 6000 is the least a Kafka broker accepts (group.min.session.timeout.ms).",
+        validate=_positive,
+        aliases=("consumer.override.session.timeout.ms",),
+    ),
+    Key(
+        "heartbeat.interval.ms",
+        _parse_int,
+        2000,
+        "Milliseconds between the consumer's group heartbeats (less than a third of session.timeout.ms).",
+        validate=_positive,
+        aliases=("consumer.override.heartbeat.interval.ms",),
+    ),
+    Key(
+        "security.protocol",
+        _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        "PLAINTEXT",
+        "How the worker talks to Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+        aliases=("consumer.override.security.protocol",),
+    ),
+    Key(
+        "ssl.truststore.location",
+        _parse_str,
+        None,
+        "Certificates the worker trusts for the broker (JKS, PKCS12 or PEM); unset: the system's CAs.",
+        aliases=("consumer.override.ssl.truststore.location",),
+    ),
+    Key(
+        "ssl.truststore.password",
+        _parse_secret,
+        None,
+        "Password of ssl.truststore.location (JKS, PKCS12).",
+        aliases=("consumer.override.ssl.truststore.password",),
+    ),
+    Key(
+        "ssl.truststore.type",
+        _choice("JKS", "PKCS12", "PEM"),
+        None,
+        "JKS, PKCS12 or PEM (default: recognised from the file).",
+        aliases=("consumer.override.ssl.truststore.type",),
+    ),
+    Key(
+        "ssl.keystore.location",
+        _parse_str,
+        None,
+        "The worker's own key and certificate for brokers that verify clients (JKS, PKCS12 or PEM).",
+        aliases=("consumer.override.ssl.keystore.location",),
+    ),
+    Key(
+        "ssl.keystore.password",
+        _parse_secret,
+        None,
+        "Password of ssl.keystore.location (JKS, PKCS12).",
+        aliases=("consumer.override.ssl.keystore.password",),
+    ),
+    Key(
+        "ssl.keystore.type",
+        _choice("JKS", "PKCS12", "PEM"),
+        None,
+        "JKS, PKCS12 or PEM (default: recognised from the file).",
+        aliases=("consumer.override.ssl.keystore.type",),
+    ),
+    Key(
+        "ssl.key.password",
+        _parse_secret,
+        None,
+        "Password of the private key in the keystore (default: the keystore password).",
+        aliases=("consumer.override.ssl.key.password",),
+    ),
+    Key(
+        "ssl.endpoint.identification.algorithm",
+        _choice("https", "", upper=False),
+        "https",
+        "https: the broker's certificate must name the host the worker connects to; empty: not checked.",
+        aliases=("consumer.override.ssl.endpoint.identification.algorithm",),
+    ),
+    Key(
+        "sasl.mechanism",
+        _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        "PLAIN",
+        "SASL mechanism with SASL_PLAINTEXT / SASL_SSL: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+        aliases=("consumer.override.sasl.mechanism",),
+    ),
+    Key(
+        "sasl.jaas.config",
+        _parse_secret,
+        None,
+        "The SASL login, as Kafka writes it: org.apache.kafka.common.security.plain.PlainLoginModule "
+        '(or scram.ScramLoginModule) required username="..." password="...";',
+        aliases=("consumer.override.sasl.jaas.config",),
+    ),
+    Key(
         "log.format",
         _choice("console", "json", upper=False),
         "console",
@@ -635,6 +768,66 @@ class Settings:
     def log_format(self) -> str:
         return self.values["log.format"]
 
+    @property
+    def datadir(self) -> str | None:
+        return self.values["faust.datadir"]
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group: ``consumer.override.group.id``, else Kafka Connect's ``connect-<name>``."""
+        return self.values["consumer.override.group.id"] or f"connect-{self.app_name}"
+
+    @property
+    def auto_offset_reset(self) -> str:
+        return self.values["consumer.override.auto.offset.reset"]
+
+    @property
+    def session_timeout_s(self) -> float:
+        return self.values["session.timeout.ms"] / 1000.0
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self.values["heartbeat.interval.ms"] / 1000.0
+
+    @property
+    def security_protocol(self) -> str:
+        return self.values["security.protocol"]
+
+    @property
+    def truststore(self) -> StoreLocation | None:
+        return self._store("ssl.truststore")
+
+    @property
+    def keystore(self) -> StoreLocation | None:
+        return self._store("ssl.keystore")
+
+    @property
+    def key_password(self) -> Secret | None:
+        return self.values["ssl.key.password"]
+
+    @property
+    def check_hostname(self) -> bool:
+        return self.values["ssl.endpoint.identification.algorithm"] == "https"
+
+    @property
+    def sasl_mechanism(self) -> str:
+        return self.values["sasl.mechanism"]
+
+    @property
+    def sasl_jaas_config(self) -> Secret | None:
+        return self.values["sasl.jaas.config"]
+
+    def _store(self, prefix: str) -> StoreLocation | None:
+        path = self.values[f"{prefix}.location"]
+        if not path:
+            return None
+        return StoreLocation(
+            key=f"{prefix}.location",
+            path=path,
+            password=self.values[f"{prefix}.password"],
+            kind=self.values[f"{prefix}.type"],
+        )
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, printable value, source) for every key; secrets print as ``[hidden]``."""
         rows = []
@@ -709,6 +902,7 @@ class Settings:
             sources[key.name] = source
 
         _check_registry(values, sources)
+        _check_kafka_client(values, sources)
         statements = _compile_kcql(values["connect.coap.kcql"])
         _check_topics(values["topics"], statements)
         return cls(values=values, sources=sources, statements=statements, ignored=tuple(ignored))
@@ -796,3 +990,58 @@ def _check_topics(topics: tuple[str, ...] | None, statements: tuple[Statement, .
         if extra := sorted(given - sources):
             parts.append(f"topics lists {', '.join(extra)} which no KCQL statement reads")
         raise ConfigError("topics", "; ".join(parts))
+
+
+_TLS_KEYS = tuple(
+    f"ssl.{name}"
+    for name in (
+        "truststore.location",
+        "truststore.password",
+        "truststore.type",
+        "keystore.location",
+        "keystore.password",
+        "keystore.type",
+        "key.password",
+        "endpoint.identification.algorithm",
+    )
+)
+
+
+def _check_kafka_client(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Kafka security keys that the protocol would not use, a SASL protocol without a login, heartbeats
+    that do not fit in the session."""
+    protocol = values["security.protocol"]
+    if protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        for key in _TLS_KEYS:
+            if sources[key] != "default":
+                raise ConfigError(
+                    key, f"is set, but security.protocol={protocol} uses no TLS (SSL or SASL_SSL does)"
+                )
+    sasl_keys = ("sasl.mechanism", "sasl.jaas.config")
+    if protocol in ("PLAINTEXT", "SSL"):
+        for key in sasl_keys:
+            if sources[key] != "default":
+                raise ConfigError(
+                    key,
+                    f"is set, but security.protocol={protocol} uses no SASL (SASL_PLAINTEXT, SASL_SSL do)",
+                )
+    else:
+        jaas = values["sasl.jaas.config"]
+        if jaas is None or not jaas.reveal():
+            raise ConfigError(
+                "sasl.jaas.config",
+                f"security.protocol={protocol} needs the SASL login: "
+                f'{LOGIN_MODULES[values["sasl.mechanism"]]} required username="..." password="...";',
+            )
+        parse_jaas(jaas.reveal(), values["sasl.mechanism"])
+    for location in ("ssl.truststore.location", "ssl.keystore.location"):
+        if values[location] is None:
+            for suffix in (".password", ".type"):
+                other = location.replace(".location", suffix)
+                if sources[other] != "default":
+                    raise ConfigError(other, f"is set, but {location} is not")
+    if values["heartbeat.interval.ms"] >= values["session.timeout.ms"]:
+        raise ConfigError(
+            "heartbeat.interval.ms",
+            f"must be less than session.timeout.ms ({values['session.timeout.ms']}); a third of it is usual",
+        )

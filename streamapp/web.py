@@ -18,7 +18,7 @@ from streamapp.settings import Settings
 from streamapp.stats import Stats
 
 
-def _assignment(app: faust.App) -> list[tuple[str, int]]:
+def assignment(app: faust.App) -> list[tuple[str, int]]:
     try:
         return sorted((tp.topic, tp.partition) for tp in app.consumer.assignment())
     except Exception:  # not yet assigned / consumer not started
@@ -28,7 +28,7 @@ def _assignment(app: faust.App) -> list[tuple[str, int]]:
 def consumer_lag(app: faust.App, stats: Stats) -> dict[tuple[str, int], int | None]:
     """Per assigned partition: the high-water mark minus the next offset to ack (None until known)."""
     lag: dict[tuple[str, int], int | None] = {}
-    for topic, partition in _assignment(app):
+    for topic, partition in assignment(app):
         try:
             highwater = app.consumer.highwater(faust.types.TP(topic, partition))
         except Exception:
@@ -40,7 +40,9 @@ def consumer_lag(app: faust.App, stats: Stats) -> dict[tuple[str, int], int | No
     return lag
 
 
-def worker_info(app: faust.App, settings: Settings, stats: Stats, security: str) -> dict[str, Any]:
+def worker_info(
+    app: faust.App, settings: Settings, stats: Stats, security: str, kafka_security: str = "PLAINTEXT"
+) -> dict[str, Any]:
     return {
         "name": settings.app_name,
         "host": socket.gethostname(),
@@ -48,6 +50,8 @@ def worker_info(app: faust.App, settings: Settings, stats: Stats, security: str)
         "uptime_s": round(stats.uptime_s, 3),
         "coap_server": settings.uri,
         "security": security,
+        "consumer_group": settings.group_id,
+        "kafka_security": kafka_security,
         "error_policy": settings.error_policy,
         "partitions": [
             {
@@ -61,21 +65,29 @@ def worker_info(app: faust.App, settings: Settings, stats: Stats, security: str)
     }
 
 
-def snapshot(app: faust.App, settings: Settings, stats: Stats, security: str) -> dict[str, Any]:
-    return {"worker": worker_info(app, settings, stats, security), **stats.snapshot()}
+def snapshot(
+    app: faust.App, settings: Settings, stats: Stats, security: str, kafka_security: str = "PLAINTEXT"
+) -> dict[str, Any]:
+    return {"worker": worker_info(app, settings, stats, security, kafka_security), **stats.snapshot()}
 
 
 def _page() -> str:
     return resources.files("streamapp").joinpath("stats_page.html").read_text(encoding="utf-8")
 
 
-def register_views(app: faust.App, settings: Settings, stats: Stats, security: str = "none") -> None:
+def register_views(
+    app: faust.App,
+    settings: Settings,
+    stats: Stats,
+    security: str = "none",
+    kafka_security: str = "PLAINTEXT",
+) -> None:
     registry = metrics_registry(stats, lambda: consumer_lag(app, stats))
     page = _page()
 
     @app.page("/coap/stats.json")
     async def stats_json(web: View, request: Request) -> Response:
-        return web.json(snapshot(app, settings, stats, security))
+        return web.json(snapshot(app, settings, stats, security, kafka_security))
 
     @app.page("/coap/")
     async def stats_page(web: View, request: Request) -> Response:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import jks
@@ -24,10 +23,19 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from streamapp.errors import ConfigError
+from streamapp.keystores import (
+    JAVA_MAGIC,
+    der,
+    friendly_name,
+    java_store,
+    order_chain,
+    pkcs12_store,
+    read_file,
+    spki,
+)
 
 USERNAME = "connect.coap.username"
 PASSWORD = "connect.coap.password"
@@ -38,8 +46,6 @@ TRUSTSTORE_PATH = "connect.coap.truststore.path"
 CERTS = "connect.coap.certs"
 CERT_CHAIN_KEY = "connect.coap.cert.chain.key"
 
-_JAVA_MAGIC = {b"\xfe\xed\xfe\xed": "JKS", b"\xce\xce\xce\xce": "JCEKS"}
-_BAD_STORE = "wrong password or corrupt keystore"
 
 CertificateChain = tuple[tuple[mbedtls.x509.CRT, ...], mbedtls.pk.ECC | mbedtls.pk.RSA]
 
@@ -121,7 +127,7 @@ def _pem_identity(private_key_file: str | None, public_key_file: str | None) -> 
         if not value:
             raise ConfigError(key, f"both {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE} are needed")
     assert private_key_file and public_key_file  # for the type checker
-    certs_pem = _read(PUBLIC_KEY_FILE, public_key_file)
+    certs_pem = read_file(PUBLIC_KEY_FILE, public_key_file)
     try:
         chain = x509.load_pem_x509_certificates(certs_pem)
     except ValueError:
@@ -129,7 +135,7 @@ def _pem_identity(private_key_file: str | None, public_key_file: str | None) -> 
         raise ConfigError(
             PUBLIC_KEY_FILE, f"no PEM certificate in '{public_key_file}'{hint}: give the certificate chain"
         ) from None
-    key_pem = _read(PRIVATE_KEY_FILE, private_key_file)
+    key_pem = read_file(PRIVATE_KEY_FILE, private_key_file)
     if b"ENCRYPTED" in key_pem:
         raise ConfigError(PRIVATE_KEY_FILE, f"'{private_key_file}' is encrypted; give an unencrypted key")
     try:
@@ -148,10 +154,10 @@ def _pem_identity(private_key_file: str | None, public_key_file: str | None) -> 
 
 
 def _keystore_identity(path: str, password: str, alias: str) -> tuple[CertificateChain, str]:
-    data = _read(KEYSTORE_PATH, path)
-    kind = _JAVA_MAGIC.get(data[:4])
+    data = read_file(KEYSTORE_PATH, path)
+    kind = JAVA_MAGIC.get(data[:4])
     if kind:
-        store = _java_store(KEYSTORE_PATH, path, data, password)
+        store = java_store(KEYSTORE_PATH, path, data, password)
         found = {name.lower(): entry for name, entry in store.entries.items()}
         entry = found.get(alias.lower())
         if entry is None:
@@ -164,7 +170,7 @@ def _keystore_identity(path: str, password: str, alias: str) -> tuple[Certificat
             )
         try:
             key = serialization.load_der_private_key(entry.pkey_pkcs8, password=None)
-            chain = [x509.load_der_x509_certificate(der) for _, der in entry.cert_chain]
+            chain = [x509.load_der_x509_certificate(cert_der) for _, cert_der in entry.cert_chain]
         except UnsupportedAlgorithm:
             raise ConfigError(KEYSTORE_PATH, f"the key {alias!r} in '{path}': unsupported type") from None
         except ValueError:
@@ -176,15 +182,15 @@ def _keystore_identity(path: str, password: str, alias: str) -> tuple[Certificat
         )
     else:
         kind = "PKCS#12"
-        bundle = _pkcs12(KEYSTORE_PATH, path, data, password)
-        named = [name for c in bundle.additional_certs if (name := _friendly(c))]
-        key_alias = (_friendly(bundle.cert) if bundle.cert else None) or "(unnamed)"
+        bundle = pkcs12_store(KEYSTORE_PATH, path, data, password)
+        named = [name for c in bundle.additional_certs if (name := friendly_name(c))]
+        key_alias = (friendly_name(bundle.cert) if bundle.cert else None) or "(unnamed)"
         if bundle.key is None or bundle.cert is None or key_alias.lower() != alias.lower():
             if alias.lower() in (name.lower() for name in named):
                 raise ConfigError(CERT_CHAIN_KEY, f"entry {alias!r} in '{path}' is not a private-key entry")
             raise _alias_missing(alias, path, ([key_alias] if bundle.key else []) + named)
         key = bundle.key
-        chain = _order_chain(bundle.cert.certificate, [c.certificate for c in bundle.additional_certs])
+        chain = order_chain(bundle.cert.certificate, [c.certificate for c in bundle.additional_certs])
     source = f"from {kind} keystore '{path}' alias {alias!r}"
     return _identity(chain, key, source, cert_key=KEYSTORE_PATH, key_key=KEYSTORE_PATH)
 
@@ -203,44 +209,32 @@ def _identity(
         raise ConfigError(key_key, f"unsupported key type {type(key).__name__} {source}: EC or RSA only")
     leaf = chain[0]
     subject = leaf.subject.rfc4514_string()
-    if _spki(leaf.public_key()) != _spki(key.public_key()):
+    if spki(leaf.public_key()) != spki(key.public_key()):
         raise ConfigError(cert_key, f"the certificate {subject!r} does not match the private key {source}")
     if leaf.not_valid_after_utc < dt.datetime.now(dt.UTC):
         raise ConfigError(
             cert_key, f"the certificate {subject!r} {source} expired (notAfter {leaf.not_valid_after_utc})"
         )
-    der = key.private_bytes(
+    key_der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     try:
-        crts = tuple(mbedtls.x509.CRT.from_DER(_der(cert)) for cert in chain)
-        loaded = mbedtls_key.from_DER(der)
+        crts = tuple(mbedtls.x509.CRT.from_DER(der(cert)) for cert in chain)
+        loaded = mbedtls_key.from_DER(key_der)
     except Exception:  # mbedtls raises TLSError: e.g. on an EC curve Mbed TLS does not implement
         raise ConfigError(key_key, f"Mbed TLS cannot use the {key_type} key {source}") from None
     return (crts, loaded), f"certificate {subject!r} (chain of {len(chain)}), {key_type} key, {source}"
-
-
-def _order_chain(leaf: x509.Certificate, others: list[x509.Certificate]) -> list[x509.Certificate]:
-    """Leaf first, then each issuer found among ``others`` (a PKCS#12 bag has no order)."""
-    chain, pool = [leaf], list(others)
-    while chain[-1].issuer != chain[-1].subject:
-        issuer = next((c for c in pool if c.subject == chain[-1].issuer), None)
-        if issuer is None:
-            break
-        chain.append(issuer)
-        pool.remove(issuer)
-    return chain
 
 
 # --- truststore -------------------------------------------------------------------------------------------
 
 
 def _truststore(path: str, password: str, aliases: tuple[str, ...]) -> tuple[mbedtls.tls.TrustStore, str]:
-    data = _read(TRUSTSTORE_PATH, path)
-    kind = _JAVA_MAGIC.get(data[:4])
+    data = read_file(TRUSTSTORE_PATH, path)
+    kind = JAVA_MAGIC.get(data[:4])
     entries: list[tuple[str | None, bytes]]
     if kind:
-        store = _java_store(TRUSTSTORE_PATH, path, data, password)
+        store = java_store(TRUSTSTORE_PATH, path, data, password)
         entries = [(a, e.cert) for a, e in store.entries.items() if isinstance(e, jks.TrustedCertEntry)]
     elif data.lstrip().startswith(b"-----BEGIN"):
         kind = "PEM"
@@ -250,11 +244,11 @@ def _truststore(path: str, password: str, aliases: tuple[str, ...]) -> tuple[mbe
             certs = x509.load_pem_x509_certificates(data)
         except ValueError:
             raise ConfigError(TRUSTSTORE_PATH, f"no PEM certificate in '{path}'") from None
-        entries = [(None, _der(c)) for c in certs]
+        entries = [(None, der(c)) for c in certs]
     else:
         kind = "PKCS#12"
-        bundle = _pkcs12(TRUSTSTORE_PATH, path, data, password)
-        entries = [(_friendly(c), _der(c.certificate)) for c in bundle.additional_certs]
+        bundle = pkcs12_store(TRUSTSTORE_PATH, path, data, password, pem_allowed=True)
+        entries = [(friendly_name(c), der(c.certificate)) for c in bundle.additional_certs]
     if not entries:
         raise ConfigError(TRUSTSTORE_PATH, f"the {kind} truststore '{path}' holds no trusted certificate")
     if aliases:
@@ -267,66 +261,17 @@ def _truststore(path: str, password: str, aliases: tuple[str, ...]) -> tuple[mbe
                 f"it holds: {', '.join(sorted(present.values())) or 'no named entries'}",
             )
         wanted = {a.lower() for a in aliases}
-        entries = [(a, der) for a, der in entries if a and a.lower() in wanted]
+        entries = [(a, cert_der) for a, cert_der in entries if a and a.lower() in wanted]
     trust = mbedtls.tls.TrustStore()
     try:
-        for _, der in entries:
-            trust.add(mbedtls.x509.CRT.from_DER(der))
+        for _, cert_der in entries:
+            trust.add(mbedtls.x509.CRT.from_DER(cert_der))
     except Exception:  # mbedtls raises TLSError on a certificate it cannot parse
         raise ConfigError(TRUSTSTORE_PATH, f"Mbed TLS cannot parse a certificate in '{path}'") from None
     names = ", ".join(a for a, _ in entries if a)
     return trust, f"trusting {len(trust)} certificate(s) from {kind} truststore '{path}'" + (
         f" (aliases {names})" if names else ""
     )
-
-
-# --- files and stores -------------------------------------------------------------------------------------
-
-
-def _read(key: str, path: str) -> bytes:
-    file = Path(path)
-    if not file.exists():
-        raise ConfigError(key, f"file '{path}' does not exist")
-    if not file.is_file():
-        raise ConfigError(key, f"'{path}' is not a file")
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        raise ConfigError(key, f"cannot read file '{path}': {exc.strerror}") from None
-    if not data.strip():
-        raise ConfigError(key, f"file '{path}' is empty")
-    return data
-
-
-def _java_store(key: str, path: str, data: bytes, password: str) -> jks.KeyStore:
-    try:
-        return jks.KeyStore.loads(data, password)
-    except Exception:  # pyjks raises a zoo of exceptions (signature, format, struct) for the same cause
-        raise ConfigError(key, f"cannot open '{path}': {_BAD_STORE}") from None
-
-
-def _pkcs12(key: str, path: str, data: bytes, password: str) -> pkcs12.PKCS12KeyAndCertificates:
-    if not data.startswith(b"\x30"):  # PKCS#12 is a DER SEQUENCE; anything else is not a keystore at all
-        pem = " nor a PEM certificate bundle" if key == TRUSTSTORE_PATH else ""
-        raise ConfigError(key, f"'{path}' is not a JKS, JCEKS or PKCS#12 store{pem}")
-    try:
-        return pkcs12.load_pkcs12(data, password.encode())
-    except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError(key, f"cannot open '{path}' as PKCS#12: {_BAD_STORE}") from None
-
-
-def _der(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def _spki(public_key: PublicKeyTypes) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def _friendly(cert: pkcs12.PKCS12Certificate) -> str | None:
-    return cert.friendly_name.decode(errors="replace") if cert.friendly_name else None
 
 
 def _alias_missing(alias: str, path: str, present: list[str]) -> ConfigError:

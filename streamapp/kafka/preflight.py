@@ -1,0 +1,107 @@
+"""Before the worker starts: can it talk to a Kafka broker with its security settings?
+
+Faust's first connection failure ends the worker with aiokafka's "Unable to bootstrap from [...]", which
+hides the cause (an untrusted certificate, a refused SASL login, TLS spoken to a plain port) in an earlier
+log line. This check makes the same connection as aiokafka (``aiokafka.conn.create_conn`` with the same
+credentials), asks for the broker's API versions, and turns a failure into one line that names the key to
+look at. Secrets never appear in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.metadata import MetadataRequest
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from faust.types.auth import CredentialsT
+
+from streamapp.errors import StreamappError
+from streamapp.settings import Settings
+
+#: Seconds one bootstrap server may take to connect, handshake and answer.
+PREFLIGHT_TIMEOUT_S = 10.0
+#: Set to 1 to start without the check (Faust then reports a broker it cannot use as it always has).
+SKIP_PREFLIGHT_ENV = "STREAMAPP_SKIP_PREFLIGHT"
+
+
+class BrokerUnusable(StreamappError):
+    """No bootstrap server could be used; the message says why and which key to look at."""
+
+
+def preflight(settings: Settings, credentials: CredentialsT | None) -> str:
+    """:func:`check_broker` in a private event loop, before Faust's (which must stay the current one)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            check_broker(settings.bootstrap_servers, credentials, settings.security_protocol)
+        )
+    finally:
+        loop.close()
+
+
+async def check_broker(servers: Sequence[str], credentials: CredentialsT | None, protocol: str) -> str:
+    """The first server that answers; raise :class:`BrokerUnusable` with the reasons when none does."""
+    auth = credentials_to_aiokafka_auth(credentials)
+    reasons = []
+    for server in servers:
+        host, _, port = server.split("://", 1)[-1].rpartition(":")
+        try:
+            async with asyncio.timeout(PREFLIGHT_TIMEOUT_S):
+                conn = await create_conn(
+                    host, int(port), request_timeout_ms=int(PREFLIGHT_TIMEOUT_S * 1000), **auth
+                )
+                try:
+                    await conn.send(MetadataRequest([]))
+                finally:
+                    conn.close()
+            return server
+        except Exception as exc:  # classified below; anything unexpected is reported as it is
+            reasons.append(f"{server}: {explain(exc, protocol)}")
+    raise BrokerUnusable("no Kafka broker could be used: " + "; ".join(reasons))
+
+
+def explain(error: BaseException, protocol: str) -> str:
+    """One reader's line for a failed connection, naming the configuration key to check."""
+    text = str(error) or type(error).__name__
+    if isinstance(error, ssl.SSLCertVerificationError):
+        if "hostname" in text.lower() or "ip address mismatch" in text.lower():
+            return (
+                f"the broker's certificate does not name this host ({error.verify_message}); fix the "
+                "certificate, or set ssl.endpoint.identification.algorithm= (empty) to skip the check"
+            )
+        return (
+            f"the broker's certificate is not trusted ({error.verify_message}): "
+            "ssl.truststore.location must hold the CA that signed it"
+        )
+    if isinstance(error, ssl.SSLError):
+        reason = (error.reason or text).lower()
+        if "certificate required" in reason or "handshake failure" in reason or "unknown ca" in reason:
+            return (
+                f"the broker refused the TLS handshake ({error.reason or text}): it verifies clients; "
+                "ssl.keystore.location must hold a certificate it trusts"
+            )
+        if "wrong version number" in reason or "record layer failure" in reason:
+            return (
+                f"TLS failed ({error.reason or text}): the port does not speak TLS; "
+                "check bootstrap.servers and security.protocol"
+            )
+        return f"TLS failed: {error.reason or text} (security.protocol={protocol})"
+    if isinstance(error, TimeoutError):
+        return (
+            f"no answer within {PREFLIGHT_TIMEOUT_S:.0f} s "
+            f"(security.protocol={protocol}: does the port expect it?)"
+        )
+    if isinstance(error, OSError):
+        return f"cannot connect ({text}): is bootstrap.servers right and the broker up?"
+    if isinstance(error, KafkaConnectionError) and protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        return f"the broker closed the connection ({text}): does it expect TLS (security.protocol=SSL)?"
+    if "sasl" in type(error).__name__.lower() or "authentication" in text.lower() or "sasl" in text.lower():
+        return (
+            f"the broker refused the SASL login ({type(error).__name__}: {text}): "
+            "check sasl.jaas.config and sasl.mechanism"
+        )
+    return f"{type(error).__name__}: {text}"
