@@ -13,10 +13,12 @@ from streamapp.settings import CONFIG_ENV, Settings
 def check(_args: argparse.Namespace) -> int:
     """Print the resolved configuration and every compiled route, or the first error in one line."""
     from streamapp.coap.security import dtls_options, unused_dtls_keys
+    from streamapp.kafka.security import broker_credentials
 
     try:
         settings = Settings.load()
         dtls = dtls_options(settings)
+        _, kafka_security = broker_credentials(settings)
     except ConfigError as exc:
         print(f"streamapp: configuration error: {exc}", file=sys.stderr)
         return 1
@@ -31,6 +33,10 @@ def check(_args: argparse.Namespace) -> int:
         print(f"  ignored: {name} (DTLS only: the URI is coap://)")
     if dtls is not None:
         print(f"DTLS: {dtls.description}")
+    print(
+        f"Kafka: group {settings.group_id!r}, {kafka_security}, "
+        f"auto.offset.reset={settings.auto_offset_reset}"
+    )
     print("routes:")
     for statement in settings.statements:
         fields = ", ".join(str(f) for f in statement.fields)
@@ -40,7 +46,15 @@ def check(_args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from streamapp.demo import run_demo
+    try:
+        from streamapp.demo import run_demo
+    except ModuleNotFoundError as exc:
+        print(
+            f"streamapp: the demo needs its embedded broker ({exc.name} is missing): "
+            "pip install 'streamapp[demo]' (make demo does)",
+            file=sys.stderr,
+        )
+        return 1
 
     return run_demo(records=args.records, exit_when_done=args.exit, timeout_s=args.timeout)
 

@@ -469,6 +469,32 @@ class TansuBroker(_Process):
         finally:
             await admin.close()
 
+    async def commit_offsets(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
+        """Commit ``{partition: next offset}`` for ``group`` as a plain consumer would (no membership)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self.client_options
+        )
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, p) for p in offsets])
+            await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
+        finally:
+            await consumer.stop()
+
+    async def committed_offsets(self, group: str, topic: str, partitions: int) -> dict[int, int]:
+        """``{partition: committed offset}`` of ``group`` on ``topic`` (partitions without one left out).
+
+        Read with a consumer's OffsetFetch: Tansu 0.6.0's answer to the admin client's is not decodable."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self.client_options
+        )
+        await consumer.start()
+        try:
+            found = {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+        finally:
+            await consumer.stop()
+        return {p: offset for p, offset in found.items() if offset is not None and offset >= 0}
+
     async def produce(
         self,
         topic: str,

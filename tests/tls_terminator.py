@@ -61,9 +61,12 @@ class TlsTerminator(_Process):
             return False
 
 
-def client_context(ca: Path, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+def client_context(
+    ca: Path, cert: Path | None = None, key: Path | None = None, *, check_hostname: bool = True
+) -> ssl.SSLContext:
     """What the tests' own Kafka clients (producer, admin) use to reach the broker through TLS."""
     context = ssl.create_default_context(cafile=str(ca))
+    context.check_hostname = check_hostname
     if cert is not None:
         context.load_cert_chain(str(cert), str(key) if key else None)
     return context
@@ -82,10 +85,11 @@ class KafkaOverTls:
         client_ca: Path | None = None,
         client_cert: Path | None = None,
         client_key: Path | None = None,
+        check_hostname: bool = True,
     ) -> None:
         tls_port = free_port("tcp")
         plain_port = free_port("tcp")
-        context = client_context(ca, client_cert, client_key)
+        context = client_context(ca, client_cert, client_key, check_hostname=check_hostname)
         self.terminator = TlsTerminator(
             tls_port,
             plain_port,

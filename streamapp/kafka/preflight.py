@@ -68,7 +68,8 @@ def explain(error: BaseException, protocol: str) -> str:
     """One reader's line for a failed connection, naming the configuration key to check."""
     text = str(error) or type(error).__name__
     if isinstance(error, ssl.SSLCertVerificationError):
-        if "hostname" in text.lower() or "ip address mismatch" in text.lower():
+        said = f"{text} {error.verify_message}".lower()
+        if "hostname" in said or "ip address mismatch" in said:
             return (
                 f"the broker's certificate does not name this host ({error.verify_message}); fix the "
                 "certificate, or set ssl.endpoint.identification.algorithm= (empty) to skip the check"
@@ -78,7 +79,7 @@ def explain(error: BaseException, protocol: str) -> str:
             "ssl.truststore.location must hold the CA that signed it"
         )
     if isinstance(error, ssl.SSLError):
-        reason = (error.reason or text).lower()
+        reason = f"{error.reason} {text}".lower().replace("_", " ")
         if "certificate required" in reason or "handshake failure" in reason or "unknown ca" in reason:
             return (
                 f"the broker refused the TLS handshake ({error.reason or text}): it verifies clients; "
@@ -99,6 +100,12 @@ def explain(error: BaseException, protocol: str) -> str:
         return f"cannot connect ({text}): is bootstrap.servers right and the broker up?"
     if isinstance(error, KafkaConnectionError) and protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
         return f"the broker closed the connection ({text}): does it expect TLS (security.protocol=SSL)?"
+    if isinstance(error, KafkaConnectionError) and "closed" in text:
+        # TLS 1.3: a broker that verifies clients sends its refusal after the client's handshake is done.
+        return (
+            f"the broker closed the connection after the TLS handshake ({text}): a broker that verifies "
+            "clients does so when ssl.keystore.location is unset or holds a certificate it does not trust"
+        )
     if "sasl" in type(error).__name__.lower() or "authentication" in text.lower() or "sasl" in text.lower():
         return (
             f"the broker refused the SASL login ({type(error).__name__}: {text}): "

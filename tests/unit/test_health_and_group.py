@@ -1,0 +1,186 @@
+"""Readiness reasons, the broker watch, LeaveGroup in generation 0, the ``none`` reset message, the
+preflight's explanations and the data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.group import LeaveGroupRequest
+
+from streamapp.errors import ConfigError
+from streamapp.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
+from streamapp.kafka.group import leave_on_close, no_offset_error, without_committed_offset
+from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
+from streamapp.peers import free_port
+from streamapp.policy import WorkerStopped
+from streamapp.workdir import data_directory
+
+
+class FakeDispatcher:
+    def __init__(self, stopped=None, retrying=(), closing=False) -> None:
+        self.stopped, self._retrying, self.closing = stopped, list(retrying), closing
+
+    def retrying(self):
+        return self._retrying
+
+
+class FakeBroker:
+    def __init__(self, reason=None) -> None:
+        self._reason = reason
+
+    def reason(self):
+        return self._reason
+
+
+def reasons(dispatcher=None, assigned=(("t", 0),), broker=None, should_stop=False) -> list[str]:
+    app = SimpleNamespace(should_stop=should_stop)
+    return readiness_reasons(
+        app, dispatcher or FakeDispatcher(), broker or FakeBroker(), lambda: list(assigned)
+    )
+
+
+def test_ready_when_assigned_delivering_and_the_broker_answers() -> None:
+    assert reasons() == []
+
+
+def test_each_reason_is_named() -> None:
+    assert "no partitions assigned" in reasons(assigned=())[0]
+    assert reasons(FakeDispatcher(stopped=WorkerStopped("t/0@4: 5.00")))[0].startswith(
+        "stopped by the error policy: t/0@4"
+    )
+    assert reasons(FakeDispatcher(closing=True)) == ["the worker is stopping"]
+    assert reasons(should_stop=True) == ["the worker is stopping"]
+    held = reasons(FakeDispatcher(retrying=[("t/1@7", 3)]))
+    assert held == ["connect.coap.error.policy=RETRY holds t/1@7 (resent 3 time(s) so far)"]
+    assert reasons(broker=FakeBroker("Kafka broker has not answered for 20 s")) == [
+        "Kafka broker has not answered for 20 s"
+    ]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.fail: Exception | None = None
+
+    async def fetch_all_metadata(self) -> None:
+        if self.fail is not None:
+            raise self.fail
+
+
+async def test_broker_watch_turns_unready_only_after_the_stale_time() -> None:
+    clock, client = Clock(), FakeClient()
+    producer = SimpleNamespace(_ensure_producer=lambda: SimpleNamespace(client=client))
+    watch = BrokerWatch(SimpleNamespace(producer=producer), clock=clock)
+    assert watch.reason() is None  # not probed yet: no opinion
+    await watch.probe()
+    assert watch.reason() is None
+    client.fail = KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
+    clock.now += BROKER_STALE_S - 1
+    await watch.probe()
+    assert watch.reason() is None  # one failed probe is not yet an outage
+    clock.now += 2
+    assert "has not answered for 16 s" in watch.reason() and "closed" in watch.reason()
+    client.fail = None
+    await watch.probe()
+    assert watch.reason() is None
+
+
+async def test_a_broker_never_reached_is_reported() -> None:
+    client = FakeClient()
+    client.fail = KafkaConnectionError("Unable to bootstrap")
+    producer = SimpleNamespace(_ensure_producer=lambda: SimpleNamespace(client=client))
+    watch = BrokerWatch(SimpleNamespace(producer=producer), clock=Clock())
+    await watch.probe()
+    assert watch.reason().startswith("Kafka broker not reached yet")
+
+
+class FakeCoordinator:
+    def __init__(self, generation: int, member_id: str = "m-1", instance: str | None = None) -> None:
+        self.generation, self.member_id, self.group_id = generation, member_id, "connect-coap-sink"
+        self._group_instance_id = instance
+        self.sent: list = []
+        self.aiokafka_left = False
+
+    async def _send_req(self, request):
+        self.sent.append(request)
+
+    async def _maybe_leave_group(self) -> None:
+        self.aiokafka_left = True
+
+    def reset_generation(self) -> None:
+        self.generation, self.member_id = -1, ""
+
+
+async def test_leave_group_in_generation_zero_as_the_java_client_does() -> None:
+    coordinator = FakeCoordinator(generation=0)
+    leave_on_close(SimpleNamespace(_coordinator=coordinator))
+    await coordinator._maybe_leave_group()
+    (request,) = coordinator.sent
+    assert isinstance(request, LeaveGroupRequest)
+    assert not coordinator.aiokafka_left and coordinator.member_id == ""
+
+
+@pytest.mark.parametrize(("generation", "instance"), [(3, None), (0, "static-1")])
+async def test_other_members_leave_as_aiokafka_decides(generation: int, instance: str | None) -> None:
+    coordinator = FakeCoordinator(generation=generation, instance=instance)
+    consumer = SimpleNamespace(_coordinator=coordinator)
+    leave_on_close(consumer)
+    leave_on_close(consumer)  # installed once
+    await coordinator._maybe_leave_group()
+    assert coordinator.sent == [] and coordinator.aiokafka_left
+
+
+def test_partitions_without_a_commit_are_named() -> None:
+    committed = {("t", 1): None, ("t", 0): 5, ("u", 0): -1}
+    missing = without_committed_offset(committed)
+    assert missing == [("t", 1), ("u", 0)]
+    error = no_offset_error(missing, "connect-coap-sink")
+    assert isinstance(error, ConfigError) and error.key == "consumer.override.auto.offset.reset"
+    assert "t/1, u/0" in str(error) and "'connect-coap-sink'" in str(error)
+
+
+def test_preflight_explanations_name_the_key() -> None:
+    untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    untrusted.verify_message = "unable to get local issuer certificate"
+    assert "ssl.truststore.location" in explain(untrusted, "SSL")
+    wrong_host = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    wrong_host.verify_message = "Hostname mismatch, certificate is not valid for 'broker'."
+    assert "ssl.endpoint.identification.algorithm" in explain(wrong_host, "SSL")
+    refused = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required")
+    refused.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    assert "ssl.keystore.location" in explain(refused, "SSL")
+    assert "security.protocol=SSL" in explain(KafkaConnectionError("Connection at x closed"), "PLAINTEXT")
+    assert "ssl.keystore.location" in explain(KafkaConnectionError("Connection at x closed"), "SSL")
+    assert "bootstrap.servers" in explain(ConnectionRefusedError(111, "Connection refused"), "PLAINTEXT")
+
+
+async def test_preflight_against_a_closed_port() -> None:
+    port = free_port()
+    with pytest.raises(BrokerUnusable) as info:
+        await asyncio.wait_for(check_broker([f"127.0.0.1:{port}"], None, "PLAINTEXT"), 15)
+    assert f"127.0.0.1:{port}: cannot connect" in str(info.value)
+
+
+def test_the_default_data_directory_is_private_and_removed_at_exit(tmp_path) -> None:
+    assert data_directory(str(tmp_path)) == str(tmp_path)
+    code = "from streamapp.workdir import data_directory; print(data_directory(None))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=60
+    )
+    path = out.stdout.strip()
+    assert path.startswith("/") and "streamapp-" in path
+    assert not __import__("os").path.exists(path)  # removed when that process exited
+    assert list(tmp_path.iterdir()) == []  # nothing written into the working directory
