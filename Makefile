@@ -16,12 +16,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # libcoap3-bin: coap-server/client-{notls,openssl,gnutls}; a JRE's keytool makes the JKS keystores of the DTLS
-# tests; Debian's chromium is the headless browser of the stats-page test.
+# tests; Debian's chromium is the headless browser of the stats-page test; socat is the TLS terminator in
+# front of the test broker (Kafka over TLS).
 apt-deps:
 	@missing=""; \
 	command -v coap-server-openssl >/dev/null 2>&1 || missing="$$missing libcoap3-bin"; \
 	command -v keytool >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
 	[ -z "$$missing" ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; }

@@ -316,9 +316,14 @@ class TansuBroker(_Process):
         binary: str | None = None,
         advertised_port: int | None = None,
         client_options: dict[str, Any] | None = None,
+        authentication: bool = False,
     ) -> None:
         """``advertised_port``: the port clients are told to use (a TLS terminator's, say) instead of the
-        listener's; ``client_options``: aiokafka security arguments for this class's own clients."""
+        listener's; ``client_options``: aiokafka security arguments for this class's own clients;
+        ``authentication``: Tansu's ``--authentication`` (SASL SCRAM only; no user can be created in
+        0.6.0, so such a broker refuses every client: docs/production.md). Its readiness is then the
+        open listener, since it answers no unauthenticated metadata request."""
+        self._authentication = authentication
         super().__init__("tansu broker", log_path)
         self._fixed_port = port is not None
         self._port = port if port is not None else free_port("tcp")
@@ -372,6 +377,7 @@ class TansuBroker(_Process):
                     self.cluster_id,
                     "--storage-engine",
                     "memory://tansu/",
+                    *(["--authentication"] if self._authentication else []),
                 ],
                 env=env,
             )
@@ -391,6 +397,8 @@ class TansuBroker(_Process):
     async def _await_ready(self) -> None:
         async def answers() -> bool:
             self._check_alive()
+            if self._authentication:
+                return await self._listening()
             return await self._probe_cluster_id() == self.cluster_id
 
         await async_wait_until(
@@ -400,15 +408,20 @@ class TansuBroker(_Process):
             what=f"tansu on {self.bootstrap} to answer a metadata request",
         )
 
-    async def _probe_cluster_id(self) -> str | None:
-        # A plain TCP connect first: keeps aiokafka from logging "Unable connect" errors while Tansu boots.
+    async def _listening(self) -> bool:
         try:
             _reader, writer = await asyncio.wait_for(asyncio.open_connection(LOCALHOST, self._port), 1)
         except (OSError, TimeoutError):
-            return None
+            return False
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+        return True
+
+    async def _probe_cluster_id(self) -> str | None:
+        # A plain TCP connect first: keeps aiokafka from logging "Unable connect" errors while Tansu boots.
+        if not await self._listening():
+            return None
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap, request_timeout_ms=2000, **self.client_options
         )

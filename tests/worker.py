@@ -19,12 +19,25 @@ from streamapp.peers import free_port, wait_until
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAUST = Path(sys.executable).with_name("faust")
 
-#: Faust needs ~30 s from start to the consumer group join (DESIGN.md §8); leave room on a loaded machine.
-JOIN_TIMEOUT_S = 120.0
+#: A worker's first delivery takes ~4 s after its start (docs/production.md, "Start and restart"); a
+#: restart after a SIGKILL waits ~11 s more for the dead member's session; leave room on a loaded machine.
+JOIN_TIMEOUT_S = 60.0
 
 
 class WorkerProcess:
-    def __init__(self, properties: dict[str, str], workdir: Path, label: str = "worker") -> None:
+    def __init__(
+        self,
+        properties: dict[str, str],
+        workdir: Path,
+        label: str = "worker",
+        *,
+        cwd: Path = REPO_ROOT,
+        uid: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``cwd``: the worker's working directory; ``uid``: run as this user (setpriv; needs root);
+        ``env``: extra environment variables."""
+        self.cwd, self.uid, self.extra_env = cwd, uid, dict(env or {})
         self.web_port = free_port("tcp")
         self.properties = {"web.port": str(self.web_port), **properties}
         self.workdir = workdir
@@ -40,10 +53,14 @@ class WorkerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_COAP_")}
         env["STREAMAPP_CONFIG"] = str(self.config_path)
         env.pop("PORT", None)
+        env.update(self.extra_env)
+        argv = [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"]
+        if self.uid is not None:
+            argv = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", *argv]
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
-                [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"],
-                cwd=REPO_ROOT,
+                argv,
+                cwd=self.cwd,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

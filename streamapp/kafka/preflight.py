@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Sequence
 
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 from aiokafka.protocol.metadata import MetadataRequest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
@@ -37,13 +37,17 @@ def preflight(settings: Settings, credentials: CredentialsT | None) -> str:
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(
-            check_broker(settings.bootstrap_servers, credentials, settings.security_protocol)
+            check_broker(
+                settings.bootstrap_servers, credentials, settings.security_protocol, settings.sasl_mechanism
+            )
         )
     finally:
         loop.close()
 
 
-async def check_broker(servers: Sequence[str], credentials: CredentialsT | None, protocol: str) -> str:
+async def check_broker(
+    servers: Sequence[str], credentials: CredentialsT | None, protocol: str, mechanism: str = "PLAIN"
+) -> str:
     """The first server that answers; raise :class:`BrokerUnusable` with the reasons when none does."""
     auth = credentials_to_aiokafka_auth(credentials)
     reasons = []
@@ -60,11 +64,11 @@ async def check_broker(servers: Sequence[str], credentials: CredentialsT | None,
                     conn.close()
             return server
         except Exception as exc:  # classified below; anything unexpected is reported as it is
-            reasons.append(f"{server}: {explain(exc, protocol)}")
+            reasons.append(f"{server}: {explain(exc, protocol, mechanism)}")
     raise BrokerUnusable("no Kafka broker could be used: " + "; ".join(reasons))
 
 
-def explain(error: BaseException, protocol: str) -> str:
+def explain(error: BaseException, protocol: str, mechanism: str = "PLAIN") -> str:
     """One reader's line for a failed connection, naming the configuration key to check."""
     text = str(error) or type(error).__name__
     if isinstance(error, ssl.SSLCertVerificationError):
@@ -98,17 +102,33 @@ def explain(error: BaseException, protocol: str) -> str:
         )
     if isinstance(error, OSError):
         return f"cannot connect ({text}): is bootstrap.servers right and the broker up?"
-    if isinstance(error, KafkaConnectionError) and protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
-        return f"the broker closed the connection ({text}): does it expect TLS (security.protocol=SSL)?"
+    sasl = protocol.startswith("SASL")
+    if isinstance(error, UnsupportedSaslMechanismError):
+        return f"the broker does not offer sasl.mechanism={mechanism} ({text})"
+    if isinstance(error, SaslAuthenticationFailed):
+        return f"the broker refused the SASL login ({text}): check sasl.jaas.config and sasl.mechanism"
+    if sasl and isinstance(error, KeyError):
+        # aiokafka's SCRAM client reads the server's signature (v=) from the final message; a broker that
+        # refuses the user or the password sends e=... instead, and aiokafka fails on the missing key.
+        return (
+            f"the broker refused the {mechanism} login (its final SCRAM message carried no server "
+            "signature, as for an unknown user or a wrong password): check sasl.jaas.config"
+        )
     if isinstance(error, KafkaConnectionError) and "closed" in text:
+        if protocol == "PLAINTEXT":
+            return (
+                f"the broker closed the connection ({text}): does it expect TLS or SASL "
+                "(security.protocol=SSL, SASL_PLAINTEXT or SASL_SSL)?"
+            )
+        if protocol == "SASL_PLAINTEXT":
+            return (
+                f"the broker closed the connection during the SASL handshake ({text}): it may not offer "
+                f"sasl.mechanism={mechanism}, or it expects TLS (security.protocol=SASL_SSL)"
+            )
         # TLS 1.3: a broker that verifies clients sends its refusal after the client's handshake is done.
         return (
             f"the broker closed the connection after the TLS handshake ({text}): a broker that verifies "
             "clients does so when ssl.keystore.location is unset or holds a certificate it does not trust"
-        )
-    if "sasl" in type(error).__name__.lower() or "authentication" in text.lower() or "sasl" in text.lower():
-        return (
-            f"the broker refused the SASL login ({type(error).__name__}: {text}): "
-            "check sasl.jaas.config and sasl.mechanism"
+            + (f"; or it does not offer sasl.mechanism={mechanism}" if sasl else "")
         )
     return f"{type(error).__name__}: {text}"

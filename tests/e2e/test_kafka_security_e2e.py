@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from streamapp.peers import TansuBroker
 from tests.certs import STORE_PASSWORD, Pki
 from tests.recording_server import RecordingCoapServer
 from tests.tls_terminator import KafkaOverTls
@@ -171,3 +172,69 @@ async def test_host_name_identification_is_on_by_default_and_can_be_switched_off
         )
         unchecked.wait_until(lambda: delivered(recorder) == set(range(5)), what="5 records, host not checked")
         assert unchecked.stop() == 0
+
+
+# --- SASL ---------------------------------------------------------------------------------------------------
+# Tansu 0.6.0 offers SASL only with --authentication, then SCRAM only, and no user can be created in it
+# (`tansu user create` is refused by an authenticating broker and not kept by any storage this build has):
+# every login is refused. So these tests drive the worker's SASL path against that real refusal; the
+# credentials Faust hands to aiokafka are checked in tests/unit/test_kafka_tls.py. docs/production.md.
+
+SCRAM_LOGIN = (
+    'org.apache.kafka.common.security.scram.ScramLoginModule required username="sink" password="pw-9f3";'
+)
+PLAIN_LOGIN = SCRAM_LOGIN.replace("scram.ScramLoginModule", "plain.PlainLoginModule")
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    with TansuBroker(log_path=tmp_path_factory.mktemp("sasl") / "tansu.log", authentication=True) as broker:
+        yield broker
+
+
+def sasl_sink(bootstrap: str, recorder: RecordingCoapServer, topic: str, mechanism: str, login: str) -> dict:
+    return {
+        "name": topic,
+        "bootstrap.servers": bootstrap,
+        "connect.coap.uri": recorder.uri,
+        "connect.coap.kcql": f"INSERT INTO r SELECT n FROM {topic}",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": mechanism,
+        "sasl.jaas.config": login,
+    }
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+async def test_a_refused_scram_login_stops_the_worker_with_one_line(
+    sasl_broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str, mechanism: str
+) -> None:
+    worker = start_worker(sasl_sink(sasl_broker.bootstrap, recorder, unique, mechanism, SCRAM_LOGIN))
+    line = assert_refused(worker, f"refused the {mechanism} login", "sasl.jaas.config")
+    assert "pw-9f3" not in worker.log_text() and "pw-9f3" not in line
+
+
+async def test_a_mechanism_the_broker_does_not_offer_is_named(
+    sasl_broker: TansuBroker, broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    # The authenticating broker offers no PLAIN: it closes the connection during the SASL handshake.
+    plain = start_worker(sasl_sink(sasl_broker.bootstrap, recorder, unique, "PLAIN", PLAIN_LOGIN))
+    assert_refused(plain, "during the SASL handshake", "sasl.mechanism=PLAIN")
+    # A broker without authentication offers no SASL mechanism at all.
+    unauthenticated = start_worker(
+        sasl_sink(broker.bootstrap, recorder, unique, "SCRAM-SHA-256", SCRAM_LOGIN)
+    )
+    assert_refused(unauthenticated, "does not offer sasl.mechanism=SCRAM-SHA-256")
+
+
+async def test_a_worker_without_credentials_is_told_the_broker_wants_tls_or_sasl(
+    sasl_broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    worker = start_worker(
+        {
+            "name": unique,
+            "bootstrap.servers": sasl_broker.bootstrap,
+            "connect.coap.uri": recorder.uri,
+            "connect.coap.kcql": f"INSERT INTO r SELECT n FROM {unique}",
+        }
+    )
+    assert_refused(worker, "does it expect TLS or SASL")

@@ -10,7 +10,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, UnsupportedSaslMechanismError
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streamapp.errors import ConfigError
@@ -164,6 +164,11 @@ def test_preflight_explanations_name_the_key() -> None:
     assert "ssl.keystore.location" in explain(refused, "SSL")
     assert "security.protocol=SSL" in explain(KafkaConnectionError("Connection at x closed"), "PLAINTEXT")
     assert "ssl.keystore.location" in explain(KafkaConnectionError("Connection at x closed"), "SSL")
+    assert "sasl.mechanism=SCRAM-SHA-256" in explain(
+        KafkaConnectionError("Connection at x closed"), "SASL_PLAINTEXT", "SCRAM-SHA-256"
+    )
+    assert "sasl.jaas.config" in explain(KeyError("v"), "SASL_SSL", "SCRAM-SHA-512")
+    assert "sasl.mechanism=PLAIN" in explain(UnsupportedSaslMechanismError(), "SASL_PLAINTEXT")
     assert "bootstrap.servers" in explain(ConnectionRefusedError(111, "Connection refused"), "PLAINTEXT")
 
 

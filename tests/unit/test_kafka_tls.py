@@ -232,3 +232,34 @@ def test_broker_credentials_for_each_protocol(pki: Pki) -> None:
     )
     credentials, _ = broker_credentials(sasl_plain)
     assert credentials.protocol.value == "SASL_PLAINTEXT" and credentials.ssl_context is None
+
+
+def test_the_app_hands_the_credentials_to_every_aiokafka_client(pki: Pki) -> None:
+    """What Faust passes to aiokafka's consumer, producer and admin client."""
+    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+
+    from streamapp.app import create_app
+
+    settings = Settings.from_mapping(
+        {
+            **BASE,
+            "consumer.override.security.protocol": "SASL_SSL",
+            "consumer.override.sasl.mechanism": "SCRAM-SHA-256",
+            "consumer.override.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                'username="u1" password="p1";'
+            ),
+            "ssl.truststore.location": str(pki.ca),
+        }
+    )
+    app = create_app(settings)
+    auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
+    assert auth["security_protocol"] == "SASL_SSL"
+    assert (auth["sasl_mechanism"], auth["sasl_plain_username"], auth["sasl_plain_password"]) == (
+        "SCRAM-SHA-256",
+        "u1",
+        "p1",
+    )
+    assert isinstance(auth["ssl_context"], ssl.SSLContext) and auth["ssl_context"].check_hostname
+    assert app.conf.id == "connect-coap-sink"
+    assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval) == (6.0, 2.0)

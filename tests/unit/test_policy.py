@@ -1,4 +1,4 @@
-"""The error policy's decision table (DESIGN.md §5)."""
+"""The error policy's decision table (README, "Delivery guarantees")."""
 
 from __future__ import annotations
 
