@@ -85,6 +85,17 @@ class WorkerProcess:
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             return None
 
+    def probe(self, path: str) -> tuple[int, dict[str, Any]] | None:
+        """(status, JSON body) of ``GET path`` (``/healthz``, ``/readyz``), or None while the web server
+        does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=2) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
+
     def delivered(self) -> dict[int, int]:
         stats = self.stats() or {"statements": []}
         return {s["statement"]: s["delivered"] for s in stats["statements"]}

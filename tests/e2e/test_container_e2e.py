@@ -56,7 +56,7 @@ async def test_worker_runs_unprivileged_in_a_read_only_directory_and_leaves_noth
         worker.start()
         try:
             worker.wait_until(lambda: len(recorder.requests) == 3, what="3 records")
-            worker.wait_until(lambda: _status(worker) == 200, what="/readyz 200")
+            worker.wait_until(lambda: (worker.probe(READINESS_PATH) or (0,))[0] == 200, what="/readyz 200")
             assert list(tmpdir.glob("streamapp-*")), "Faust's data directory is not in TMPDIR"
         finally:
             assert worker.stop() == 0, worker.log_text()[-3000:]
@@ -67,19 +67,6 @@ async def test_worker_runs_unprivileged_in_a_read_only_directory_and_leaves_noth
     finally:
         readonly.chmod(0o755)
         shutil.rmtree(shared, ignore_errors=True)
-
-
-def _status(worker: WorkerProcess) -> int | None:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{READINESS_PATH}", timeout=2) as r:
-            return r.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
 
 
 def test_worker_image_builds_and_runs_read_only() -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from streamapp.health import BROKER_PROBE_INTERVAL_S, BROKER_STALE_S, READINESS_PATH
 from streamapp.peers import LibcoapServer, TansuBroker, free_port
 from tests.recording_server import RecordingCoapServer
 
@@ -200,7 +201,7 @@ async def test_twenty_percent_datagram_loss_delivers_everything(
         assert worker.stop() == 0
 
 
-async def test_broker_paused_for_fifteen_seconds_is_ridden_out(
+async def test_a_paused_broker_is_ridden_out_and_readyz_tells_it(
     broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
@@ -214,11 +215,27 @@ async def test_broker_paused_for_fifteen_seconds_is_ridden_out(
         }
     )
     worker.wait_until(lambda: len(recorder.requests) >= 100, what="the first 100")
+    worker.wait_until(lambda: worker.probe(READINESS_PATH) == (200, {"status": "ready"}), what="ready")
     broker.pause()
+    paused_at = time.monotonic()
     try:
-        await asyncio.sleep(15)  # the broker outage itself
+        # The outage lasts until /readyz reports it: the broker silent for BROKER_STALE_S (15 s).
+        worker.wait_until(
+            lambda: any(
+                "Kafka broker has not answered" in reason
+                for reason in ((worker.probe(READINESS_PATH) or (0, {}))[1].get("reasons", []))
+            ),
+            timeout=BROKER_STALE_S + 20,
+            what="/readyz to report the silent broker",
+        )
+        reported_after = time.monotonic() - paused_at
     finally:
         broker.resume()
+    assert reported_after >= BROKER_STALE_S - BROKER_PROBE_INTERVAL_S, reported_after
+    worker.wait_until(
+        lambda: worker.probe(READINESS_PATH) == (200, {"status": "ready"}),
+        what="ready again after the outage",
+    )
     await broker.produce(topic, [json.dumps({"n": i}).encode() for i in range(100, 200)])
     worker.wait_until(
         lambda: {json.loads(r.payload)["n"] for r in recorder.requests} >= set(range(200)),

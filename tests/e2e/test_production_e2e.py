@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -32,14 +30,7 @@ def seen(recorder: RecordingCoapServer) -> list[int]:
 
 
 def probe(worker, path: str) -> tuple[int, dict[str, Any]] | None:
-    """(status, JSON body) of a probe, or None while the web server does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=2) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return None
+    return worker.probe(path)
 
 
 def sink(recorder: RecordingCoapServer, topic: str, **extra: str) -> dict[str, str]:

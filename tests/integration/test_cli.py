@@ -125,3 +125,45 @@ def test_worker_refuses_a_broken_config_with_the_same_line() -> None:
         "got 'RETRI' (from environment)" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_check_describes_kafka_security_without_secrets(tmp_path: Path) -> None:
+    from tests.certs import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    props = tmp_path / "coap-sink.properties"
+    props.write_text(
+        "connect.coap.uri=coap://127.0.0.1:5683\n"
+        "connect.coap.kcql=INSERT INTO r SELECT * FROM t\n"
+        "consumer.override.security.protocol=SASL_SSL\n"
+        "consumer.override.sasl.mechanism=SCRAM-SHA-512\n"
+        "consumer.override.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule "
+        'required username="sink" password="Kafka-Pw-77";\n'
+        f"ssl.truststore.location={pki.trust_p12}\n"
+        "ssl.truststore.password=rootPass\n",
+        encoding="utf-8",
+    )
+    result = check({"STREAMAPP_CONFIG": str(props)})
+    assert result.returncode == 0, result.stderr
+    assert "Kafka-Pw-77" not in result.stdout + result.stderr and "rootPass" not in result.stdout
+    assert (
+        "Kafka: group 'connect-coap-sink', SASL_SSL SCRAM-SHA-512 as 'sink' (trusting 1 certificate(s) from "
+        f"PKCS12 '{pki.trust_p12}'; broker host name checked), auto.offset.reset=earliest"
+    ) in result.stdout
+
+
+def test_the_worker_refuses_an_unusable_kafka_security_setting_naming_the_key(tmp_path: Path) -> None:
+    props = tmp_path / "coap-sink.properties"
+    props.write_text(
+        "connect.coap.uri=coap://127.0.0.1:5683\n"
+        "connect.coap.kcql=INSERT INTO r SELECT * FROM t\n"
+        "security.protocol=SSL\n"
+        f"ssl.truststore.location={tmp_path / 'missing.jks'}\n",
+        encoding="utf-8",
+    )
+    result = run(
+        [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"], {"STREAMAPP_CONFIG": str(props)}
+    )
+    assert result.returncode == 1
+    assert "streamapp: configuration error: ssl.truststore.location: file" in result.stderr
+    assert "does not exist" in result.stderr
