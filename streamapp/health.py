@@ -30,13 +30,18 @@ log = get_logger("streamapp.health")
 
 class BrokerWatch:
     """Asks the Kafka broker for metadata every ``BROKER_PROBE_INTERVAL_S`` through the producer's client
-    (the consumer's runs in Faust's consumer thread); remembers when it last answered."""
+    (the consumer's runs in Faust's consumer thread); remembers when it last answered. Silence for
+    ``BROKER_STALE_S`` makes the worker unready, whether the broker stopped answering or never did."""
 
     def __init__(self, app: faust.App, clock: Callable[[], float] = time.monotonic) -> None:
         self._app = app
         self._clock = clock
-        self.last_answer: float | None = None
+        #: When the broker last answered; the watch's start counts as an answer (the preflight had one).
+        self.last_answer = clock()
         self.last_error: str | None = None
+
+    def started(self) -> None:
+        self.last_answer = self._clock()
 
     async def probe(self) -> None:
         try:
@@ -49,8 +54,6 @@ class BrokerWatch:
             self.last_error = None
 
     def reason(self) -> str | None:
-        if self.last_answer is None:
-            return None if self.last_error is None else f"Kafka broker not reached yet ({self.last_error})"
         silent = self._clock() - self.last_answer
         if silent <= BROKER_STALE_S:
             return None
@@ -80,9 +83,12 @@ def register_probes(
 ) -> BrokerWatch:
     broker = BrokerWatch(app)
 
-    @app.timer(BROKER_PROBE_INTERVAL_S, on_leader=False)
-    async def probe_broker() -> None:
-        await broker.probe()
+    @app.task
+    async def watch_broker() -> None:
+        broker.started()
+        while not app.should_stop:
+            await broker.probe()
+            await asyncio.sleep(BROKER_PROBE_INTERVAL_S)
 
     @app.page(LIVENESS_PATH)
     async def healthz(web: View, request: Request) -> Response:

@@ -84,7 +84,7 @@ async def test_broker_watch_turns_unready_only_after_the_stale_time() -> None:
     clock, client = Clock(), FakeClient()
     producer = SimpleNamespace(_ensure_producer=lambda: SimpleNamespace(client=client))
     watch = BrokerWatch(SimpleNamespace(producer=producer), clock=clock)
-    assert watch.reason() is None  # not probed yet: no opinion
+    watch.started()
     await watch.probe()
     assert watch.reason() is None
     client.fail = KafkaConnectionError("Connection at 127.0.0.1:9092 closed")
@@ -98,13 +98,17 @@ async def test_broker_watch_turns_unready_only_after_the_stale_time() -> None:
     assert watch.reason() is None
 
 
-async def test_a_broker_never_reached_is_reported() -> None:
-    client = FakeClient()
-    client.fail = KafkaConnectionError("Unable to bootstrap")
+async def test_a_broker_silent_since_the_start_is_reported_after_the_stale_time() -> None:
+    clock, client = Clock(), FakeClient()
+    client.fail = TimeoutError()
     producer = SimpleNamespace(_ensure_producer=lambda: SimpleNamespace(client=client))
-    watch = BrokerWatch(SimpleNamespace(producer=producer), clock=Clock())
+    watch = BrokerWatch(SimpleNamespace(producer=producer), clock=clock)
+    watch.started()
     await watch.probe()
-    assert watch.reason().startswith("Kafka broker not reached yet")
+    assert watch.reason() is None
+    clock.now += BROKER_STALE_S + 1
+    await watch.probe()
+    assert watch.reason() == "Kafka broker has not answered for 16 s (TimeoutError)"
 
 
 class FakeCoordinator:
