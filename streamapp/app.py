@@ -18,14 +18,7 @@ from streamapp.dead_letter import DeadLetters
 from streamapp.dispatch import Dispatcher
 from streamapp.handler import Failures
 from streamapp.health import register_probes
-from streamapp.kafka.group import (
-    PromptTableManager,
-    aiokafka_consumer,
-    committed_offsets,
-    leave_on_close,
-    no_offset_error,
-    without_committed_offset,
-)
+from streamapp.kafka.group import PromptTableManager, on_assignment
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
 from streamapp.offsets import Acks
@@ -163,20 +156,7 @@ def create_app(settings: Settings) -> faust.App:
 
     app.before_stop = stop_engine
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: faust.App, assigned: set, **_: object) -> None:
-        """Leave the group on stop as Kafka's Java client does; with reset=none, stop at once when an
-        assigned partition has no committed offset."""
-        consumer = aiokafka_consumer(app)
-        if consumer is None:
-            return
-        leave_on_close(consumer)
-        if settings.auto_offset_reset == "none" and assigned:
-            committed = await committed_offsets(app, consumer, assigned)
-            if missing := without_committed_offset(committed):
-                error = no_offset_error(missing, settings.group_id)
-                log.error("kafka.no_committed_offset", error=str(error))
-                await app.crash(error)
+    on_assignment(app, group=settings.group_id, auto_offset_reset=settings.auto_offset_reset)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: faust.App, revoked: set, **_: object) -> None:

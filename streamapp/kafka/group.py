@@ -74,6 +74,24 @@ async def committed_offsets(
     return await app.consumer._thread.call_thread(read)
 
 
+def on_assignment(app: faust.App, *, group: str, auto_offset_reset: str) -> None:
+    """When partitions are assigned: make the consumer leave the group on stop as Kafka's Java client does,
+    and with ``auto_offset_reset`` none stop at once if an assigned partition has no committed offset."""
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: faust.App, assigned: set, **_: object) -> None:
+        consumer = aiokafka_consumer(app)
+        if consumer is None:
+            return
+        leave_on_close(consumer)
+        if auto_offset_reset == "none" and assigned:
+            committed = await committed_offsets(app, consumer, assigned)
+            if missing := without_committed_offset(committed):
+                error = no_offset_error(missing, group)
+                log.error("kafka.no_committed_offset", error=str(error))
+                await app.crash(error)
+
+
 def without_committed_offset(committed: dict[tuple[str, int], int | None]) -> list[tuple[str, int]]:
     return sorted(tp for tp, offset in committed.items() if offset is None or offset < 0)
 
