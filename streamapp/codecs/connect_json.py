@@ -115,7 +115,28 @@ def decode_envelope_bytes(data: bytes, where: RecordCoordinates, what: str = "va
             f"{prefix}: not a Kafka Connect envelope: {'; '.join(problems)} (expected exactly "
             '"schema" and "payload", as JsonConverter writes with schemas.enable=true)',
         )
-    return render_payload(document["schema"], document["payload"], where, what=what)
+    value = render_payload(document["schema"], document["payload"], where, what=what)
+    if what == "value" and isinstance(value, str) and _is_plain_string(document["schema"]):
+        return _string_document(value, where, prefix)
+    return value
+
+
+def _is_plain_string(schema: Any) -> bool:
+    """Kafka Connect's Schema.String (optional or not), no logical type."""
+    return type(schema) is dict and schema.get("type") == "string" and schema.get("name") is None
+
+
+def _string_document(text: str, where: RecordCoordinates, prefix: str) -> Any:
+    """A value whose schema is Schema.String carries a JSON document (stream-reactor's third payload kind,
+    docs/design-notes.md "Payloads"): parse it, so that selections apply; text that is not JSON is a
+    located DecodeError for the error policy, never sent as a quoted string. Keys stay strings."""
+    return parse_json_text(
+        text,
+        where,
+        "JSON document",
+        prefix=f"{prefix}: payload (schema type string): ",
+        parse_float=_parse_decimal,
+    )
 
 
 def render_payload(schema: Any, payload: Any, where: RecordCoordinates, *, what: str = "value") -> Any:

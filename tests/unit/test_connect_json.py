@@ -408,3 +408,31 @@ def test_no_python_exception_escapes_for_odd_inputs() -> None:
                 render(schema, value)
             except DecodeError as exc:
                 assert "cannot render" not in str(exc), (schema, value)  # the last-resort handler
+
+
+# --- Schema.String: a JSON document in a string (stream-reactor's third payload kind) ----------------------
+
+
+@pytest.mark.parametrize("optional", [False, True])
+def test_a_string_schema_value_is_parsed_as_a_json_document(optional: bool) -> None:
+    schema = {"type": "string", "optional": optional}
+    value = decode_envelope_bytes(envelope(schema, '{"id": 7, "temp": 21.50, "tags": ["a"]}'), WHERE)
+    assert value == {"id": 7, "temp": Decimal("21.50"), "tags": ["a"]}
+
+
+def test_an_optional_null_string_stays_null() -> None:
+    assert decode_envelope_bytes(envelope({"type": "string", "optional": True}, None), WHERE) is None
+
+
+@pytest.mark.parametrize("text", ["not json", '{"a": 1', "", "NaN"])
+def test_a_string_schema_value_that_is_not_json_is_a_located_error(text: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_envelope_bytes(envelope({"type": "string"}, text), WHERE)
+    message = str(info.value)
+    assert message.startswith("record t/0@7: Kafka Connect JSON value: payload (schema type string): invalid")
+
+
+def test_string_keys_and_string_fields_stay_strings() -> None:
+    assert decode_envelope_bytes(envelope({"type": "string"}, "device-1"), WHERE, "key") == "device-1"
+    struct = {"type": "struct", "fields": [{"field": "doc", "type": "string"}]}
+    assert decode_envelope_bytes(envelope(struct, {"doc": '{"a": 1}'}), WHERE) == {"doc": '{"a": 1}'}
