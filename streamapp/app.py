@@ -169,7 +169,13 @@ def create_app(settings: Settings) -> faust.App:
 
     dispatcher = Dispatcher(
         sender,
-        Failures(policy, stats, dead_letters),
+        Failures(
+            policy,
+            stats,
+            dead_letters,
+            log_records=settings.log_failures,
+            include_messages=settings.log_failed_messages,
+        ),
         stats,
         window=settings.max_inflight,
         max_payload=settings.max_payload,

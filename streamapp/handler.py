@@ -20,6 +20,18 @@ from streamapp.stats import Stats
 log = get_logger("streamapp.policy")
 
 
+#: How much of a record's key and value a failure line shows (``errors.log.include.messages``).
+MESSAGE_TEXT_LIMIT = 1024
+
+
+def message_text(data: bytes | None) -> str | None:
+    """A key or value for a log line: UTF-8 text (undecodable bytes escaped), clipped."""
+    if data is None:
+        return None
+    text = data[:MESSAGE_TEXT_LIMIT].decode("utf-8", errors="backslashreplace")
+    return text + f"... ({len(data)} bytes)" if len(data) > MESSAGE_TEXT_LIMIT else text
+
+
 class Failures:
     def __init__(
         self,
@@ -27,11 +39,25 @@ class Failures:
         stats: Stats,
         dead_letters: DeadLetters | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        log_records: bool = True,
+        include_messages: bool = False,
     ) -> None:
+        """``log_records``: a line for every record skipped or dead-lettered (``errors.log.enable``);
+        ``include_messages``: its key and value in its lines (``errors.log.include.messages``)."""
         self.policy = policy
         self.stats = stats
         self.dead_letters = dead_letters
         self._sleep = sleep
+        self._log_records = log_records
+        self._include_messages = include_messages
+
+    def _fields(self, error: BaseException, raw: RawRecord, statement: int | None) -> dict[str, object]:
+        fields = {**record_fields(error, raw.where), "statement": statement}
+        if self._include_messages:
+            fields["record_key"] = message_text(raw.key)
+            fields["record_value"] = message_text(raw.value)
+        return fields
 
     async def handle(
         self, error: BaseException, records: Sequence[RawRecord], statement: int | None, attempts: int
@@ -41,7 +67,7 @@ class Failures:
         reason the worker stops."""
         where = records[0].where
         decision = self.policy.decide(error, attempts)
-        fields = {**record_fields(error, where), "statement": statement}
+        fields = self._fields(error, records[0], statement)
         if decision is Decision.STOP:
             return throw(error, where, self.policy.describe_stop(attempts), statement)
         if decision is Decision.RETRY:
@@ -56,11 +82,13 @@ class Failures:
             )
             return decision
         for raw in records:
-            fields = {**record_fields(error, raw.where), "statement": statement}
+            fields = self._fields(error, raw, statement)
             if decision is Decision.DEAD_LETTER:
                 assert self.dead_letters is not None
                 await self.dead_letters.send(raw, error, statement)
                 self.stats.count(statement, "dead_lettered")
+                if not self._log_records:
+                    continue
                 log.warning(
                     "record.dead_lettered",
                     dead_letter_topic=self.dead_letters.topic,
@@ -69,6 +97,8 @@ class Failures:
                 )
             else:
                 self.stats.count(statement, "skipped")
+                if not self._log_records:
+                    continue
                 log.warning(
                     "record.skipped", why=f"connect.coap.error.policy=NOOP: {reason(error)}", **fields
                 )

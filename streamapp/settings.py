@@ -181,6 +181,8 @@ def _bootstrap(value: tuple[str, ...]) -> None:
 
 
 REQUIRED = object()
+#: Kafka Connect's ``errors.tolerance`` as an error policy.
+TOLERANCE_POLICY = {"all": "NOOP", "none": "THROW"}
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,27 @@ KEYS: tuple[Key, ...] = (
         _choice("NOOP", "THROW", "RETRY"),
         "THROW",
         "What to do when a record cannot be delivered: NOOP, THROW or RETRY.",
+    ),
+    Key(
+        "errors.tolerance",
+        _choice("none", "all", upper=False),
+        None,
+        "Kafka Connect's error tolerance, read as the error policy: all = NOOP (records that fail go to the "
+        "dead-letter topic when one is set, else are skipped with a log line), none = THROW.",
+    ),
+    Key(
+        "errors.log.enable",
+        _parse_bool,
+        True,
+        "Log a line for every record the sink skips or dead-letters (Kafka Connect's key; its default is "
+        "false, streamapp's true: a record is never let go without a line unless this says so). "
+        "They are counted either way; a stop is always logged.",
+    ),
+    Key(
+        "errors.log.include.messages",
+        _parse_bool,
+        False,
+        "Add the record's key and value (as text, clipped to 1 KiB each) to its failure lines.",
     ),
     Key(
         "connect.coap.max.retries",
@@ -706,7 +729,20 @@ class Settings:
 
     @property
     def error_policy(self) -> str:
+        """``connect.coap.error.policy``, or what Kafka Connect's ``errors.tolerance`` means when only that
+        is set (they are checked to agree when both are)."""
+        tolerance = self.values["errors.tolerance"]
+        if tolerance is not None and self.sources["connect.coap.error.policy"] == "default":
+            return TOLERANCE_POLICY[tolerance]
         return self.values["connect.coap.error.policy"]
+
+    @property
+    def log_failures(self) -> bool:
+        return self.values["errors.log.enable"]
+
+    @property
+    def log_failed_messages(self) -> bool:
+        return self.values["errors.log.include.messages"]
 
     @property
     def max_retries(self) -> int:
@@ -903,6 +939,7 @@ class Settings:
 
         _check_registry(values, sources)
         _check_kafka_client(values, sources)
+        _check_tolerance(values, sources)
         statements = _compile_kcql(values["connect.coap.kcql"])
         _check_topics(values["topics"], statements)
         return cls(values=values, sources=sources, statements=statements, ignored=tuple(ignored))
@@ -1044,4 +1081,17 @@ def _check_kafka_client(values: Mapping[str, Any], sources: Mapping[str, str]) -
         raise ConfigError(
             "heartbeat.interval.ms",
             f"must be less than session.timeout.ms ({values['session.timeout.ms']}); a third of it is usual",
+        )
+
+
+def _check_tolerance(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    tolerance = values["errors.tolerance"]
+    if tolerance is None or sources["connect.coap.error.policy"] == "default":
+        return
+    policy = values["connect.coap.error.policy"]
+    if TOLERANCE_POLICY[tolerance] != policy:
+        raise ConfigError(
+            "errors.tolerance",
+            f"is {tolerance} (the error policy {TOLERANCE_POLICY[tolerance]}), but connect.coap.error.policy "
+            f"is {policy} ({sources['connect.coap.error.policy']}): set one of them",
         )
