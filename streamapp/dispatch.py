@@ -52,14 +52,29 @@ MIN_PENDING = 2048
 
 
 class Lane:
-    """The queue of one (statement, resource, partition)."""
+    """The queue of one (statement, server, resource, query, partition)."""
 
-    __slots__ = ("busy", "key", "linger", "partition", "queue", "ready", "retries", "route", "segments")
+    __slots__ = (
+        "busy",
+        "key",
+        "linger",
+        "partition",
+        "query",
+        "queue",
+        "ready",
+        "retries",
+        "route",
+        "segments",
+        "server",
+    )
 
-    def __init__(self, key: tuple[Any, ...], route: Route, segments: tuple[str, ...], partition: int) -> None:
+    def __init__(self, key: tuple[Any, ...], route: Route, request: Request, partition: int) -> None:
         self.key = key
         self.route = route
-        self.segments = segments
+        self.segments = request.segments
+        #: The server its requests go to (None: the worker's) and their Uri-Query options.
+        self.server = request.server
+        self.query = request.query
         #: (topic, partition) of the records it carries.
         self.partition = (route.statement.source, partition)
         self.queue: deque[tuple[Tracked, Request]] = deque()
@@ -114,6 +129,9 @@ class Dispatcher:
         self._lanes: dict[tuple[Any, ...], Lane] = {}
         self._ready: deque[Lane] = deque()
         self._waiting: dict[int, deque[Lane]] = {}  # statement -> lanes held back by its max.inflight
+        #: The window is per server (each has its own endpoints): server -> lanes held back by it.
+        self._waiting_for_server: dict[str | None, deque[Lane]] = {}
+        self._server_in_flight: dict[str | None, int] = {}
         self._statement_in_flight: dict[int, int] = {}
         self.in_flight = 0
         self.pending = 0
@@ -194,10 +212,10 @@ class Dispatcher:
             self._pump()
 
     def _enqueue(self, route: Route, request: Request, tracked: Tracked) -> None:
-        key = (route.statement.index, request.segments, tracked.raw.partition)
+        key = (route.statement.index, request.server, request.segments, request.query, tracked.raw.partition)
         lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[key] = Lane(key, route, request.segments, tracked.raw.partition)
+            lane = self._lanes[key] = Lane(key, route, request, tracked.raw.partition)
         lane.queue.append((tracked, request))
         batch = route.statement.batch
         if batch is not None and batch > 1:
@@ -234,13 +252,20 @@ class Dispatcher:
     def _pump(self) -> None:
         """Start requests while the window has room and lanes are ready."""
         ready = self._ready
-        while ready and self.in_flight < self.window and not self.closing:
+        while ready and not self.closing:
+            if len(self._server_in_flight) <= 1 and self.in_flight >= self.window:
+                break  # one server and its window is full: nothing can start (the common case, cheap)
             lane = ready.popleft()
             lane.ready = False
             if self.stopped is not None and not self._precedes_stop(self._head(lane)):
                 continue  # stopping: only what precedes the failed record in its partition is still sent
             if lane.partition in self._revoking:
                 continue  # its partition is being revoked: the new owner sends it
+            server_in_flight = self._server_in_flight.get(lane.server, 0)
+            if server_in_flight >= self.window:
+                lane.ready = True
+                self._waiting_for_server.setdefault(lane.server, deque()).append(lane)
+                continue
             statement = lane.route.statement.index
             in_flight = self._statement_in_flight.get(statement, 0)
             if in_flight >= lane.route.options.max_inflight:
@@ -252,6 +277,7 @@ class Dispatcher:
                 continue
             lane.busy += 1
             self.in_flight += 1
+            self._server_in_flight[lane.server] = server_in_flight + 1
             self._statement_in_flight[statement] = in_flight + 1
             self._flight_by_partition[lane.partition] = self._flight_by_partition.get(lane.partition, 0) + 1
             task = asyncio.ensure_future(self._run(job))
@@ -299,7 +325,14 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             try:
-                await self._sender.send(lane.segments, job.payload, job.items[0][0].raw.where, job.options)
+                await self._sender.send(
+                    lane.segments,
+                    job.payload,
+                    job.items[0][0].raw.where,
+                    job.options,
+                    server=lane.server,
+                    query=lane.query,
+                )
             finally:
                 stats.in_flight -= records
         except asyncio.CancelledError:
@@ -313,7 +346,7 @@ class Dispatcher:
             self._retrying.pop(id(job), None)
             self._resolve(job)
         finally:
-            self._release(statement)
+            self._release(statement, lane.server)
             self._landed(lane.partition)
             # No pump follows now when cancelled or a retry first waits out its interval.
             if retry or sys.exc_info()[1] is not None:
@@ -404,14 +437,15 @@ class Dispatcher:
         else:
             del self._flight_by_partition[partition]
 
-    def _release(self, statement: int) -> None:
+    def _release(self, statement: int, server: str | None) -> None:
         self.in_flight -= 1
         self._statement_in_flight[statement] -= 1
-        waiting = self._waiting.get(statement)
-        if waiting:
-            lane = waiting.popleft()
-            lane.ready = True
-            self._ready.appendleft(lane)
+        self._server_in_flight[server] -= 1
+        for waiting in (self._waiting.get(statement), self._waiting_for_server.get(server)):
+            if waiting:
+                lane = waiting.popleft()
+                lane.ready = True
+                self._ready.appendleft(lane)
 
     # --- rebalancing -----------------------------------------------------------------------------------
 
@@ -447,7 +481,7 @@ class Dispatcher:
                     lane.linger.cancel()
                 del self._lanes[key]
         self._ready = deque(lane for lane in self._ready if lane.partition not in partitions)
-        for waiting in self._waiting.values():
+        for waiting in (*self._waiting.values(), *self._waiting_for_server.values()):
             kept = [lane for lane in waiting if lane.partition not in partitions]
             waiting.clear()
             waiting.extend(kept)

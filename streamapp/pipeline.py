@@ -18,10 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from streamapp.addressing import QueryRenderer, ServerRenderer, compile_query, compile_server
 from streamapp.coap.sender import RequestOptions
 from streamapp.codecs import Codecs, Record
 from streamapp.codecs.output import DecimalFormat, encode_json
-from streamapp.errors import DecodeError, RecordCoordinates, SelectError
+from streamapp.errors import ConfigError, DecodeError, RecordCoordinates, SelectError
 from streamapp.kcql import Statement
 from streamapp.selector import ResourceRenderer, Selector, compile_resource, compile_selector
 from streamapp.stats import Stats
@@ -36,17 +37,29 @@ class Route:
     resource: ResourceRenderer
     options: RequestOptions
     delete_options: RequestOptions
+    server: ServerRenderer
+    query: QueryRenderer
 
     @classmethod
     def compile(cls, statement: Statement, defaults: RequestOptions | None = None) -> Route:
+        """Raises ``ConfigError`` for a fixed server that cannot be one (a template fails per record)."""
         options = (defaults or RequestOptions()).overridden(statement.properties)
+        try:
+            server = compile_server(statement)
+        except ValueError as exc:
+            raise ConfigError("connect.coap.kcql", f"statement {statement.index}: {exc}") from None
         return cls(
             statement,
             compile_selector(statement),
             compile_resource(statement),
             options,
             replace(options, method="DELETE"),
+            server,
+            compile_query(statement),
         )
+
+    def request(self, record: Record, payload: bytes, *, delete: bool = False) -> Request:
+        return Request(self.resource(record), payload, delete, self.server(record), self.query(record))
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,10 @@ class Request:
     segments: tuple[str, ...]
     payload: bytes
     delete: bool = False
+    #: The statement's own server for this record (``coap[s]://host[:port][/base]``); None = the worker's.
+    server: str | None = None
+    #: Uri-Query options.
+    query: tuple[str, ...] = ()
 
     @property
     def batchable(self) -> bool:
@@ -138,7 +155,7 @@ class TopicPipeline:
             return Prepared(record.where, tuple(self._tombstone(route, record) for route in self.routes))
         return Prepared(
             record.where,
-            tuple(Request(route.resource(record), self._payload(route, record)) for route in self.routes),
+            tuple(route.request(record, self._payload(route, record)) for route in self.routes),
         )
 
     def _tombstone(self, route: Route, record: Record) -> Request | None:
@@ -146,7 +163,7 @@ class TopicPipeline:
         if mode == "skip":
             self._stats.tombstones_skipped += 1
             return None
-        return Request(route.resource(record), b"", delete=mode == "delete")
+        return route.request(record, b"", delete=mode == "delete")
 
     def _key(self, raw: RawRecord) -> Any:
         if not self._decode_keys or raw.key is None:

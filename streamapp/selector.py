@@ -57,14 +57,16 @@ def compile_resource(statement: Statement) -> ResourceRenderer:
         fixed = tuple("".join(str(p) for p in segment) for segment in statement.template)
         return lambda record: fixed
     segments = [
-        tuple((part, _getter(part)) if isinstance(part, Field) else part for part in segment)
+        tuple((part, field_getter(part)) if isinstance(part, Field) else part for part in segment)
         for segment in statement.template
     ]
 
     def render(record: Record) -> tuple[str, ...]:
         out = []
         for segment in segments:
-            text = "".join(part if isinstance(part, str) else _path_text(record, *part) for part in segment)
+            text = "".join(
+                part if isinstance(part, str) else placeholder_text(record, *part) for part in segment
+            )
             if not text:
                 raise SelectError(record.where, f"resource {statement.resource!r} has an empty path segment")
             out.append(text)
@@ -120,7 +122,7 @@ def _plan(statement: Statement) -> list[Step]:
         elif field.star:
             steps.append(_expand_step(field))
         else:
-            steps.append(_field_step(field.output_name, _getter(field)))
+            steps.append(_field_step(field.output_name, field_getter(field)))
     return steps
 
 
@@ -161,7 +163,7 @@ def _field_step(name: str, get: Getter) -> Step:
 # --- getters ------------------------------------------------------------------------------------------------
 
 
-def _getter(field: Field) -> Getter:
+def field_getter(field: Field) -> Getter:
     source, inner = field.source, field.inner_path
     if source is Source.META:
         return _META_GETTERS[inner[0]]
@@ -188,7 +190,7 @@ def _object_getter(field: Field) -> Getter:
         return lambda record: {name: get(record) for name, get in _META_GETTERS.items()}
     if source is Source.HEADER and not field.inner_path:
         return lambda record: {name: _header_text(value) for name, value in record.headers}
-    return _getter(Field(path=field.path))
+    return field_getter(Field(path=field.path))
 
 
 def _get_path(record: Record, root: Any, path: tuple[str, ...], label: str, prefix: str) -> Any:
@@ -238,7 +240,7 @@ _META_GETTERS: dict[str, Getter] = {
 }
 
 
-def _path_text(record: Record, field: Field, get: Getter) -> str:
+def placeholder_text(record: Record, field: Field, get: Getter) -> str:
     value = get(record)
     if value is None or value == "":
         raise SelectError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -988,6 +989,8 @@ def _reject_unknown(given: str, source: str, *, env_style: bool = False) -> None
 def validate_statement_property(name: str, text: str) -> None:
     """A KCQL ``PROPERTIES(name=value)`` follows the rules of the configuration key it overrides."""
     key = KEYS_BY_NAME[STATEMENT_PROPERTIES[name]]
+    if name == "uri":  # a template: its placeholders are filled per record (docs/addressing.md)
+        text = re.sub(r"\{[^{}]*\}", "0", text)
     value = key.parse(text)
     if key.validate is not None:
         key.validate(value)

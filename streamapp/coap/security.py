@@ -20,9 +20,16 @@ DTLS_KEYS = (
 )
 
 
+def uses_dtls(settings: Settings) -> bool:
+    """``connect.coap.uri`` or a statement's own server is ``coaps://`` (the worker's DTLS credentials
+    apply to every coaps server)."""
+    servers = [settings.uri] + ["".join(str(p) for p in s.server) for s in settings.statements if s.server]
+    return any(uri.lower().startswith("coaps:") for uri in servers)
+
+
 def dtls_options(settings: Settings) -> DtlsOptions | None:
     """Load and check the credentials (files are read here); ConfigError names the key at fault."""
-    if not settings.uri.startswith("coaps:"):
+    if not uses_dtls(settings):
         return None
     values = settings.values
 
@@ -64,6 +71,6 @@ def dtls_options(settings: Settings) -> DtlsOptions | None:
 
 def unused_dtls_keys(settings: Settings) -> list[str]:
     """DTLS keys set with a ``coap://`` URI (reported by ``check``; stream-reactor ignored them too)."""
-    if settings.uri.startswith("coaps:"):
+    if uses_dtls(settings):
         return []
     return [k for k in DTLS_KEYS if settings.sources[k] != "default"]

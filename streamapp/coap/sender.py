@@ -97,6 +97,26 @@ def _seconds(milliseconds: str) -> float:
     return int(milliseconds) / 1000.0
 
 
+class Server:
+    """One CoAP server: where its requests go, and its own source endpoints (window, DTLS sessions,
+    Message-ID bookkeeping), opened on first use."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        parts = urlsplit(uri)
+        self.origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+        self.base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
+        #: The Uri-Host / Uri-Port options the URI puts on a request (none for an IP literal and the
+        #: scheme's default port).
+        probe = aiocoap.Message(code=Code.PUT, uri=self.origin)
+        self.uri_options = {
+            name: value
+            for name, value in (("uri_host", probe.opt.uri_host), ("uri_port", probe.opt.uri_port))
+            if value is not None
+        }
+        self.pool: EndpointPool | None = None
+
+
 class CoapSender(mode.Service):
     """Sends the sink's requests to its server over a pool of source endpoints.
 
@@ -125,18 +145,10 @@ class CoapSender(mode.Service):
         self.window = window
         self._lifetime_s = lifetime_s
         self._max_endpoints = max_endpoints
-        self._pool: EndpointPool | None = None
-        parts = urlsplit(base_uri)
-        self._origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-        self._base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
-        #: The Uri-Host / Uri-Port options the base URI puts on a request (none for an IP literal and the
-        #: scheme's default port).
-        probe = aiocoap.Message(code=Code.PUT, uri=self._origin)
-        self._uri_options = {
-            name: value
-            for name, value in (("uri_host", probe.opt.uri_host), ("uri_port", probe.opt.uri_port))
-            if value is not None
-        }
+        self._accepting = False
+        self._default = Server(base_uri)
+        #: Statements' own servers (docs/addressing.md), each with its own endpoints, opened on first use.
+        self._servers: dict[str, Server] = {}
         self.default_options = options or RequestOptions()
 
     async def on_start(self) -> None:
@@ -152,9 +164,17 @@ class CoapSender(mode.Service):
             window=self.window,
             event_loop=type(asyncio.get_running_loop()).__module__,
         )
-        self._pool = EndpointPool(
-            self._create_context, self.window, lifetime_s=self._lifetime_s, max_endpoints=self._max_endpoints
-        )
+        self._accepting = True
+
+    def _pool_of(self, server: Server) -> EndpointPool:
+        if server.pool is None:
+            server.pool = EndpointPool(
+                self._create_context,
+                self.window,
+                lifetime_s=self._lifetime_s,
+                max_endpoints=self._max_endpoints,
+            )
+        return server.pool
 
     async def _create_context(self) -> aiocoap.Context:
         context = await aiocoap.Context.create_client_context(transports=["udp6"])
@@ -163,22 +183,48 @@ class CoapSender(mode.Service):
         return context
 
     async def on_stop(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        self._accepting = False
+        for server in (self._default, *self._servers.values()):
+            pool, server.pool = server.pool, None
+            if pool is not None:
+                await pool.close()
+
+    @property
+    def _pools(self) -> list[EndpointPool]:
+        return [s.pool for s in (self._default, *self._servers.values()) if s.pool is not None]
 
     @property
     def endpoints(self) -> int:
-        """How many source endpoints are open."""
-        return 0 if self._pool is None else len(self._pool.endpoints)
+        """How many source endpoints are open, over every server."""
+        return sum(len(pool.endpoints) for pool in self._pools)
 
     @property
     def message_ids(self) -> int:
         """Message IDs handed out so far, over every endpoint (block-wise continuations included)."""
-        return 0 if self._pool is None else sum(e.ledger.total for e in self._pool.endpoints)
+        return sum(e.ledger.total for pool in self._pools for e in pool.endpoints)
 
-    def resource_uri(self, segments: tuple[str, ...]) -> str:
-        message = aiocoap.Message(code=Code.PUT, uri=self._origin, uri_path=self._base_path + segments)
+    def _server(self, uri: str | None, where: RecordCoordinates, resource: str) -> Server:
+        if uri is None:
+            return self._default
+        server = self._servers.get(uri)
+        if server is None:
+            if uri.lower().startswith("coaps:") and self._dtls is None:
+                raise DeliveryError(
+                    where,
+                    f"{uri} is a coaps:// server, and the worker has no DTLS credentials",
+                    resource=resource,
+                    retriable=False,
+                )
+            server = self._servers[uri] = Server(uri)
+        return server
+
+    def resource_uri(
+        self, segments: tuple[str, ...], server: str | None = None, query: tuple[str, ...] = ()
+    ) -> str:
+        target = self._default if server is None else Server(server)
+        message = aiocoap.Message(
+            code=Code.PUT, uri=target.origin, uri_path=target.base_path + segments, uri_query=query
+        )
         return message.get_request_uri()
 
     async def send(
@@ -187,17 +233,22 @@ class CoapSender(mode.Service):
         payload: bytes,
         where: RecordCoordinates,
         options: RequestOptions | None = None,
+        *,
+        server: str | None = None,
+        query: tuple[str, ...] = (),
     ) -> Code:
-        """Send one request to ``<base uri>/<segments>``; return the 2.xx code or raise DeliveryError."""
-        pool = self._pool
-        if pool is None:
+        """Send one request to ``<server or base uri>/<segments>?<query>``; return the 2.xx code or raise
+        DeliveryError."""
+        if not self._accepting:
             raise RuntimeError("CoapSender.send() before the service started")
+        target = self._server(server, where, "/".join(segments))
+        pool = self._pool_of(target)
         options = options or self.default_options
         # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.
         blockwise = len(payload) > ONE_BLOCK
         endpoint: Endpoint | None = await pool.acquire(1 + len(payload) // ONE_BLOCK if blockwise else 1)
         try:
-            message = self._message(options, payload, segments, endpoint.remote)
+            message = self._message(target, options, payload, segments, query, endpoint.remote)
             try:
                 # aiocoap's blockwise wrapper costs a repr of every message; only a larger body needs it.
                 exchange = endpoint.context.request(message, handle_blockwise=blockwise).response
@@ -208,8 +259,15 @@ class CoapSender(mode.Service):
                 # and the exchange aiocoap would go on retransmitting (docs/delivery-engine.md).
                 pool.retire(endpoint)
                 endpoint = None
+                if isinstance(exc, aiocoap.error.ResolutionError):
+                    raise DeliveryError(
+                        where,
+                        f"{target.uri}: the host cannot be resolved ({exc})",
+                        resource="/".join(segments),
+                        retriable=False,
+                    ) from None
                 if isinstance(exc, TimeoutError | aiocoap.error.Error):
-                    why, cause = self._no_response(exc, segments, options)
+                    why, cause = self._no_response(exc, segments, options, server, query)
                     raise DeliveryError(where, why, resource="/".join(segments), retriable=True) from cause
                 raise
             endpoint.remote = message.remote
@@ -223,30 +281,39 @@ class CoapSender(mode.Service):
         detail = response.payload.decode("utf-8", "replace")[:200] if response.payload else ""
         raise DeliveryError(
             where,
-            f"{self.resource_uri(segments)} answered {code}" + (f": {detail}" if detail else ""),
+            f"{self.resource_uri(segments, server, query)} answered {code}"
+            + (f": {detail}" if detail else ""),
             resource="/".join(segments),
             code=code.dotted,
             retriable=retriable,
         )
 
+    @staticmethod
     def _message(
-        self, options: RequestOptions, payload: bytes, segments: tuple[str, ...], remote: Any
+        target: Server,
+        options: RequestOptions,
+        payload: bytes,
+        segments: tuple[str, ...],
+        query: tuple[str, ...],
+        remote: Any,
     ) -> aiocoap.Message:
         """The request. With the endpoint's server address known (its last answered request), the URI is
         not parsed again: the message gets that remote and the Uri-Host/Uri-Port options the URI gave
-        (``_uri_options``); else aiocoap resolves the URI. aiocoap's own ``recognize_remote`` check still
-        runs, so a renewed coaps session is resolved anew. Any failure forgets the address (see send)."""
+        (``Server.uri_options``); else aiocoap resolves the URI. aiocoap's own ``recognize_remote`` check
+        still runs, so a renewed coaps session is resolved anew.
+        Any failure forgets the address (see send)."""
         # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
         content_format = options.content_format if payload else None
-        path = self._base_path + segments
+        path = target.base_path + segments
         if remote is None:
             return aiocoap.Message(
                 code=options.code,
                 transport_tuning=options.tuning,
                 payload=payload,
                 content_format=content_format,
-                uri=self._origin,
+                uri=target.origin,
                 uri_path=path,
+                uri_query=query,
             )
         message = aiocoap.Message(
             code=options.code,
@@ -254,16 +321,22 @@ class CoapSender(mode.Service):
             payload=payload,
             content_format=content_format,
             uri_path=path,
-            **self._uri_options,
+            uri_query=query,
+            **target.uri_options,
         )
         message.remote = remote
         return message
 
     def _no_response(
-        self, exc: BaseException, segments: tuple[str, ...], options: RequestOptions
+        self,
+        exc: BaseException,
+        segments: tuple[str, ...],
+        options: RequestOptions,
+        server: str | None,
+        query: tuple[str, ...],
     ) -> tuple[str, BaseException | None]:
         """Why a request got no response, and the exception to keep as the cause (aiocoap's own errors)."""
-        uri = self.resource_uri(segments)
+        uri = self.resource_uri(segments, server, query)
         if isinstance(exc, aiocoap.error.ConRetransmitsExceeded):
             return (
                 f"no answer from {uri} to {options.max_retransmit + 1} transmissions of a confirmable "

@@ -21,6 +21,7 @@ STATEMENT_PROPERTIES = {
     "max.inflight": "connect.coap.max.inflight",
     "ordering": "connect.coap.ordering",
     "tombstone": "connect.coap.tombstone",
+    "uri": "connect.coap.uri",
 }
 
 
@@ -99,6 +100,11 @@ class Statement:
     #: The resource as Uri-Path segments, each a sequence of literal text and ``{field}`` placeholders.
     #: A resource without placeholders has one literal part per segment.
     template: tuple[tuple[str | Field, ...], ...] = ()
+    #: The statement's own server (``coap[s]://host[:port][/base]``) as a template: from a whole URI in the
+    #: INSERT target or ``PROPERTIES(uri=...)``; empty = the worker's ``connect.coap.uri``.
+    server: tuple[str | Field, ...] = ()
+    #: Uri-Query options (``?a={x}&b=c`` in the target), one template each.
+    query: tuple[tuple[str | Field, ...], ...] = ()
     text: str = ""
 
     @property
@@ -112,7 +118,9 @@ class Statement:
 
     @property
     def template_fields(self) -> tuple[Field, ...]:
-        return tuple(part for segment in self.template for part in segment if isinstance(part, Field))
+        """The placeholders of the path, the server and the query."""
+        pieces = (*self.template, self.server, *self.query)
+        return tuple(part for piece in pieces for part in piece if isinstance(part, Field))
 
     @property
     def uses_key(self) -> bool:

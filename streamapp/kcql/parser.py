@@ -173,6 +173,18 @@ def _unquote(token: Token) -> str:
 
 _STAR = object()  # a `*` path segment, before it is folded into Field.star
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+#: ``coap://host:port`` or ``coaps://...`` at the start of an INSERT target (host and port may be templates).
+_URI_ORIGIN = re.compile(r"coaps?://[^/?]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed INSERT target: its text, Uri-Path template, server (origin) template, Uri-Query templates."""
+
+    text: str
+    template: tuple[tuple[str | Field, ...], ...]
+    server: tuple[str | Field, ...]
+    query: tuple[tuple[str | Field, ...], ...]
 
 
 @v_args(inline=True)
@@ -202,47 +214,66 @@ class _ToStatement(Transformer):
         return Field(path=names, star=star, line=meta.line, column=meta.column)
 
     @v_args(meta=True, inline=True)
-    def resource(self, meta, token: Token) -> tuple[str, tuple[tuple[str | Field, ...], ...]]:  # type: ignore[no-untyped-def]
-        text = _unquote(token).strip("/")
-        # Placeholder columns: where the resource text starts, plus the offset inside it.
-        start = (
-            meta.column
-            + (1 if token.type == "BACKTICKED" else 0)
-            + (len(_unquote(token)) - len(_unquote(token).lstrip("/")))
-        )
-        return text, self._template(text, meta.line, start)
+    def resource(self, meta, token: Token) -> Target:  # type: ignore[no-untyped-def]
+        """The INSERT target: ``path[?query]`` or a whole ``coap[s]://host[:port]/path[?query]``, with
+        ``{field}`` placeholders anywhere (docs/addressing.md)."""
+        written = _unquote(token)
+        column = meta.column + (1 if token.type in ("BACKTICKED", "QUOTED") else 0)
+        server: tuple[str | Field, ...] = ()
+        rest, rest_at = written, 0
+        if match := _URI_ORIGIN.match(written):
+            server = self._parts(match.group(0), meta.line, column)
+            rest, rest_at = written[match.end() :], match.end()
+        path, _, query = rest.partition("?")
+        stripped = path.lstrip("/")
+        path_at = column + rest_at + len(path) - len(stripped)
+        template = self._template(stripped.rstrip("/"), meta.line, path_at)
+        queries = []
+        if query:
+            at = column + rest_at + len(path) + 1
+            for option in query.split("&"):
+                if option:
+                    queries.append(self._parts(option, meta.line, at))
+                at += len(option) + 1
+        text = written if server or query else stripped.rstrip("/")
+        return Target(text, template, server, tuple(queries))
 
     def _template(self, text: str, line: int, column: int) -> tuple[tuple[str | Field, ...], ...]:
         segments: list[tuple[str | Field, ...]] = []
         offset = 0
         for raw in text.split("/"):
-            parts: list[str | Field] = []
-            pos = 0
-            for match in _PLACEHOLDER.finditer(raw):
-                literal = raw[pos : match.start()]
-                at = column + offset + match.start()
-                self._check_braces(literal, line, column + offset + pos)
-                if literal:
-                    parts.append(literal)
-                inner = match.group(1).strip()
-                if not inner or "*" in inner:
-                    raise self._error(
-                        "a resource placeholder names one field: "
-                        "{field}, {a.b}, {_key}, {_key.id} or {_.partition}",
-                        line,
-                        at,
-                    )
-                field = Field(path=tuple(inner.split(".")), line=line, column=at)
-                _check_source(field, self._error)
-                parts.append(field)
-                pos = match.end()
-            self._check_braces(raw[pos:], line, column + offset + pos)
-            if raw[pos:]:
-                parts.append(raw[pos:])
+            parts = self._parts(raw, line, column + offset)
             if parts:
-                segments.append(tuple(parts))
+                segments.append(parts)
             offset += len(raw) + 1
         return tuple(segments)
+
+    def _parts(self, raw: str, line: int, column: int) -> tuple[str | Field, ...]:
+        """Literal text and ``{field}`` placeholders of one segment, query option or origin."""
+        parts: list[str | Field] = []
+        pos = 0
+        for match in _PLACEHOLDER.finditer(raw):
+            literal = raw[pos : match.start()]
+            at = column + match.start()
+            self._check_braces(literal, line, column + pos)
+            if literal:
+                parts.append(literal)
+            inner = match.group(1).strip()
+            if not inner or "*" in inner:
+                raise self._error(
+                    "a resource placeholder names one field: "
+                    "{field}, {a.b}, {_key}, {_key.id} or {_.partition}",
+                    line,
+                    at,
+                )
+            field = Field(path=tuple(inner.split(".")), line=line, column=at)
+            _check_source(field, self._error)
+            parts.append(field)
+            pos = match.end()
+        self._check_braces(raw[pos:], line, column + pos)
+        if raw[pos:]:
+            parts.append(raw[pos:])
+        return tuple(parts)
 
     def _check_braces(self, literal: str, line: int, column: int) -> None:
         for i, char in enumerate(literal):
@@ -308,20 +339,31 @@ class _ToStatement(Transformer):
     def statement(
         self, _insert, _into, resource, _select, fields, _from, topic, ignore, batch, properties
     ) -> Statement:  # type: ignore[no-untyped-def]
-        text, template = resource
+        target: Target = resource
+        properties = properties or ()
+        server = target.server
+        base = dict(properties).get("uri")
+        if base is not None:
+            if server:
+                raise self._error(
+                    "the server is given twice: in the INSERT target and as PROPERTIES(uri=...)", 1, 1
+                )
+            server = self._parts(base, 1, 1)
         for field in fields:
             _check_source(field, self._error)
         for field in ignore or ():
             _check_source(field, self._error)
         return Statement(
             index=self._piece.index,
-            resource=text,
+            resource=target.text,
             source=topic,
             fields=fields,
             ignore=ignore or (),
             batch=batch,
-            properties=properties or (),
-            template=template,
+            properties=properties,
+            template=target.template,
+            server=server,
+            query=target.query,
             text=self._piece.text.strip(),
         )
 

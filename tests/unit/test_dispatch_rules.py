@@ -33,7 +33,14 @@ class HeldSender:
         self.sent: list[tuple[tuple[str, ...], list[dict]]] = []
 
     async def send(
-        self, segments: tuple[str, ...], payload: bytes, where: RecordCoordinates, options: RequestOptions
+        self,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: RequestOptions,
+        *,
+        server: str | None = None,
+        query: tuple[str, ...] = (),
     ) -> None:
         bodies = json.loads(payload)
         bodies = bodies if isinstance(bodies, list) else [bodies]
