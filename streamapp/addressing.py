@@ -25,6 +25,8 @@ from streamapp.selector import field_getter, placeholder_text
 ServerRenderer = Callable[[Record], str | None]
 QueryRenderer = Callable[[Record], tuple[str, ...]]
 
+#: Characters that end a URI's authority or change its meaning: not allowed in a server placeholder's value.
+_URI_DELIMITERS = re.compile(r"[/?#@\[\]\\\s]")
 #: RFC 1123 host names: labels of letters, digits and inner hyphens, dot-separated.
 _HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
@@ -40,7 +42,20 @@ def compile_server(statement: Statement) -> ServerRenderer:
         return lambda record: fixed
 
     def render(record: Record) -> str:
-        uri = "".join(part if isinstance(part, str) else placeholder_text(record, *part) for part in parts)
+        texts = []
+        for part in parts:
+            if isinstance(part, str):
+                texts.append(part)
+                continue
+            text = placeholder_text(record, *part)
+            if _URI_DELIMITERS.search(text):
+                # It would move the request to another host, path or user: never sent anywhere.
+                raise SelectError(
+                    record.where,
+                    f"server placeholder {{{'.'.join(part[0].path)}}}: {text!r} cannot be part of a host",
+                )
+            texts.append(text)
+        uri = "".join(texts)
         check_server(uri, record)
         return uri
 

@@ -98,7 +98,7 @@ def create_app(settings: Settings) -> faust.App:
         loop=app.loop,
     )
     app.service(sender)
-    stats = Stats.for_statements(settings.statements)
+    stats = Stats.for_statements(settings.statements, default_server=settings.uri)
     codecs = build_codecs(
         settings.value_converter,
         settings.key_converter,

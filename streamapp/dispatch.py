@@ -319,9 +319,11 @@ class Dispatcher:
         lane = job.lane
         statement = lane.route.statement.index
         stats = self._stats.statements[statement]
+        server = self._stats.server(lane.server)
         records = len(job.items)
         retry = False
         stats.in_flight += records
+        server.in_flight += 1
         started = time.perf_counter()
         try:
             try:
@@ -335,13 +337,16 @@ class Dispatcher:
                 )
             finally:
                 stats.in_flight -= records
+                server.in_flight -= 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            server.failed += 1
             if isinstance(exc, StreamappError):
                 stats.record_failure(exc)
             retry = await self._failed(job, exc)
         else:
+            server.delivered += 1
             stats.record_delivery(records, time.perf_counter() - started)
             self._retrying.pop(id(job), None)
             self._resolve(job)

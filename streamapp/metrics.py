@@ -57,6 +57,23 @@ class StatsCollector(Collector):
             buckets.append(("+Inf", s.latency_count))
             latency.add_metric(labels(s), buckets, s.latency_sum)
         yield latency
+        servers = list(self._stats.servers.values())
+        for name, attribute, doc in (
+            ("server_requests_delivered", "delivered", "Requests a CoAP server answered 2.xx."),
+            ("server_requests_failed", "failed", "Requests to a CoAP server without a 2.xx answer."),
+        ):
+            counter = CounterMetricFamily(f"streamapp_{name}", doc, labels=("server",))
+            for entry in servers:
+                counter.add_metric([entry.server], getattr(entry, attribute))
+            yield counter
+        server_flight = GaugeMetricFamily(
+            "streamapp_server_requests_in_flight",
+            "Requests awaiting a CoAP server's answer.",
+            labels=("server",),
+        )
+        for entry in servers:
+            server_flight.add_metric([entry.server], entry.in_flight)
+        yield server_flight
         lag = GaugeMetricFamily(
             "streamapp_consumer_lag", "Records in the partition not yet acked.", labels=("topic", "partition")
         )

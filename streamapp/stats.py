@@ -131,9 +131,36 @@ class StatementStats:
 
 
 @dataclass
+class ServerStats:
+    """One CoAP server's requests (docs/addressing.md): a statement may address many servers."""
+
+    server: str
+    delivered: int = 0  # requests answered 2.xx (a batch is one request)
+    failed: int = 0
+    in_flight: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "in_flight": self.in_flight,
+        }
+
+
+#: How many servers the stats keep apart; requests to more are counted under OTHER_SERVERS (a template
+#: over the hosts of a fleet must not grow the stats, the page or the metrics without bound).
+MAX_SERVERS = 256
+OTHER_SERVERS = "(other servers)"
+
+
+@dataclass
 class Stats:
     started_at: float = field(default_factory=time.time)
     statements: dict[int, StatementStats] = field(default_factory=dict)
+    #: The worker's own server (``connect.coap.uri``): where requests of statements without one go.
+    default_server: str = ""
+    servers: dict[str, ServerStats] = field(default_factory=dict)
     tombstones_skipped: int = 0
     #: Records the policy let go that failed before reaching any statement (undecodable, unselectable).
     records_skipped: int = 0
@@ -162,9 +189,24 @@ class Stats:
         elif outcome == "dead_lettered":
             self.records_dead_lettered += 1
 
+    def server(self, uri: str | None) -> ServerStats:
+        """The figures of ``uri`` (None: the worker's own server)."""
+        name = self.default_server if uri is None else uri
+        entry = self.servers.get(name)
+        if entry is None:
+            if len(self.servers) >= MAX_SERVERS:
+                name = OTHER_SERVERS
+                entry = self.servers.get(name)
+            if entry is None:
+                entry = self.servers[name] = ServerStats(name)
+        return entry
+
     @classmethod
-    def for_statements(cls, statements: tuple[Statement, ...]) -> Stats:
-        return cls(statements={s.index: StatementStats(s.index, s.source, s.resource) for s in statements})
+    def for_statements(cls, statements: tuple[Statement, ...], default_server: str = "") -> Stats:
+        return cls(
+            statements={s.index: StatementStats(s.index, s.source, s.resource) for s in statements},
+            default_server=default_server,
+        )
 
     @property
     def uptime_s(self) -> float:
@@ -177,4 +219,5 @@ class Stats:
             "records_skipped": self.records_skipped,
             "records_dead_lettered": self.records_dead_lettered,
             "statements": [s.snapshot() for s in self.statements.values()],
+            "servers": [s.snapshot() for s in self.servers.values()],
         }
