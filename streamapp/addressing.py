@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from streamapp.coap.discovery import GROUPS
 from streamapp.codecs import Record
 from streamapp.errors import SelectError
 from streamapp.kcql import Statement
@@ -99,6 +100,8 @@ def _server_problem(uri: str) -> str | None:
     if parts.username is not None or parts.query or parts.fragment:
         return f"server {uri!r}: a user, query or fragment cannot be part of the server"
     host = parts.hostname or ""
+    if host.lower() in GROUPS:
+        return f"server {uri!r}: {host} (multicast discovery) is for connect.coap.uri only"
     if port == 0:
         return f"server {uri!r}: port 0"
     if not host:

@@ -191,8 +191,13 @@ def create_app(settings: Settings) -> faust.App:
     register_probes(app, dispatcher, lambda: assignment(app))
 
     @app.task
-    async def log_kafka_client() -> None:
-        """At start, once the worker's logging is set up."""
+    async def log_start() -> None:
+        """At start, once the worker's logging is set up: old spellings and keys without effect (once),
+        the discovered server, the Kafka client."""
+        for notice in settings.notices:
+            log.warning("config.notice", key=notice.key, note=notice.text, use_instead=notice.deprecated_for)
+        if settings.sources["connect.coap.uri"].startswith("discovered"):
+            log.info("coap.server_discovered", server=settings.uri, how=settings.sources["connect.coap.uri"])
         log.info(
             "kafka.client",
             group=settings.group_id,

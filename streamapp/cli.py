@@ -12,13 +12,18 @@ from streamapp.settings import CONFIG_ENV, Settings
 
 def check(_args: argparse.Namespace) -> int:
     """Print the resolved configuration and every compiled route, or the first error in one line."""
+    from streamapp.coap.discovery import describe as describe_discovery
+    from streamapp.coap.discovery import discovery_group
     from streamapp.coap.security import dtls_options, unused_dtls_keys
     from streamapp.kafka.security import broker_credentials
+    from streamapp.pipeline import Route
 
     try:
         settings = Settings.load()
         dtls = dtls_options(settings)
         _, kafka_security = broker_credentials(settings)
+        for statement in settings.statements:  # fixed statement servers are checked as the worker does
+            Route.compile(statement)
     except ConfigError as exc:
         print(f"streamapp: configuration error: {exc}", file=sys.stderr)
         return 1
@@ -27,6 +32,10 @@ def check(_args: argparse.Namespace) -> int:
     print("configuration (secrets hidden):")
     for key, value, source in rows:
         print(f"  {key:<{width}} = {value}    [{source}]")
+    if discovery_group(settings.uri) is not None:
+        print(f"  connect.coap.uri: {describe_discovery(settings.uri)}")
+    for notice in settings.notices:
+        print(f"  {notice.key}: {notice.text}")
     for name in settings.ignored:
         print(f"  ignored: {name} (not a streamapp key)")
     for name in unused_dtls_keys(settings):

@@ -8,6 +8,7 @@ import sys
 import uvloop
 
 from streamapp.app import create_app
+from streamapp.coap.discovery import DiscoveryFailed, find_server
 from streamapp.errors import ConfigError
 from streamapp.kafka.preflight import SKIP_PREFLIGHT_ENV, BrokerUnusable, preflight
 from streamapp.settings import Settings
@@ -18,9 +19,13 @@ uvloop.install()
 
 try:
     settings = Settings.load()
+    settings = find_server(settings)  # coap://discoverIP4:5683: a multicast at start, else unchanged
     app = create_app(settings)  # reads the DTLS and Kafka TLS key and certificate files
 except ConfigError as exc:
     print(f"streamapp: configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
+except DiscoveryFailed as exc:
+    print(f"streamapp: connect.coap.uri: {settings.uri}: {exc}", file=sys.stderr)
     raise SystemExit(1) from None
 
 if os.environ.get(SKIP_PREFLIGHT_ENV) != "1":

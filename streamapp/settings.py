@@ -12,13 +12,14 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import javaproperties
 
+from streamapp.coap.discovery import discovery_group
 from streamapp.coap.suites import check_suite_names
 from streamapp.errors import ConfigError, KcqlError
 from streamapp.kafka.jaas import LOGIN_MODULES, parse_jaas
@@ -75,6 +76,10 @@ def _parse_bool(text: str) -> bool:
 
 
 def _parse_list(text: str) -> tuple[str, ...]:
+    """Kafka's comma-separated list; ``[a, b]`` as Connect prints a list in its start-up log is read too."""
+    text = text.strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
@@ -151,6 +156,12 @@ def _coap_uri(value: str) -> None:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise ValueError(f"bad port in {value!r}") from None
+    group = discovery_group(value)
+    if group is not None and parts.scheme == "coaps":
+        raise ValueError(
+            f"{group.name} finds the server by a plain-CoAP multicast, and DTLS has no multicast "
+            "(RFC 7252 §9.1): name the coaps:// server"
+        )
 
 
 def _http_url(value: str) -> None:
@@ -207,6 +218,8 @@ class Key:
     validate: Callable[[Any], None] | None = None
     aliases: tuple[str, ...] = ()
     env_aliases: tuple[str, ...] = ()
+    #: Older stream-reactor spellings: accepted with the same meaning, one warning at start.
+    deprecated: tuple[str, ...] = ()
 
     @property
     def required(self) -> bool:
@@ -248,6 +261,7 @@ KEYS: tuple[Key, ...] = (
         _parse_str,
         "localhost",
         "Local address the DTLS client binds to (only when set: by default the system chooses).",
+        deprecated=("connect.coap.bind.host", "connect.coap.sink.bind.host"),
     ),
     Key(
         "connect.coap.port",
@@ -255,6 +269,7 @@ KEYS: tuple[Key, ...] = (
         0,
         "Local port the DTLS client binds to (0 = any).",
         validate=_port_range,
+        deprecated=("connect.coap.bind.port", "connect.coap.sink.bind.port"),
     ),
     Key(
         "connect.coap.username",
@@ -353,6 +368,7 @@ KEYS: tuple[Key, ...] = (
         20,
         "Maximum resends of one record under RETRY.",
         validate=_not_negative,
+        deprecated=("connect.coap.max.retires",),  # stream-reactor's own misspelling, printed at its start
     ),
     Key(
         "connect.coap.retry.interval",
@@ -641,11 +657,34 @@ KEYS: tuple[Key, ...] = (
 )
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
-_ALIAS_TO_KEY: dict[str, Key] = {alias: k for k in KEYS for alias in (k.name, *k.aliases)}
+_ALIAS_TO_KEY: dict[str, Key] = {alias: k for k in KEYS for alias in (k.name, *k.aliases, *k.deprecated)}
 
-#: Kafka Connect keys that appear in stream-reactor property files but mean nothing to a Faust app.
-#: They are accepted (so those files run unchanged) and reported as ignored by ``check``.
-CONNECT_ONLY_KEYS = frozenset({"connector.class", "tasks.max"})
+#: Keys of stream-reactor or Kafka Connect that have no effect on this sink, with the reason ``check`` and
+#: the start-up warning give. They are accepted so that those property files run unchanged.
+WITHOUT_EFFECT: dict[str, str] = {
+    "connect.coap.batch.size": (
+        "stream-reactor's CoAP source batching into Kafka; this sink sends every record as it comes "
+        "(KCQL BATCH groups records into one request)"
+    ),
+    "connect.source.linger.ms": "stream-reactor's CoAP source setting; a sink has nothing to linger",
+    "tasks.max": (
+        "Kafka Connect's task count; run more workers with the same name and they share the partitions"
+    ),
+    "tasks": "Kafka Connect's task count (an old spelling of tasks.max); run more workers to share them",
+}
+
+#: ``connector.class`` names a Connect plugin; a file naming another connector is not this sink's.
+CONNECTOR_CLASS = "connector.class"
+CONNECTOR_CLASS_SUFFIX = ".CoapSinkConnector"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A remark on the given configuration, printed by ``check`` and logged once at start."""
+
+    key: str
+    text: str
+    deprecated_for: str | None = None  # the key to write instead, for an old spelling
 
 
 @dataclass(frozen=True)
@@ -656,9 +695,7 @@ class Settings:
     sources: Mapping[str, str]
     statements: tuple[Statement, ...]
     ignored: tuple[str, ...] = field(default=())
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
+    notices: tuple[Notice, ...] = field(default=())
 
     # Typed accessors for the keys the code reads.
     @property
@@ -865,6 +902,14 @@ class Settings:
             kind=self.values[f"{prefix}.type"],
         )
 
+    def with_server(self, uri: str, source: str) -> Settings:
+        """These settings with ``connect.coap.uri`` found at start (docs/configuration.md, discoverIP4)."""
+        return replace(
+            self,
+            values={**self.values, "connect.coap.uri": uri},
+            sources={**self.sources, "connect.coap.uri": source},
+        )
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(key, printable value, source) for every key; secrets print as ``[hidden]``."""
         rows = []
@@ -904,15 +949,32 @@ class Settings:
     def from_layers(cls, layers: list[tuple[str, Mapping[str, str]]]) -> Settings:
         merged: dict[str, tuple[str, str]] = {}  # key name -> (text, source)
         ignored: list[str] = []
+        notices: dict[str, Notice] = {}
         for source, raw in layers:
+            given_as: dict[str, str] = {}  # key name -> the spelling this layer used
             for given_name, text in raw.items():
                 key = _ALIAS_TO_KEY.get(given_name)
                 if key is None:
-                    _reject_unknown(given_name, source)
-                    if given_name not in ignored:
+                    _accept_unknown(given_name, text, source, notices)
+                    if given_name not in ignored and given_name not in notices:
                         ignored.append(given_name)
                     continue
+                earlier = given_as.get(key.name)
+                if earlier is not None and merged[key.name][0].strip() != text.strip():
+                    raise ConfigError(
+                        f"{earlier} and {given_name}",
+                        f"both set {key.name} with different values (from {source}); keep one",
+                    )
+                given_as[key.name] = given_name
                 merged[key.name] = (text, source)
+                if given_name in key.deprecated:
+                    notices[given_name] = Notice(
+                        given_name,
+                        f"an old stream-reactor spelling of {key.name}; it means the same, write {key.name}",
+                        deprecated_for=key.name,
+                    )
+                elif given_name != key.name and not given_name.startswith("consumer.override."):
+                    notices.setdefault(given_name, Notice(given_name, f"alias of {key.name}"))
 
         values: dict[str, Any] = {}
         sources: dict[str, str] = {}
@@ -943,7 +1005,13 @@ class Settings:
         _check_tolerance(values, sources)
         statements = _compile_kcql(values["connect.coap.kcql"])
         _check_topics(values["topics"], statements)
-        return cls(values=values, sources=sources, statements=statements, ignored=tuple(ignored))
+        return cls(
+            values=values,
+            sources=sources,
+            statements=statements,
+            ignored=tuple(ignored),
+            notices=tuple(notices.values()),
+        )
 
 
 def read_properties(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -961,7 +1029,7 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """Environment variables naming a known key (``CONNECT_COAP_URI``); unknown ``CONNECT_COAP_*`` fail."""
     by_env: dict[str, str] = {}
     for key in KEYS:
-        for name in (key.name, *key.aliases):
+        for name in (key.name, *key.aliases, *key.deprecated):
             by_env[env_name(name)] = name
         for alias in key.env_aliases:
             by_env[alias] = key.name
@@ -973,6 +1041,24 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, str]:
         elif env.startswith("CONNECT_COAP_"):
             _reject_unknown(env, "environment", env_style=True)
     return found
+
+
+def _accept_unknown(given: str, text: str, source: str, notices: dict[str, Notice]) -> None:
+    """A key that is not one of :data:`KEYS`: a known key without effect becomes a notice, a
+    ``connector.class`` naming another connector and an unknown ``connect.coap.*`` key are errors."""
+    if given in WITHOUT_EFFECT:
+        notices[given] = Notice(given, f"no effect here: {WITHOUT_EFFECT[given]}")
+        return
+    if given == CONNECTOR_CLASS:
+        if not text.strip().endswith(CONNECTOR_CLASS_SUFFIX):
+            raise ConfigError(
+                given,
+                f"{text.strip()!r} is not a CoAP sink connector (from {source}): this file configures "
+                f"another connector; streamapp replaces ...coap.sink.CoapSinkConnector",
+            )
+        notices[given] = Notice(given, "Kafka Connect's plugin class: streamapp is that connector")
+        return
+    _reject_unknown(given, source)
 
 
 def _reject_unknown(given: str, source: str, *, env_style: bool = False) -> None:

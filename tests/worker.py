@@ -15,6 +15,7 @@ from typing import Any
 import javaproperties
 
 from streamapp.peers import free_port, wait_until
+from streamapp.settings import env_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAUST = Path(sys.executable).with_name("faust")
@@ -34,25 +35,31 @@ class WorkerProcess:
         cwd: Path = REPO_ROOT,
         uid: int | None = None,
         env: dict[str, str] | None = None,
+        config_file: Path | None = None,
     ) -> None:
         """``cwd``: the worker's working directory; ``uid``: run as this user (setpriv; needs root);
-        ``env``: extra environment variables."""
+        ``env``: extra environment variables; ``config_file``: run on this properties file as it is, with
+        ``properties`` given as environment variables instead."""
         self.cwd, self.uid, self.extra_env = cwd, uid, dict(env or {})
         self.web_port = free_port("tcp")
         self.properties = {"web.port": str(self.web_port), **properties}
         self.workdir = workdir
         self.label = label
-        self.config_path = workdir / f"{label}.properties"
+        self.config_file = config_file
+        self.config_path = config_file or workdir / f"{label}.properties"
         self.log_path = workdir / f"{label}.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.config_path.open("w", encoding="utf-8") as fh:
-            javaproperties.dump(self.properties, fh, timestamp=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECT_COAP_")}
         env["STREAMAPP_CONFIG"] = str(self.config_path)
         env.pop("PORT", None)
+        if self.config_file is None:
+            with self.config_path.open("w", encoding="utf-8") as fh:
+                javaproperties.dump(self.properties, fh, timestamp=False)
+        else:
+            env.update({env_name(key): value for key, value in self.properties.items()})
         env.update(self.extra_env)
         argv = [str(FAUST), "-A", "streamapp.main", "worker", "-l", "info"]
         if self.uid is not None:

@@ -42,7 +42,7 @@ def test_check_prints_config_with_secrets_hidden_and_routes(tmp_path: Path) -> N
     assert "TopSecret-42" not in out + result.stderr
     assert "connect.coap.keystore.pass" in out and "[hidden]" in out
     assert "connect.coap.method" in out and "POST    [environment]" in out
-    assert "ignored: connector.class" in out
+    assert "connector.class: Kafka Connect's plugin class: streamapp is that connector" in out
     assert "[1] readings -> coap://127.0.0.1:5683/base/sensors/room1  SELECT temp AS t, id" in out
     assert "[2] readings -> coap://127.0.0.1:5683/base/alerts  SELECT *" in out
 

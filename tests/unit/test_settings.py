@@ -27,15 +27,15 @@ def error_for(raw: dict[str, str]) -> ConfigError:
 
 def test_defaults_match_stream_reactor() -> None:
     s = load()
-    assert s["name"] == "coap-sink"
-    assert s["connect.coap.error.policy"] == "THROW"
-    assert s["connect.coap.max.retries"] == 20
-    assert s["connect.coap.retry.interval"] == 60000
-    assert s["connect.coap.host"] == "localhost"
-    assert s["connect.coap.port"] == 0
-    assert s["connect.coap.cert.chain.key"] == "client"
-    assert s["connect.coap.keystore.pass"] == Secret("rootPass")
-    assert s["connect.progress.enabled"] is False
+    assert s.values["name"] == "coap-sink"
+    assert s.values["connect.coap.error.policy"] == "THROW"
+    assert s.values["connect.coap.max.retries"] == 20
+    assert s.values["connect.coap.retry.interval"] == 60000
+    assert s.values["connect.coap.host"] == "localhost"
+    assert s.values["connect.coap.port"] == 0
+    assert s.values["connect.coap.cert.chain.key"] == "client"
+    assert s.values["connect.coap.keystore.pass"] == Secret("rootPass")
+    assert s.values["connect.progress.enabled"] is False
     assert s.method == "PUT" and s.confirmable and s.content_format == 50
     assert s.broker_urls == ["kafka://localhost:9092"]
 
@@ -90,11 +90,6 @@ def test_unknown_coap_key_suggests_the_closest() -> None:
     assert "did you mean connect.coap.password?" in str(err)
 
 
-def test_connect_keys_are_accepted_and_reported_as_ignored() -> None:
-    s = Settings.from_mapping({**BASE, "connector.class": "com.datamountaineer.X", "tasks.max": "1"})
-    assert s.ignored == ("connector.class", "tasks.max")
-
-
 def test_supported_values_of_partly_built_keys_pass() -> None:
     s = load(
         **{
@@ -106,7 +101,7 @@ def test_supported_values_of_partly_built_keys_pass() -> None:
             "connect.coap.keystore.pass": "rootPass",
         }
     )
-    assert s["connect.coap.error.policy"] == "THROW"
+    assert s.values["connect.coap.error.policy"] == "THROW"
     assert s.value_converter == "string"
     assert not s.confirmable and s.method == "POST"
 
@@ -115,7 +110,7 @@ def test_secrets_are_hidden_everywhere() -> None:
     s = load(**{"connect.coap.truststore.pass": "s3cr3t-trust"})
     assert "s3cr3t-trust" not in repr(s)
     assert "s3cr3t-trust" not in str(s.describe())
-    assert s["connect.coap.truststore.pass"].reveal() == "s3cr3t-trust"
+    assert s.values["connect.coap.truststore.pass"].reveal() == "s3cr3t-trust"
     assert dict((k, v) for k, v, _ in s.describe())["connect.coap.truststore.pass"] == "[hidden]"
 
 
@@ -218,7 +213,7 @@ def test_dtls_keys() -> None:
             "connect.coap.handshake.timeout": "5000",
         }
     )
-    assert s["connect.coap.cipher.suites"] == (
+    assert s.values["connect.coap.cipher.suites"] == (
         "tls_psk_with_aes_128_ccm_8",
         "TLS_PSK_WITH_AES_128_CBC_SHA256",
     )
