@@ -170,6 +170,11 @@ class EndpointPool:
     def busy(self) -> int:
         return len(self.endpoints) + self._opening - len(self._free)
 
+    @property
+    def idle(self) -> bool:
+        """No exchange in flight, none being opened, nobody waiting for an endpoint: safe to close."""
+        return self.busy == 0 and not self._waiters
+
     async def acquire(self, ids: int = 1) -> Endpoint:
         """An endpoint with room for ``ids`` Message IDs and no exchange in flight, for this caller only."""
         while True:

@@ -30,6 +30,11 @@ log = get_logger("streamapp.coap")
 RETRIABLE_CLIENT_ERRORS = frozenset({Code.REQUEST_ENTITY_INCOMPLETE, Code.TOO_MANY_REQUESTS})
 #: The largest body aiocoap sends in one message (block size 2 ** (DEFAULT_BLOCK_SIZE_EXP + 4) = 1024 bytes).
 ONE_BLOCK = 2 ** (TransportTuning.DEFAULT_BLOCK_SIZE_EXP + 4)
+#: Statements' own servers with open endpoints at most; beyond it the least recently used idle one is closed
+#: (docs/addressing.md, "Many servers").
+MAX_OPEN_SERVERS = 256
+#: How often idle statement servers are looked for.
+IDLE_SWEEP_INTERVAL_S = 30.0
 
 
 class Transmission(TransportTuning):
@@ -115,6 +120,11 @@ class Server:
             if value is not None
         }
         self.pool: EndpointPool | None = None
+        self.last_used = 0.0  # loop time of the last request sent
+
+    @property
+    def idle(self) -> bool:
+        return self.pool is None or self.pool.idle
 
 
 class CoapSender(mode.Service):
@@ -149,6 +159,7 @@ class CoapSender(mode.Service):
         self._default = Server(base_uri)
         #: Statements' own servers (docs/addressing.md), each with its own endpoints, opened on first use.
         self._servers: dict[str, Server] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self.default_options = options or RequestOptions()
 
     async def on_start(self) -> None:
@@ -182,8 +193,37 @@ class CoapSender(mode.Service):
             await add_dtls_transport(context, self._dtls)
         return context
 
+    @mode.Service.timer(IDLE_SWEEP_INTERVAL_S)
+    async def _sweep_idle_servers(self) -> None:
+        await self.close_idle_servers()
+
+    async def close_idle_servers(self) -> None:
+        """A statement server unused for EXCHANGE_LIFETIME has no Message ID live and no answer due: its
+        endpoints (sockets, DTLS sessions) are closed, and opened afresh if it is addressed again."""
+        idle_since = asyncio.get_running_loop().time() - self._lifetime_s
+        for uri, server in list(self._servers.items()):
+            if server.last_used <= idle_since and server.idle:
+                await self._close_server(uri, why="idle for EXCHANGE_LIFETIME")
+
+    async def _close_server(self, uri: str, why: str) -> None:
+        server = self._servers.pop(uri)
+        pool, server.pool = server.pool, None
+        if pool is not None:
+            await pool.close()
+        log.info("coap.server_closed", server=uri, why=why, open_servers=len(self._servers))
+
+    def _make_room_for_a_server(self) -> None:
+        """At :data:`MAX_OPEN_SERVERS`, close the least recently used servers with nothing in flight."""
+        idle = sorted((s.last_used, uri) for uri, s in self._servers.items() if s.idle)
+        for _, uri in idle[: len(self._servers) - MAX_OPEN_SERVERS + 1]:
+            task = asyncio.ensure_future(self._close_server(uri, why=f"{MAX_OPEN_SERVERS} servers are open"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
     async def on_stop(self) -> None:
         self._accepting = False
+        if self._closing:
+            await asyncio.wait(self._closing, timeout=2.0)
         for server in (self._default, *self._servers.values()):
             pool, server.pool = server.pool, None
             if pool is not None:
@@ -215,6 +255,8 @@ class CoapSender(mode.Service):
                     resource=resource,
                     retriable=False,
                 )
+            if len(self._servers) >= MAX_OPEN_SERVERS:
+                self._make_room_for_a_server()
             server = self._servers[uri] = Server(uri)
         return server
 
@@ -242,6 +284,7 @@ class CoapSender(mode.Service):
         if not self._accepting:
             raise RuntimeError("CoapSender.send() before the service started")
         target = self._server(server, where, "/".join(segments))
+        target.last_used = asyncio.get_running_loop().time()
         pool = self._pool_of(target)
         options = options or self.default_options
         # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.

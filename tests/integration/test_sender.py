@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -13,6 +14,7 @@ import pytest
 from aiocoap.numbers.codes import Code
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
+from streamapp.coap import sender as sender_module
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError, RecordCoordinates
 from streamapp.peers import LibcoapServer, free_port
@@ -202,3 +204,43 @@ async def test_every_message_id_is_counted_on_its_endpoint(recorder: RecordingCo
         await sender.stop()
     assert (ids, endpoints) == (6, 1)
     assert len(recorder.requests) == 4
+
+
+async def test_statement_servers_idle_for_exchange_lifetime_are_closed_and_reopened_on_use(
+    recorder: RecordingCoapServer,
+) -> None:
+    sender = CoapSender(recorder.uri, RequestOptions(timeout_s=5.0), lifetime_s=0.2)
+    await sender.start()
+    try:
+        first, second = f"{recorder.uri}/gw1", f"{recorder.uri}/gw2"
+        await sender.send(("a",), b"1", WHERE, server=first)
+        await sender.send(("a",), b"2", WHERE, server=second)
+        assert sender.endpoints == 2
+        await sender.close_idle_servers()  # used within the lifetime: kept
+        assert sender.endpoints == 2
+        await asyncio.sleep(0.25)
+        await sender.send(("a",), b"3", WHERE, server=second)
+        await sender.close_idle_servers()
+        assert sender.endpoints == 1  # gw1 closed, gw2 just used
+        assert (await sender.send(("a",), b"4", WHERE, server=first)).is_successful()
+        assert sender.endpoints == 2
+        assert [r.payload for r in recorder.requests] == [b"1", b"2", b"3", b"4"]
+    finally:
+        await sender.stop()
+
+
+async def test_beyond_the_open_server_limit_the_least_recently_used_idle_server_is_closed(
+    recorder: RecordingCoapServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender_module, "MAX_OPEN_SERVERS", 2)
+    sender = await started(recorder.uri, timeout_s=5.0)
+    try:
+        for n in (1, 2, 3):
+            await sender.send(("a",), str(n).encode(), WHERE, server=f"{recorder.uri}/gw{n}")
+        async with asyncio.timeout(5):  # the close of gw1 runs as its own task
+            while sender.endpoints != 2:
+                await asyncio.sleep(0.01)
+        assert sender._servers.keys() == {f"{recorder.uri}/gw2", f"{recorder.uri}/gw3"}
+        assert len(recorder.requests) == 3
+    finally:
+        await sender.stop()
