@@ -20,6 +20,21 @@ EXPECTED: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
         ["tasks: no effect here", "connector.class: Kafka Connect's plugin class"],
         ["[1] coap_topic -> coap://localhost:5683/unsecure  SELECT *"],
     ),
+    "quickstart-2017-with-log-keys.properties": (
+        {
+            "name": "coap-sink",
+            "connect.coap.uri": "coap://localhost:5683",
+            "connect.coap.host": "localhost",
+            "connect.coap.max.retries": "20",
+            "connect.coap.cert.chain.key": "client",
+        },
+        [
+            "tasks: no effect here",
+            "connect.coap.sink.bind.host: " + OLD_SPELLING.format(key="connect.coap.host"),
+            "connect.coap.max.retires: " + OLD_SPELLING.format(key="connect.coap.max.retries"),
+        ],
+        ["[1] coap_topic -> coap://localhost:5683/unsecure  SELECT *"],
+    ),
     "startup-log-0.2.properties": (
         {
             "connect.coap.host": "localhost",

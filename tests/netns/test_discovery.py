@@ -15,7 +15,8 @@ from streamapp.peers import TansuBroker
 from tests.netns.conftest import NAMESPACE_IPV4, MulticastServer
 from tests.worker import WorkerProcess
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "data" / "stream-reactor" / "quickstart-2017.properties"
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "stream-reactor"
+QUICKSTART = CORPUS / "quickstart-2017-with-log-keys.properties"
 
 
 async def test_discover_ip4_finds_the_server_that_answers(ip4_server: MulticastServer) -> None:
@@ -90,9 +91,10 @@ def test_a_worker_stops_with_one_line_when_no_server_answers(start_worker, uniqu
 async def test_the_documented_quickstart_file_runs_as_it_is(
     broker: TansuBroker, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    """The stream-reactor quickstart (tests/data/stream-reactor/quickstart-2017.properties: spaces around
-    `=`, `#` comments, `tasks = 1`, connector.class) names coap://localhost:5683 and coap_topic; in this
-    namespace both are ours. Only the broker comes from the environment, as a Connect worker's would."""
+    """The stream-reactor quickstart with the keys of its start-up log (spaces around `=`, `#` comments,
+    `tasks = 1`, connector.class, `max.retires`, `sink.bind.*`, `certs = []`) names coap://localhost:5683
+    and coap_topic; in this namespace both are ours. Only the broker comes from the environment, as a
+    Connect worker's would."""
     server = MulticastServer(None, port=5683)
     try:
         await broker.create_topic("coap_topic", partitions=1)
@@ -109,7 +111,10 @@ async def test_the_documented_quickstart_file_runs_as_it_is(
             stats["worker"]["name"] == "coap-sink"
             and stats["worker"]["coap_server"] == "coap://localhost:5683"
         )
-        assert "no effect here" in worker.log_text()  # `tasks = 1`, said once at start
+        log = worker.log_text()
+        # tasks, connector.class, sink.bind.port, sink.bind.host, max.retires: once each
+        assert log.count("config.notice") == 5, log
+        assert "write connect.coap.max.retries" in log
         assert worker.stop() == 0
     finally:
         server.stop()
