@@ -31,7 +31,7 @@ apt-deps:
 install: apt-deps $(VENV)/.installed
 
 demo: install
-	$(PY) -m streamapp demo $(ARGS)
+	$(PY) -m streamapp_harness demo $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

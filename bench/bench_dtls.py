@@ -29,8 +29,8 @@ from streamapp.coap.dtls import DtlsOptions
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import RecordCoordinates
-from streamapp.peers import LibcoapServer
 from streamapp.settings import Settings
+from streamapp_harness.peers import LibcoapServer
 from tests.certs import make_pki
 
 BENCHMARK = "dtls"

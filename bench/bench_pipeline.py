@@ -45,8 +45,8 @@ from aiocoap.numbers.codes import Code
 from aiokafka import AIOKafkaConsumer
 
 from bench.harness import RESULTS, ROOT, Comparison, Timing, append_result, run_entry
-from streamapp.peers import TansuBroker, wait_until
-from tests.worker import WorkerProcess
+from streamapp_harness.peers import TansuBroker, wait_until
+from streamapp_harness.worker import WorkerProcess
 
 BENCHMARK = "pipeline"
 LOCALHOST = "127.0.0.1"
@@ -524,7 +524,7 @@ class Bench:
 
 def udp_ports(worker: WorkerProcess) -> set[int]:
     """The local ports of the UDP sockets (IPv4 and IPv6: aiocoap's udp6 transport) the worker holds."""
-    proc = worker._proc  # tests.worker keeps the Popen private; the pid is all that is read
+    proc = worker._proc  # streamapp_harness.worker keeps the Popen private; the pid is all that is read
     if proc is None or proc.poll() is not None:
         return set()
     inodes: set[str] = set()

@@ -1,4 +1,4 @@
-"""``python -m streamapp check|demo``."""
+"""``python -m streamapp check`` (the demo is ``python -m streamapp_harness demo``, from a clone)."""
 
 from __future__ import annotations
 
@@ -54,20 +54,6 @@ def check(_args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(args: argparse.Namespace) -> int:
-    try:
-        from streamapp.demo import run_demo
-    except ModuleNotFoundError as exc:
-        print(
-            f"streamapp: the demo needs its embedded broker ({exc.name} is missing): "
-            "pip install 'streamapp[demo]' (make demo does)",
-            file=sys.stderr,
-        )
-        return 1
-
-    return run_demo(records=args.records, exit_when_done=args.exit, timeout_s=args.timeout)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m streamapp", description="streamapp: a Kafka -> CoAP sink"
@@ -77,16 +63,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check", help=f"validate the configuration (${CONFIG_ENV} and environment) and print the routes"
     )
     check_cmd.set_defaults(func=check)
-    demo_cmd = commands.add_parser(
-        "demo", help="run the sink end to end on an embedded broker and a local libcoap server"
-    )
-    demo_cmd.add_argument("--records", type=int, default=5, help="records to produce (default 5)")
-    demo_cmd.add_argument(
-        "--exit",
-        action="store_true",
-        help="exit once every record is delivered (0) or the timeout passes (1) instead of running on",
-    )
-    demo_cmd.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for delivery")
-    demo_cmd.set_defaults(func=demo)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.peers import LibcoapServer, TansuBroker
+from streamapp_harness.peers import LibcoapServer, TansuBroker
+from streamapp_harness.worker import WorkerProcess
 from tests.certs import pki_fixture  # noqa: F401  (the session fixture `pki`: a test PKI)
 from tests.recording_server import RecordingCoapServer
 from tests.registry_server import SchemaRegistryServer
-from tests.worker import WorkerProcess
 
 # Property tests explore new examples on developers' machines; in CI they replay a fixed sequence so that a
 # run cannot fail on a random draw, and no example fails for being slow on a busy machine.

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streamapp.peers import LOCALHOST, PeerError, TansuBroker, _Process, free_port, wait_until
+from streamapp_harness.peers import LOCALHOST, PeerError, TansuBroker, _Process, free_port, wait_until
 
 
 class TlsTerminator(_Process):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.peers import LibcoapServer, TansuBroker
+from streamapp_harness.peers import LibcoapServer, TansuBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow

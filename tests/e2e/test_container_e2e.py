@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from streamapp.health import READINESS_PATH
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
+from streamapp_harness.worker import WorkerProcess
 from tests.recording_server import RecordingCoapServer
-from tests.worker import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).parents[2]
 
 def test_the_demo_delivers_every_record_to_both_resources_and_exits_0() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streamapp", "demo", "--records", "25", "--exit", "--timeout", "240"],
+        [sys.executable, "-m", "streamapp_harness", "demo", "--records", "25", "--exit", "--timeout", "240"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

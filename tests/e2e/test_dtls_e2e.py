@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.peers import CoapsCredentials, LibcoapServer, TansuBroker
+from streamapp_harness.peers import CoapsCredentials, LibcoapServer, TansuBroker
 from tests.certs import Pki
 
 pytestmark = pytest.mark.slow

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
+from streamapp_harness.worker import WorkerProcess
 from tests.recording_server import Exchange, Recorded, RecordingCoapServer
-from tests.worker import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from streamapp.health import BROKER_PROBE_INTERVAL_S, BROKER_STALE_S, READINESS_PATH
-from streamapp.peers import LibcoapServer, TansuBroker, free_port
+from streamapp_harness.peers import LibcoapServer, TansuBroker, free_port
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow

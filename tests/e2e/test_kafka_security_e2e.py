@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
 from tests.certs import STORE_PASSWORD, Pki
 from tests.recording_server import RecordingCoapServer
 from tests.tls_terminator import KafkaOverTls

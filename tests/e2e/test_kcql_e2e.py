@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
 from tests.registry_server import SchemaRegistryServer
 

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.peers import LibcoapServer, TansuBroker
+from streamapp_harness.peers import LibcoapServer, TansuBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.health import LIVENESS_PATH, READINESS_PATH
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow

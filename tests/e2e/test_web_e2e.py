@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
 from tests.browser import HeadlessChromium, chromium_executable
 from tests.recording_server import RecordingCoapServer
 

@@ -17,8 +17,8 @@ import pytest
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import ConfigError, DeliveryError, RecordCoordinates
-from streamapp.peers import CoapsCredentials, LibcoapServer
 from streamapp.settings import Settings
+from streamapp_harness.peers import CoapsCredentials, LibcoapServer
 from tests.certs import Pki
 
 WHERE = RecordCoordinates("devices", 0, 42)

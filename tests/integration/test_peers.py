@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streamapp.peers import (
+from streamapp_harness.peers import (
     CoapsCredentials,
     DtlsHandshakeError,
     LibcoapServer,

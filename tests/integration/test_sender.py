@@ -17,7 +17,7 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from streamapp.coap import sender as sender_module
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError, RecordCoordinates
-from streamapp.peers import LibcoapServer, free_port
+from streamapp_harness.peers import LibcoapServer, free_port
 from tests.recording_server import RecordingCoapServer
 
 WHERE = RecordCoordinates("readings", 0, 12)

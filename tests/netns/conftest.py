@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamapp.peers import free_port, wait_until
+from streamapp_harness.peers import free_port, wait_until
 
 IN_NAMESPACE_ENV = "STREAMAPP_IN_TEST_NETNS"
 #: The namespace's one IPv4 address (setup.sh): the source of the multicast, so the server answers from it.

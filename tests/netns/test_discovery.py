@@ -11,9 +11,9 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.discovery import DiscoveryFailed, discover
-from streamapp.peers import TansuBroker
+from streamapp_harness.peers import TansuBroker
+from streamapp_harness.worker import WorkerProcess
 from tests.netns.conftest import NAMESPACE_IPV4, MulticastServer
-from tests.worker import WorkerProcess
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "stream-reactor"
 QUICKSTART = CORPUS / "quickstart-2017-with-log-keys.properties"

@@ -17,9 +17,9 @@ from streamapp.errors import ConfigError
 from streamapp.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
 from streamapp.kafka.group import leave_on_close, no_offset_error, without_committed_offset
 from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
-from streamapp.peers import free_port
 from streamapp.policy import WorkerStopped
 from streamapp.workdir import data_directory
+from streamapp_harness.peers import free_port
 
 
 class FakeDispatcher:

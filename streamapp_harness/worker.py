@@ -1,4 +1,5 @@
-"""Run the sink as a real ``faust -A streamapp.main worker`` subprocess, configured by a properties file."""
+"""Run the sink as a real ``faust -A streamapp.main worker`` subprocess, configured by a properties file:
+the one launcher of the tests, the benchmarks and the demo."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from typing import Any
 
 import javaproperties
 
-from streamapp.peers import free_port, wait_until
 from streamapp.settings import env_name
+from streamapp_harness.peers import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAUST = Path(sys.executable).with_name("faust")
@@ -23,6 +24,16 @@ FAUST = Path(sys.executable).with_name("faust")
 #: A worker's first delivery takes ~4 s after its start (docs/production.md, "Start and restart"); a
 #: restart after a SIGKILL waits ~11 s more for the dead member's session; leave room on a loaded machine.
 JOIN_TIMEOUT_S = 60.0
+
+
+def worker_stats(web_port: int) -> dict[str, Any] | None:
+    """A worker's ``/coap/stats.json`` on ``web_port``, or None while its web server is not up."""
+    url = f"http://127.0.0.1:{web_port}/coap/stats.json"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return json.load(response)
+    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+        return None
 
 
 class WorkerProcess:
@@ -85,12 +96,7 @@ class WorkerProcess:
 
     def stats(self) -> dict[str, Any] | None:
         """The worker's ``/coap/stats.json``, or None while its web server is not up."""
-        url = f"http://127.0.0.1:{self.web_port}/coap/stats.json"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return json.load(response)
-        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-            return None
+        return worker_stats(self.web_port)
 
     def probe(self, path: str) -> tuple[int, dict[str, Any]] | None:
         """(status, JSON body) of ``GET path`` (``/healthz``, ``/readyz``), or None while the web server
@@ -107,7 +113,7 @@ class WorkerProcess:
         stats = self.stats() or {"statements": []}
         return {s["statement"]: s["delivered"] for s in stats["statements"]}
 
-    def wait_exit(self, timeout: float) -> int:
+    def wait_exit(self, timeout: float | None) -> int:
         assert self._proc is not None
         try:
             return self._proc.wait(timeout)

@@ -1,0 +1,34 @@
+"""``python -m streamapp_harness demo``: the sink end to end on an embedded broker and a libcoap server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streamapp_harness", description="streamapp's harness")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run the sink end to end on an embedded broker and libcoap")
+    demo.add_argument("--records", type=int, default=5, help="records to produce (default 5)")
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit once every record is delivered (0) or the timeout passes (1) instead of running on",
+    )
+    demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for delivery")
+    args = parser.parse_args(argv)
+    try:
+        from streamapp_harness.demo import run_demo
+    except ModuleNotFoundError as exc:
+        print(
+            f"demo: the embedded broker is missing ({exc.name}): pip install '.[demo]' (make demo does)",
+            file=sys.stderr,
+        )
+        return 1
+    return run_demo(records=args.records, exit_when_done=args.exit, timeout_s=args.timeout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
