@@ -4,14 +4,15 @@ the CoAP server received, the page updates itself in a real browser, and nothing
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.async_api import async_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp_harness.peers import TansuBroker
-from tests.browser import HeadlessChromium, chromium_executable
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow
@@ -94,7 +95,7 @@ async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(
 
 
 @pytest.mark.skipif(
-    chromium_executable() is None, reason="no Chromium: `make install` installs Debian's chromium"
+    shutil.which("chromium") is None, reason="no Chromium: `make install` installs Debian's chromium"
 )
 async def test_the_page_updates_itself_in_a_browser_while_records_flow(
     broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
@@ -113,22 +114,36 @@ async def test_the_page_updates_itself_in_a_browser_while_records_flow(
         topic, [json.dumps({"t": 20 + i % 7, "room": f"r{i % 3}"}).encode() for i in range(400)]
     )
     worker.wait_until(lambda: len(recorder.requests) >= 20, what="the first deliveries")
-    with HeadlessChromium() as browser:
-        browser.open(f"http://127.0.0.1:{worker.web_port}/coap/")
-        delivered = (
-            'Number(document.querySelector(\'[data-statement="1"] [data-field="delivered"]\')'
-            "?.textContent.replace(/,/g, '') || 0)"
+    async with async_playwright() as playwright:
+        # Debian's chromium, driven by Playwright; no browser is downloaded (make install installs chromium).
+        browser = await playwright.chromium.launch(executable_path=shutil.which("chromium"))
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        loads = []
+        page.on("load", lambda _page: loads.append(1))
+        await page.goto(f"http://127.0.0.1:{worker.web_port}/coap/")
+        delivered = page.locator('[data-statement="1"] [data-field="delivered"]')
+
+        async def shown() -> int:
+            return int((await delivered.text_content() or "0").replace(",", "") or 0)
+
+        await delivered.wait_for()
+        first = await shown()
+        await page.wait_for_function(
+            'n => Number(document.querySelector(\'[data-statement="1"] [data-field="delivered"]\')'
+            ".textContent.replace(/,/g, '')) >= n",
+            arg=first + 30,
+            timeout=30_000,
         )
-        first = int(browser.wait_for(delivered))
-        later = browser.wait_for(
-            f"(() => {{ const v = {delivered}; return v >= {first + 30} ? v : null; }})()", timeout=30
-        )
-        assert int(later) > first
-        assert browser.reloads() == 0, "the page must refresh its numbers without reloading"
-        assert browser.text("#server") == recorder.uri
-        shot = browser.screenshot(ARTIFACTS / "stats-page.png")
+        assert await shown() > first
+        assert loads == [1], "the page must refresh its numbers without reloading"
+        assert await page.locator("#server").text_content() == recorder.uri
+        shot = ARTIFACTS / "stats-page.png"
+        await page.screenshot(path=shot)
         assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 5000
-        browser.set_viewport(390, 844, mobile=True)
-        assert browser.evaluate("document.documentElement.scrollWidth") <= 390, "too wide for a phone"
-        browser.screenshot(ARTIFACTS / "stats-page-phone.png")
+        phone = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        await phone.goto(f"http://127.0.0.1:{worker.web_port}/coap/")
+        await phone.locator('[data-statement="1"] [data-field="delivered"]').wait_for()
+        assert await phone.evaluate("document.documentElement.scrollWidth") <= 390, "too wide for a phone"
+        await phone.screenshot(path=ARTIFACTS / "stats-page-phone.png")
+        await browser.close()
     assert worker.stop() == 0
