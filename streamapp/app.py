@@ -16,6 +16,7 @@ from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
 from streamapp.dead_letter import DeadLetters
 from streamapp.dispatch import Dispatcher
+from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.health import register_probes
 from streamapp.kafka.group import PromptTableManager, on_assignment
@@ -23,7 +24,7 @@ from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
 from streamapp.offsets import Acks
 from streamapp.pipeline import Route, TopicPipeline
-from streamapp.policy import ErrorPolicy, WorkerStopped
+from streamapp.policy import ErrorPolicy
 from streamapp.progress import log_progress
 from streamapp.settings import Settings
 from streamapp.stats import Stats

@@ -33,12 +33,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.errors import RecordCoordinates, StreamappError
+from streamapp.errors import RecordCoordinates, StreamappError, WorkerStopped
 from streamapp.handler import Failures
 from streamapp.logs import get_logger
 from streamapp.offsets import Acks, PartitionLog, Tracked
 from streamapp.pipeline import MAX_PAYLOAD, RawRecord, Request, Route, TopicPipeline
-from streamapp.policy import Decision, WorkerStopped
+from streamapp.policy import Decision
 from streamapp.stats import Stats
 
 log = get_logger("streamapp.dispatch")
@@ -184,7 +184,9 @@ class Dispatcher:
                 prepared = pipeline.prepare(raw)
                 break
             except Exception as exc:  # the record's own failure (or a bug): the policy decides
-                decision = await self._failures.handle(exc, (raw,), None, attempts)
+                decision = await self._failures.handle(
+                    exc, (raw,), None, attempts, tuple(r.statement.index for r in pipeline.routes)
+                )
                 if isinstance(decision, WorkerStopped):
                     self._stop(decision, raw.where)
                     return

@@ -102,3 +102,7 @@ class DeliveryError(RecordError):
         self.resource = resource
         self.code = code
         self.retriable = retriable
+
+
+class WorkerStopped(StreamappError):
+    """The error policy stopped the worker; the message says which record and why."""

@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from streamapp.dead_letter import DeadLetters
+from streamapp.errors import WorkerStopped
 from streamapp.logs import get_logger
 from streamapp.pipeline import RawRecord
-from streamapp.policy import Decision, ErrorPolicy, WorkerStopped, reason, record_fields, throw
+from streamapp.policy import Decision, ErrorPolicy, reason, record_fields, stopping
 from streamapp.stats import Stats
 
 log = get_logger("streamapp.policy")
@@ -52,24 +53,35 @@ class Failures:
         self._log_records = log_records
         self._include_messages = include_messages
 
-    def _fields(self, error: BaseException, raw: RawRecord, statement: int | None) -> dict[str, object]:
-        fields = {**record_fields(error, raw.where), "statement": statement}
+    def _fields(
+        self, error: BaseException, raw: RawRecord, statement: int | None, statements: tuple[int, ...] = ()
+    ) -> dict[str, object]:
+        # A record that failed before any statement (undecodable) names the statements it was read for.
+        where_in: dict[str, object] = (
+            {"statement": statement} if statement is not None else {"statements": statements}
+        )
+        fields = {**record_fields(error, raw.where), **where_in}
         if self._include_messages:
             fields["record_key"] = message_text(raw.key)
             fields["record_value"] = message_text(raw.value)
         return fields
 
     async def handle(
-        self, error: BaseException, records: Sequence[RawRecord], statement: int | None, attempts: int
+        self,
+        error: BaseException,
+        records: Sequence[RawRecord],
+        statement: int | None,
+        attempts: int,
+        statements: tuple[int, ...] = (),
     ) -> Decision | WorkerStopped:
         """Apply the policy to ``error`` (the ``attempts``-th retry failed): RETRY (the caller waits with
         :meth:`wait_to_retry` and sends again), SKIP or DEAD_LETTER (done here, for every record), or the
         reason the worker stops."""
         where = records[0].where
         decision = self.policy.decide(error, attempts)
-        fields = self._fields(error, records[0], statement)
+        fields = self._fields(error, records[0], statement, statements)
         if decision is Decision.STOP:
-            return throw(error, where, self.policy.describe_stop(attempts), statement)
+            return stopping(error, where, self.policy.describe_stop(attempts), statement, statements)
         if decision is Decision.RETRY:
             self.stats.count(statement, "retried")
             log.warning(
@@ -82,7 +94,7 @@ class Failures:
             )
             return decision
         for raw in records:
-            fields = self._fields(error, raw, statement)
+            fields = self._fields(error, raw, statement, statements)
             if decision is Decision.DEAD_LETTER:
                 assert self.dead_letters is not None
                 await self.dead_letters.send(raw, error, statement)

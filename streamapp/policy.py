@@ -23,14 +23,11 @@ from streamapp.errors import (
     RecordError,
     SelectError,
     StreamappError,
+    WorkerStopped,
 )
 from streamapp.logs import get_logger
 
 log = get_logger("streamapp.policy")
-
-
-class WorkerStopped(StreamappError):
-    """The error policy stopped the worker; the message says which record and why."""
 
 
 class Decision(enum.Enum):
@@ -89,16 +86,18 @@ def reason(error: BaseException) -> str:
     return str(error) if isinstance(error, StreamappError) else f"{type(error).__name__}: {error}"
 
 
-def throw(
+def stopping(
     error: BaseException,
     where: RecordCoordinates,
     why: str = "connect.coap.error.policy=THROW",
     statement: int | None = None,
+    statements: tuple[int, ...] = (),
 ) -> WorkerStopped:
-    """Log the failure with the record's coordinates and build the reason the worker stops with."""
-    log.error(
-        f"stopping the worker ({why}): {reason(error)}", **record_fields(error, where), statement=statement
-    )
+    """Log the stop with the record's coordinates and return the exception the caller raises to stop the
+    worker (the caller raises it: it decides whether the stop waits for what is in flight). A record that
+    failed before any statement names the ``statements`` it was read for."""
+    where_in = {"statement": statement} if statement is not None else {"statements": statements}
+    log.error("worker.stopping", why=f"{why}: {reason(error)}", **record_fields(error, where), **where_in)
     return WorkerStopped(
         f"{why}: {reason(error)}. Record {where} was not committed: "
         "it is read again when the worker restarts."

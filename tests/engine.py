@@ -13,11 +13,12 @@ from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import Codecs, build_codecs
 from streamapp.dead_letter import DeadLetters
 from streamapp.dispatch import Dispatcher
+from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.kcql import parse_kcql
 from streamapp.offsets import Acks
 from streamapp.pipeline import MAX_PAYLOAD, RawRecord, Route, TopicPipeline
-from streamapp.policy import ErrorPolicy, WorkerStopped
+from streamapp.policy import ErrorPolicy
 from streamapp.stats import Stats
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import socket
 import time
 from dataclasses import dataclass, field
@@ -45,11 +44,12 @@ from mbedtls.exceptions import TLSError
 
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
+from streamapp.logs import get_logger
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials
 
-log = logging.getLogger("streamapp.dtls")
+log = get_logger("streamapp.dtls")
 
 #: How often a handshake in progress is stepped (drives Mbed TLS' retransmission timer).
 TICK_S = 0.1
@@ -157,7 +157,7 @@ class _Session(asyncio.DatagramProtocol):
         try:
             self.buffer.receive_from_network(data)
         except TLSError as exc:  # a datagram Mbed TLS cannot take: drop it, as DTLS does
-            log.debug("dropped a datagram from %s: %s", self.remote.hostinfo, exc)
+            log.debug("dtls.datagram_dropped", server=self.remote.hostinfo, why=str(exc))
             return
         if not self.established.done():
             self.step_handshake()
@@ -166,7 +166,7 @@ class _Session(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: nobody is listening (yet); the handshake deadline decides.
-        log.debug("network error towards %s: %s", self.remote.hostinfo, exc)
+        log.debug("dtls.network_error", server=self.remote.hostinfo, why=str(exc))
 
     # -- handshake ------------------------------------------------------------------------------------------
 
@@ -323,9 +323,10 @@ class DtlsRemote(interfaces.EndpointAddress):
         if session is not None and session.established.done() and not session.closed:
             if session.sent_since_received >= STALE_SENDS:
                 log.warning(
-                    "no answer from %s for %d datagrams: renewing the DTLS session",
-                    self.hostinfo,
-                    STALE_SENDS,
+                    "dtls.session_renewed",
+                    server=self.hostinfo,
+                    unanswered_datagrams=STALE_SENDS,
+                    why="no answer for that many datagrams",
                 )
                 session.close()
             else:
@@ -374,14 +375,17 @@ class DtlsRemote(interfaces.EndpointAddress):
                     raise explain_silence(self, progress.steps, progress.received_any, timeout_s) from None
                 attempt += 1
                 log.info(
-                    "DTLS handshake with %s: a flight went unanswered; attempt %d", self.hostinfo, attempt
+                    "dtls.handshake_retried",
+                    server=self.hostinfo,
+                    attempt=attempt,
+                    why="a flight went unanswered",
                 )
         log.info(
-            "DTLS session with %s established in %.0f ms (%s, attempt %d)",
-            self.hostinfo,
-            (time.monotonic() - started) * 1000,
-            session.buffer.cipher(),
-            attempt,
+            "dtls.session_established",
+            server=self.hostinfo,
+            ms=round((time.monotonic() - started) * 1000),
+            cipher=str(session.buffer.cipher()),
+            attempt=attempt,
         )
         return session
 
@@ -411,7 +415,7 @@ class DtlsRemote(interfaces.EndpointAddress):
         try:
             message = Message.decode(data, self)
         except error.UnparsableMessage:
-            log.warning("ignoring an unparsable CoAP message from %s", self.hostinfo)
+            log.warning("dtls.unparsable_message", server=self.hostinfo)
             return
         message.direction = Direction.INCOMING
         self._interface.dispatch(message)
@@ -420,7 +424,7 @@ class DtlsRemote(interfaces.EndpointAddress):
         session.close()
         if self._session is session:
             self._session = None
-        log.warning("%s", exc)
+        log.warning("dtls.session_lost", server=self.hostinfo, why=str(exc))
 
     def close(self) -> None:
         if self._starting is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from streamapp.errors import ConfigError, DecodeError
+from streamapp.errors import ConfigError, DecodeError, DeliveryError, WorkerStopped
 from streamapp.handler import MESSAGE_TEXT_LIMIT, Failures
 from streamapp.kcql import parse_kcql
 from streamapp.pipeline import RawRecord
@@ -80,3 +80,47 @@ async def test_include_messages_adds_key_and_clipped_value() -> None:
     assert line["record_key"] == "device-7"
     assert line["record_value"].startswith("x" * MESSAGE_TEXT_LIMIT)
     assert line["record_value"].endswith(f"... ({MESSAGE_TEXT_LIMIT + 10} bytes)")
+
+
+@pytest.mark.parametrize(
+    ("policy", "attempts", "event", "level"),
+    [
+        ("NOOP", 0, "record.skipped", "warning"),
+        ("RETRY", 0, "record.retry", "warning"),
+        ("RETRY", 20, "worker.stopping", "error"),  # retries exhausted
+        ("THROW", 0, "worker.stopping", "error"),
+    ],
+)
+async def test_every_failure_line_names_statement_record_resource_and_code(
+    policy: str, attempts: int, event: str, level: str
+) -> None:
+    """The README's promise: each failure line carries statement/topic/partition/offset/resource/code,
+    under a constant event name (the reason is a field, never part of the event)."""
+    statements = parse_kcql(BASE["connect.coap.kcql"])
+    handler = Failures(ErrorPolicy(policy), Stats.for_statements(statements))
+    raw = record(b"{}")
+    error = DeliveryError(raw.where, "coap://h/r answered 5.03", resource="r", code="5.03", retriable=True)
+    with capture_logs() as lines:
+        outcome = await handler.handle(error, [raw], 1, attempts)
+    (line,) = lines
+    assert (line["event"], line["log_level"]) == (event, level)
+    assert {k: line[k] for k in ("statement", "topic", "partition", "offset", "resource", "code")} == {
+        "statement": 1,
+        "topic": "t",
+        "partition": 2,
+        "offset": 41,
+        "resource": "r",
+        "code": "5.03",
+    }
+    assert "answered 5.03" in line["why"]
+    if event == "worker.stopping":
+        assert isinstance(outcome, WorkerStopped) and "t/2@41" in str(outcome)
+
+
+async def test_a_record_that_failed_before_any_statement_names_the_statements_it_was_read_for() -> None:
+    handler = failures()
+    with capture_logs() as lines:
+        await handler.handle(DecodeError(record(b"{").where, "bad"), [record(b"{")], None, 0, (1, 2))
+    (line,) = lines
+    assert line["statements"] == (1, 2) and "statement" not in line
+    assert handler.stats.records_skipped == 1

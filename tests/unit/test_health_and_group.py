@@ -13,11 +13,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, UnsupportedSaslMechanismError
 from aiokafka.protocol.group import LeaveGroupRequest
 
-from streamapp.errors import ConfigError
+from streamapp.errors import ConfigError, WorkerStopped
 from streamapp.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
 from streamapp.kafka.group import leave_on_close, no_offset_error, without_committed_offset
 from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
-from streamapp.policy import WorkerStopped
 from streamapp.workdir import data_directory
 from streamapp_harness.peers import free_port
 
