@@ -279,7 +279,6 @@ class DtlsRemote(interfaces.EndpointAddress):
         self._session: _Session | None = None
         self._starting: asyncio.Task[None] | None = None
         self._queue: list[bytes] = []
-        self.handshakes = 0
         self.server_certificates: list[bytes] = []  # DER, as seen in the last handshake (for error messages)
         self._certificate_parser = _CertificateCapture(self.server_certificates)
 
@@ -358,7 +357,6 @@ class DtlsRemote(interfaces.EndpointAddress):
         """A new established session, through as many handshake attempts as the deadline allows."""
         if self._session is not None:
             self._session.close()
-        self.handshakes += 1
         timeout_s = self.options.handshake_timeout_s
         started = time.monotonic()
         deadline = started + timeout_s

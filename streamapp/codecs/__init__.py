@@ -18,9 +18,9 @@ from typing import Any
 
 from streamapp.codecs.avro import AvroDecoder, RegistrySource, SchemaCache, SchemaSource, framed_schema_id
 from streamapp.codecs.connect_json import decode_envelope_bytes, is_envelope
-from streamapp.codecs.json import decode_json
+from streamapp.codecs.json_text import decode_json
 from streamapp.codecs.keys import decode_key_json_or_text, decode_key_text
-from streamapp.codecs.string import decode_string
+from streamapp.codecs.string_text import decode_string
 from streamapp.errors import DecodeError, RecordCoordinates
 
 Decoder = Callable[[bytes, RecordCoordinates], Any]

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from streamapp.codecs.json import NotAJsonNumber, parse_json_text
+from streamapp.codecs.json_text import NotAJsonNumber, parse_json_text
 from streamapp.codecs.logical import b64, decimal_from_unscaled, iso_date, iso_time
 from streamapp.errors import DecodeError, RecordCoordinates
 
@@ -509,7 +509,7 @@ _LOGICAL: dict[str, _Renderer] = {
 
 def _schemaless(payload: Any) -> Any:
     """``{"schema": null}``: the payload as schemaless JSON would decode it (numbers with a fraction as
-    ``float``, as :mod:`streamapp.codecs.json` gives them)."""
+    ``float``, as :mod:`streamapp.codecs.json_text` gives them)."""
     kind = type(payload)
     if kind is Decimal:
         value = float(payload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamapp.codecs.json import parse_json_text
+from streamapp.codecs.json_text import parse_json_text
 from streamapp.errors import DecodeError, RecordCoordinates
 
 
