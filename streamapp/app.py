@@ -75,17 +75,7 @@ def create_app(settings: Settings) -> faust.App:
         # The engine's stop commits what was delivered (SinkApp.before_stop): Faust must not wait for more.
         stream_wait_empty=False,
     )
-    defaults = RequestOptions(
-        method=settings.method,
-        confirmable=settings.confirmable,
-        content_format=settings.content_format,
-        timeout_s=settings.request_timeout_s,
-        ack_timeout_s=settings.ack_timeout_s,
-        max_retransmit=settings.max_retransmit,
-        tombstone=settings.tombstone,
-        max_inflight=settings.max_inflight,
-        ordered=settings.ordered,
-    )
+    defaults = RequestOptions.from_values(settings.values)
     routes = {s.index: Route.compile(s, defaults) for s in settings.statements}
     dtls = dtls_options(settings)
     sender = CoapSender(

@@ -728,38 +728,8 @@ class Settings:
         return self.values["key.converter"]
 
     @property
-    def method(self) -> str:
-        return self.values["connect.coap.method"]
-
-    @property
-    def confirmable(self) -> bool:
-        return self.values["connect.coap.message.type"] == "CON"
-
-    @property
-    def content_format(self) -> int:
-        return self.values["connect.coap.content.format"]
-
-    @property
-    def request_timeout_s(self) -> float | None:
-        """The configured request timeout, or None for MAX_TRANSMIT_WAIT of the transmission parameters."""
-        value = self.values["connect.coap.request.timeout"]
-        return None if value is None else value / 1000.0
-
-    @property
-    def ack_timeout_s(self) -> float:
-        return self.values["connect.coap.ack.timeout"] / 1000.0
-
-    @property
-    def max_retransmit(self) -> int:
-        return self.values["connect.coap.max.retransmit"]
-
-    @property
     def max_inflight(self) -> int:
         return self.values["connect.coap.max.inflight"]
-
-    @property
-    def ordered(self) -> bool:
-        return self.values["connect.coap.ordering"] == "partition"
 
     @property
     def stop_grace_s(self) -> float:
@@ -825,10 +795,6 @@ class Settings:
     @property
     def decimal_format(self) -> str:
         return self.values["connect.coap.decimal.format"]
-
-    @property
-    def tombstone(self) -> str:
-        return self.values["connect.coap.tombstone"]
 
     @property
     def web_port(self) -> int:

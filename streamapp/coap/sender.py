@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -22,7 +23,9 @@ from streamapp.coap import address_cache
 from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
 from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, Endpoint, EndpointPool
 from streamapp.errors import DeliveryError, RecordCoordinates
+from streamapp.kcql.model import STATEMENT_PROPERTIES
 from streamapp.logs import get_logger
+from streamapp.settings import KEYS_BY_NAME
 
 log = get_logger("streamapp.coap")
 
@@ -46,40 +49,62 @@ class Transmission(TransportTuning):
         self.MAX_RETRANSMIT = max_retransmit
 
 
+def _seconds(milliseconds: int | None) -> float | None:
+    return None if milliseconds is None else milliseconds / 1000.0
+
+
+#: Each RequestOptions field from the one configuration key it comes from (KEYS in streamapp/settings.py
+#: holds the key's type, default and doc; a KCQL PROPERTIES name maps to the same key).
+_FROM_KEY: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "method": ("connect.coap.method", str),
+    "confirmable": ("connect.coap.message.type", lambda v: v == "CON"),
+    "content_format": ("connect.coap.content.format", int),
+    "timeout_s": ("connect.coap.request.timeout", _seconds),
+    "ack_timeout_s": ("connect.coap.ack.timeout", _seconds),
+    "max_retransmit": ("connect.coap.max.retransmit", int),
+    "tombstone": ("connect.coap.tombstone", str),
+    "max_inflight": ("connect.coap.max.inflight", int),
+    "ordered": ("connect.coap.ordering", lambda v: v == "partition"),
+}
+_DEFAULT = {name: convert(KEYS_BY_NAME[key].default) for name, (key, convert) in _FROM_KEY.items()}
+
+
 @dataclass(frozen=True)
 class RequestOptions:
-    """How one statement's requests are made; defaults from settings, overridden by KCQL PROPERTIES."""
+    """How one statement's requests are made: the configuration's keys, overridden by KCQL PROPERTIES.
+    The defaults are those of ``KEYS``."""
 
-    method: str = "PUT"
-    confirmable: bool = True
-    content_format: int = 50
+    method: str = _DEFAULT["method"]
+    confirmable: bool = _DEFAULT["confirmable"]
+    content_format: int = _DEFAULT["content_format"]
     #: The whole exchange, retransmissions included; None = MAX_TRANSMIT_WAIT of the transmission parameters.
-    timeout_s: float | None = None
+    timeout_s: float | None = _DEFAULT["timeout_s"]
     #: RFC 7252 ACK_TIMEOUT: the first wait before a CON request is sent again (later waits double).
-    ack_timeout_s: float = 2.0
+    ack_timeout_s: float = _DEFAULT["ack_timeout_s"]
     #: RFC 7252 MAX_RETRANSMIT: how many times a CON request is sent again before the exchange fails.
-    max_retransmit: int = 4
+    max_retransmit: int = _DEFAULT["max_retransmit"]
     #: What a tombstone (null value) does: ``skip``, ``empty`` (a request with an empty body) or ``delete``.
-    tombstone: str = "skip"
+    tombstone: str = _DEFAULT["tombstone"]
     #: The most requests of this statement in flight at once (within the worker's window).
-    max_inflight: int = 1
+    max_inflight: int = _DEFAULT["max_inflight"]
     #: One partition's records reach one resource in offset order (``connect.coap.ordering=partition``).
-    ordered: bool = True
+    ordered: bool = _DEFAULT["ordered"]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> RequestOptions:
+        """From resolved configuration values (``Settings.values``: key name -> parsed value)."""
+        return cls(**{name: convert(values[key]) for name, (key, convert) in _FROM_KEY.items()})
 
     def overridden(self, properties: tuple[tuple[str, str], ...]) -> RequestOptions:
-        """These options with a statement's (already validated) PROPERTIES applied."""
-        given = dict(properties)
+        """These options with a statement's PROPERTIES applied, each parsed as the key it overrides."""
+        given = {STATEMENT_PROPERTIES[name]: text for name, text in properties}
         return replace(
             self,
-            method=given.get("method", self.method).upper(),
-            confirmable=given.get("type", "CON" if self.confirmable else "NON").upper() == "CON",
-            content_format=int(given.get("content.format", self.content_format)),
-            timeout_s=_seconds(given["timeout"]) if "timeout" in given else self.timeout_s,
-            ack_timeout_s=_seconds(given["ack.timeout"]) if "ack.timeout" in given else self.ack_timeout_s,
-            max_retransmit=int(given.get("max.retransmit", self.max_retransmit)),
-            tombstone=given.get("tombstone", self.tombstone).lower(),
-            max_inflight=int(given.get("max.inflight", self.max_inflight)),
-            ordered=given.get("ordering", "partition" if self.ordered else "none").lower() == "partition",
+            **{
+                name: convert(KEYS_BY_NAME[key].parse(given[key]))
+                for name, (key, convert) in _FROM_KEY.items()
+                if key in given
+            },
         )
 
     @property
@@ -96,10 +121,6 @@ class RequestOptions:
         time a CON sender keeps retransmitting and then waits for the last answer; 93 s by default), so the
         timeout never cuts CoAP's own retransmission short."""
         return self.timeout_s if self.timeout_s is not None else self.tuning.MAX_TRANSMIT_WAIT
-
-
-def _seconds(milliseconds: str) -> float:
-    return int(milliseconds) / 1000.0
 
 
 class Server:

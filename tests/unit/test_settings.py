@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streamapp.coap.sender import RequestOptions
 from streamapp.errors import ConfigError
 from streamapp.settings import KEYS, Secret, Settings
 
@@ -36,7 +37,8 @@ def test_defaults_match_stream_reactor() -> None:
     assert s.values["connect.coap.cert.chain.key"] == "client"
     assert s.values["connect.coap.keystore.pass"] == Secret("rootPass")
     assert s.values["connect.progress.enabled"] is False
-    assert s.method == "PUT" and s.confirmable and s.content_format == 50
+    o = RequestOptions.from_values(s.values)
+    assert o.method == "PUT" and o.confirmable and o.content_format == 50
     assert s.broker_urls == ["kafka://localhost:9092"]
 
 
@@ -103,7 +105,8 @@ def test_supported_values_of_partly_built_keys_pass() -> None:
     )
     assert s.values["connect.coap.error.policy"] == "THROW"
     assert s.value_converter == "string"
-    assert not s.confirmable and s.method == "POST"
+    o = RequestOptions.from_values(s.values)
+    assert not o.confirmable and o.method == "POST"
 
 
 def test_secrets_are_hidden_everywhere() -> None:
@@ -131,7 +134,7 @@ def test_properties_file_then_environment(tmp_path: Path) -> None:
     env = {"STREAMAPP_CONFIG": str(props), "CONNECT_COAP_METHOD": "PUT", "PORT": "8123", "HOME": "/root"}
     s = Settings.load(env)
     assert s.app_name == "from-file"
-    assert s.method == "PUT"
+    assert RequestOptions.from_values(s.values).method == "PUT"
     assert s.sources["connect.coap.method"] == "environment"
     assert s.sources["name"] == f"file {props}"
     assert len(s.statements) == 2
@@ -173,7 +176,11 @@ def test_payload_keys() -> None:
     )
     assert (s.value_converter, s.key_converter) == ("avro", "string")
     assert s.registry_url == "http://user:pa55@127.0.0.1:8081"
-    assert (s.tombstone, s.max_payload, s.decimal_format) == ("delete", 2048, "string")
+    assert (RequestOptions.from_values(s.values).tombstone, s.max_payload, s.decimal_format) == (
+        "delete",
+        2048,
+        "string",
+    )
     assert (s.value_envelope, s.key_envelope) == (True, None)
     shown = dict((k, v) for k, v, _ in s.describe())
     assert shown["schema.registry.url"] == "http://user:[hidden]@127.0.0.1:8081"
@@ -228,9 +235,11 @@ def test_unknown_cipher_suite_lists_the_known_ones() -> None:
 
 def test_transmission_parameters_default_to_rfc_7252_and_the_timeout_to_max_transmit_wait() -> None:
     s = load()
-    assert (s.request_timeout_s, s.ack_timeout_s, s.max_retransmit) == (None, 2.0, 4)
+    o = RequestOptions.from_values(s.values)
+    assert (o.timeout_s, o.ack_timeout_s, o.max_retransmit) == (None, 2.0, 4)
     s = load(**{"connect.coap.request.timeout": "1500", "connect.coap.ack.timeout": "250"})
-    assert (s.request_timeout_s, s.ack_timeout_s) == (1.5, 0.25)
+    o = RequestOptions.from_values(s.values)
+    assert (o.timeout_s, o.ack_timeout_s) == (1.5, 0.25)
 
 
 def test_statement_properties_share_the_transmission_rules() -> None:
