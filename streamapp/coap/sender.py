@@ -141,7 +141,7 @@ class Server:
             if value is not None
         }
         self.pool: EndpointPool | None = None
-        self.last_used = 0.0  # loop time of the last request sent
+        self.last_used = 0.0  # loop time it was last addressed (CoapSender._server)
 
     @property
     def idle(self) -> bool:
@@ -224,22 +224,27 @@ class CoapSender(mode.Service):
         idle_since = asyncio.get_running_loop().time() - self._lifetime_s
         for uri, server in list(self._servers.items()):
             if server.last_used <= idle_since and server.idle:
-                await self._close_server(uri, why="idle for EXCHANGE_LIFETIME")
+                pool = self._forget_server(uri, why="idle for EXCHANGE_LIFETIME")
+                if pool is not None:
+                    await pool.close()
 
-    async def _close_server(self, uri: str, why: str) -> None:
+    def _forget_server(self, uri: str, why: str) -> EndpointPool | None:
+        """Take ``uri`` out of the open servers at once (a request addressing it later gets a fresh one) and
+        hand back its endpoints for the caller to close."""
         server = self._servers.pop(uri)
         pool, server.pool = server.pool, None
-        if pool is not None:
-            await pool.close()
         log.info("coap.server_closed", server=uri, why=why, open_servers=len(self._servers))
+        return pool
 
     def _make_room_for_a_server(self) -> None:
         """At :data:`MAX_OPEN_SERVERS`, close the least recently used servers with nothing in flight."""
         idle = sorted((s.last_used, uri) for uri, s in self._servers.items() if s.idle)
         for _, uri in idle[: len(self._servers) - MAX_OPEN_SERVERS + 1]:
-            task = asyncio.ensure_future(self._close_server(uri, why=f"{MAX_OPEN_SERVERS} servers are open"))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            pool = self._forget_server(uri, why=f"{MAX_OPEN_SERVERS} servers are open")
+            if pool is not None:
+                task = asyncio.ensure_future(pool.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
 
     async def on_stop(self) -> None:
         self._accepting = False
@@ -279,6 +284,7 @@ class CoapSender(mode.Service):
             if len(self._servers) >= MAX_OPEN_SERVERS:
                 self._make_room_for_a_server()
             server = self._servers[uri] = Server(uri)
+        server.last_used = asyncio.get_running_loop().time()  # addressed now: a request follows at once
         return server
 
     def resource_uri(
@@ -305,7 +311,6 @@ class CoapSender(mode.Service):
         if not self._accepting:
             raise RuntimeError("CoapSender.send() before the service started")
         target = self._server(server, where, "/".join(segments))
-        target.last_used = asyncio.get_running_loop().time()
         pool = self._pool_of(target)
         options = options or self.default_options
         # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.

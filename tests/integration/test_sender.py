@@ -244,3 +244,29 @@ async def test_beyond_the_open_server_limit_the_least_recently_used_idle_server_
         assert len(recorder.requests) == 3
     finally:
         await sender.stop()
+
+
+async def test_servers_opened_in_one_burst_at_the_limit_each_close_a_different_idle_one(
+    recorder: RecordingCoapServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two new servers addressed before any close has run (back to back, no await between) must not pick
+    the same idle server twice."""
+    monkeypatch.setattr(sender_module, "MAX_OPEN_SERVERS", 2)
+    sender = await started(recorder.uri, timeout_s=5.0)
+    try:
+        for n in (1, 2):
+            await sender.send(("a",), str(n).encode(), WHERE, server=f"{recorder.uri}/gw{n}")
+        for n in (3, 4):
+            sender._server(f"{recorder.uri}/gw{n}", WHERE, "a")
+        closes = list(sender._closing)  # the closes run as their own tasks; none of them may fail
+        async with asyncio.timeout(5):
+            results = await asyncio.gather(*closes, return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert sender._servers.keys() == {f"{recorder.uri}/gw3", f"{recorder.uri}/gw4"}
+        for n in (3, 4):
+            assert (
+                await sender.send(("a",), str(n).encode(), WHERE, server=f"{recorder.uri}/gw{n}")
+            ).is_successful()
+        assert len(recorder.requests) == 4
+    finally:
+        await sender.stop()
