@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import faust
 
 import agents
+from streamapp.coap.discovery import DISCOVERED_FROM
 from streamapp.coap.endpoints import exchange_lifetime
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
@@ -187,7 +188,7 @@ def create_app(settings: Settings) -> faust.App:
         the discovered server, the Kafka client."""
         for notice in settings.notices:
             log.warning("config.notice", key=notice.key, note=notice.text, use_instead=notice.deprecated_for)
-        if settings.sources["connect.coap.uri"].startswith("discovered"):
+        if settings.sources["connect.coap.uri"].startswith(DISCOVERED_FROM):
             log.info("coap.server_discovered", server=settings.uri, how=settings.sources["connect.coap.uri"])
         log.info(
             "kafka.client",

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: Longer than the default Leisure (RFC 7252 §8.2: 5 s) a server may wait before it answers a multicast.
 DISCOVERY_WAIT_S = 7.0
 WELL_KNOWN_CORE = (".well-known", "core")
+#: The source ``check``, the stats and the start-up line give a discovered ``connect.coap.uri``.
+DISCOVERED_FROM = "discovered from"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def find_server(settings: Settings) -> Settings:
     if discovery_group(settings.uri) is None:
         return settings
     found = asyncio.run(discover(settings.uri))
-    return settings.with_server(found, f"discovered from {settings.uri}")
+    return settings.with_server(found, f"{DISCOVERED_FROM} {settings.uri}")
 
 
 async def discover(uri: str, *, wait_s: float = DISCOVERY_WAIT_S) -> str:
