@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from streamapp_harness.peers import LibcoapServer, TansuBroker
-from streamapp_harness.worker import WorkerProcess, worker_stats
+from streamapp_harness.worker import WorkerProcess
 
 TOPIC = "demo-people"
 #: The sample record of stream-reactor's CoAP sink documentation.
@@ -73,8 +73,8 @@ def run_demo(records: int, exit_when_done: bool, timeout_s: float) -> int:
             f"demo: stats page http://127.0.0.1:{web_port}/coap/  JSON http://127.0.0.1:{web_port}/coap/stats.json"
         )
         try:
-            ok = _wait_for_delivery(worker, web_port, len(people), timeout_s)
-            _show(coap, web_port)
+            ok = _wait_for_delivery(worker, len(people), timeout_s)
+            _show(coap, worker)
             if not ok:
                 print(
                     f"demo: FAILED: not every record was delivered within {timeout_s:g} s; "
@@ -102,7 +102,7 @@ async def _produce(broker: TansuBroker, people: list[dict[str, Any]]) -> None:
     await broker.produce(TOPIC, [json.dumps(p).encode() for p in people])
 
 
-def _wait_for_delivery(worker: WorkerProcess, web_port: int, expected: int, timeout_s: float) -> bool:
+def _wait_for_delivery(worker: WorkerProcess, expected: int, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     last: list[int] = []
     while time.monotonic() < deadline:
@@ -119,12 +119,12 @@ def _wait_for_delivery(worker: WorkerProcess, web_port: int, expected: int, time
     return False
 
 
-def _show(coap: LibcoapServer, web_port: int) -> None:
+def _show(coap: LibcoapServer, worker: WorkerProcess) -> None:
     for path in ("people", "people/names"):
         held = coap.get(path)
         shown = held.decode("utf-8", "replace") if held is not None else "(nothing)"
         print(f"demo: CoAP server holds {coap.uri}/{path} = {shown}")
-    stats = worker_stats(web_port)
+    stats = worker.stats()
     if stats is not None:
         for s in stats["statements"]:
             print(

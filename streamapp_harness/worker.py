@@ -26,16 +26,6 @@ FAUST = Path(sys.executable).with_name("faust")
 JOIN_TIMEOUT_S = 60.0
 
 
-def worker_stats(web_port: int) -> dict[str, Any] | None:
-    """A worker's ``/coap/stats.json`` on ``web_port``, or None while its web server is not up."""
-    url = f"http://127.0.0.1:{web_port}/coap/stats.json"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return json.load(response)
-    except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
-        return None
-
-
 class WorkerProcess:
     def __init__(
         self,
@@ -96,7 +86,12 @@ class WorkerProcess:
 
     def stats(self) -> dict[str, Any] | None:
         """The worker's ``/coap/stats.json``, or None while its web server is not up."""
-        return worker_stats(self.web_port)
+        url = f"http://127.0.0.1:{self.web_port}/coap/stats.json"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            return None
 
     def probe(self, path: str) -> tuple[int, dict[str, Any]] | None:
         """(status, JSON body) of ``GET path`` (``/healthz``, ``/readyz``), or None while the web server
