@@ -722,7 +722,8 @@ class CoapsCredentials:
 
 
 def _udp_ports_of(pid: int) -> set[int]:
-    """UDP (IPv4) ports bound by sockets that process ``pid`` holds open, read from /proc (Linux)."""
+    """UDP ports (IPv4 and IPv6 sockets) bound by sockets that process ``pid`` holds open, read from /proc
+    (Linux)."""
     inodes: set[str] = set()
     with contextlib.suppress(FileNotFoundError, PermissionError):
         for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -730,12 +731,12 @@ def _udp_ports_of(pid: int) -> set[int]:
                 target = os.readlink(fd)
                 if target.startswith("socket:["):
                     inodes.add(target[len("socket:[") : -1])
-    try:
-        table = Path(f"/proc/{pid}/net/udp").read_text()
-    except OSError:
-        return set()
+    lines: list[str] = []
+    for table in ("udp", "udp6"):
+        with contextlib.suppress(OSError):
+            lines += Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
     ports: set[int] = set()
-    for line in table.splitlines()[1:]:
+    for line in lines:
         fields = line.split()  # sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
         if len(fields) > 9 and fields[9] in inodes:
             ports.add(int(fields[1].rsplit(":", 1)[1], 16))
@@ -840,8 +841,13 @@ class LibcoapServer(_Process):
         extra_args: Sequence[str] = (),
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 10.0,
+        every_address: bool = False,
     ) -> None:
+        """``every_address``: listen on every address instead of 127.0.0.1 only, so that a multicast group
+        joined with ``extra_args=["-g", group]`` reaches it, and ``localhost`` in either family does (only
+        inside a network namespace of the test's own: tests/netns/)."""
         binary = binary or f"coap-server-{flavour}"
+        self._bind = [] if every_address else ["-A", LOCALHOST]
         super().__init__(binary, log_path)
         self._binary = binary
         self._client_binary = client_binary or f"coap-client-{flavour}"
@@ -964,7 +970,7 @@ class LibcoapServer(_Process):
     def _launch(self, option_args: Sequence[str | bytes]) -> None:
         attempts = 1 if self._fixed_port else 3
         for attempt in range(1, attempts + 1):
-            argv = [self._binary, "-A", LOCALHOST, "-p", str(self._port), "-d", str(self._max_dynamic)]
+            argv = [self._binary, *self._bind, "-p", str(self._port), "-d", str(self._max_dynamic)]
             self._spawn([*argv, *option_args, *self._extra_args])
             try:
                 wait_until(

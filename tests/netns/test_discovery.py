@@ -11,20 +11,20 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.discovery import DiscoveryFailed, discover
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.peers import LibcoapServer, TansuBroker
 from streamapp_harness.worker import WorkerProcess
-from tests.netns.conftest import NAMESPACE_IPV4, MulticastServer
+from tests.netns.conftest import NAMESPACE_IPV4
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "stream-reactor"
 QUICKSTART = CORPUS / "quickstart-2017-with-log-keys.properties"
 
 
-async def test_discover_ip4_finds_the_server_that_answers(ip4_server: MulticastServer) -> None:
+async def test_discover_ip4_finds_the_server_that_answers(ip4_server: LibcoapServer) -> None:
     found = await discover(f"coap://discoverIP4:{ip4_server.port}/base")
     assert found == f"coap://{NAMESPACE_IPV4}:{ip4_server.port}/base"
 
 
-async def test_discover_ip6_finds_the_server_and_its_address_is_usable(ip6_server: MulticastServer) -> None:
+async def test_discover_ip6_finds_the_server_and_its_address_is_usable(ip6_server: LibcoapServer) -> None:
     found = await discover(f"coap://discoverIP6:{ip6_server.port}")
     assert found.startswith("coap://[fe80::") and f"]:{ip6_server.port}" in found, found
     context = await aiocoap.Context.create_client_context()
@@ -34,7 +34,7 @@ async def test_discover_ip6_finds_the_server_and_its_address_is_usable(ip6_serve
     finally:
         await context.shutdown()
     assert response.code == Code.CREATED
-    assert ip6_server.get("/found-by-ip6") == b'{"ok":1}\n'
+    assert ip6_server.get("/found-by-ip6") == b'{"ok":1}'
 
 
 async def test_no_answer_is_a_located_error_after_the_wait() -> None:
@@ -49,7 +49,7 @@ async def test_no_answer_is_a_located_error_after_the_wait() -> None:
 
 @pytest.mark.slow
 async def test_a_worker_with_discover_ip4_delivers_to_the_server_found(
-    broker: TansuBroker, ip4_server: MulticastServer, start_worker, unique: str
+    broker: TansuBroker, ip4_server: LibcoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)
@@ -95,8 +95,8 @@ async def test_the_documented_quickstart_file_runs_as_it_is(
     `tasks = 1`, connector.class, `max.retires`, `sink.bind.*`, `certs = []`) names coap://localhost:5683
     and coap_topic; in this namespace both are ours. Only the broker comes from the environment, as a
     Connect worker's would."""
-    server = MulticastServer(None, port=5683)
-    try:
+    # localhost may resolve to ::1 or 127.0.0.1: the server listens on every address of the namespace.
+    with LibcoapServer(5683, every_address=True) as server:
         await broker.create_topic("coap_topic", partitions=1)
         worker = WorkerProcess(
             {"bootstrap.servers": broker.bootstrap}, tmp_path, "quickstart", config_file=QUICKSTART
@@ -116,5 +116,3 @@ async def test_the_documented_quickstart_file_runs_as_it_is(
         assert log.count("config.notice") == 5, log
         assert "write connect.coap.max.retries" in log
         assert worker.stop() == 0
-    finally:
-        server.stop()
