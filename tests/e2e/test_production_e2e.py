@@ -104,50 +104,59 @@ async def test_reset_latest_skips_the_backlog_of_a_new_group(
 async def test_probes_through_a_retry_hold_and_the_throw_stop_after_it(
     broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
-    topic = f"{unique}-t"
+    """RETRY holding a record: 503 naming it, still alive. Once RETRY is exhausted the policy stops the
+    engine; while the engine drains (a request to a slow second server is in flight, so the drain lasts the
+    stop grace) /readyz answers 503 with the stop, and the worker then exits 1."""
+    topic, slow_topic = f"{unique}-t", f"{unique}-slow"
     await broker.create_topic(topic, partitions=1)
+    await broker.create_topic(slow_topic, partitions=1)
     recorder.set_response(
         "r", Code.INTERNAL_SERVER_ERROR, when=lambda payload: json.loads(payload)["n"] == 13
     )
-    worker = start_worker(
-        {
-            **sink(recorder, topic),
-            "name": unique,
-            "connect.coap.error.policy": "RETRY",
-            "connect.coap.max.retries": "2",
-            "connect.coap.retry.interval": "1500",
-        }
-    )
-    worker.wait_until(lambda: probe(worker, LIVENESS_PATH) == (200, {"status": "alive"}), what="liveness")
-    worker.wait_until(lambda: probe(worker, READINESS_PATH) == (200, {"status": "ready"}), what="readiness")
-    await broker.produce(topic, values(range(10, 14)))
-    worker.wait_until(
-        lambda: (
-            (answer := probe(worker, READINESS_PATH)) is not None
-            and answer[0] == 503
-            and any("RETRY holds" in r and f"{topic}/0@3" in r for r in answer[1]["reasons"])
-        ),
-        timeout=30,
-        what="/readyz 503 naming the held record",
-    )
-    assert probe(worker, LIVENESS_PATH) == (200, {"status": "alive"})  # held, not dead
-    # After two resends RETRY behaves as THROW: the policy stops the engine and then the worker.
-    stopped = []
-
-    def stopped_or_gone() -> bool:
-        answer = probe(worker, READINESS_PATH)
-        if answer is not None and any(
-            r.startswith("stopped by the error policy") for r in answer[1]["reasons"]
-        ):
-            stopped.append(answer)
-        return worker.returncode is not None
-
-    deadline = time.monotonic() + 60
-    while not stopped_or_gone():
-        assert time.monotonic() < deadline, "the worker did not stop after RETRY was exhausted"
-        time.sleep(0.01)
-    assert worker.returncode == 1
-    assert stopped and stopped[0][0] == 503, "no /readyz answer showed the stop before the exit"
+    with RecordingCoapServer() as slow:
+        slow.set_delay(60)  # never answered within the test: the drain waits the whole stop grace
+        worker = start_worker(
+            {
+                **sink(recorder, topic),
+                "connect.coap.kcql": (
+                    f"INSERT INTO r SELECT n FROM {topic}; "
+                    f"INSERT INTO s SELECT n FROM {slow_topic} PROPERTIES(uri='{slow.uri}')"
+                ),
+                "name": unique,
+                "connect.coap.error.policy": "RETRY",
+                "connect.coap.max.retries": "2",
+                "connect.coap.retry.interval": "1500",
+                "task.shutdown.graceful.timeout.ms": "4000",
+            }
+        )
+        worker.wait_until(lambda: probe(worker, LIVENESS_PATH) == (200, {"status": "alive"}), what="liveness")
+        worker.wait_until(
+            lambda: probe(worker, READINESS_PATH) == (200, {"status": "ready"}), what="readiness"
+        )
+        await broker.produce(topic, values(range(10, 14)))
+        worker.wait_until(
+            lambda: (
+                (answer := probe(worker, READINESS_PATH)) is not None
+                and answer[0] == 503
+                and any("RETRY holds" in r and f"{topic}/0@3" in r for r in answer[1]["reasons"])
+            ),
+            timeout=30,
+            what="/readyz 503 naming the held record",
+        )
+        assert probe(worker, LIVENESS_PATH) == (200, {"status": "alive"})  # held, not dead
+        await broker.produce(slow_topic, values(range(1)))
+        worker.wait_until(lambda: slow.in_flight == 1, what="the request to the slow server in flight")
+        # After two resends RETRY behaves as THROW: the policy stops the engine and then the worker.
+        worker.wait_until(
+            lambda: (
+                (answer := probe(worker, READINESS_PATH)) is not None
+                and answer[0] == 503
+                and any(r.startswith("stopped by the error policy") for r in answer[1]["reasons"])
+            ),
+            timeout=30,
+            what="/readyz 503 naming the stop while the engine drains",
+        )
+        assert worker.wait_exit(30) == 1
     assert seen(recorder)[:3] == [10, 11, 12]
 
 
