@@ -23,7 +23,8 @@ from faust.types import EventT
 
 from streamapp.dispatch import Dispatcher
 from streamapp.offsets import Acks
-from streamapp.pipeline import RawRecord, TopicPipeline
+from streamapp.pipeline import TopicPipeline
+from streamapp.records import RawRecord
 from streamapp.stats import Stats
 
 

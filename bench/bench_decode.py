@@ -35,7 +35,7 @@ import fastavro
 
 from bench.harness import RESULTS, Comparison, finish, replay, time_passes
 from streamapp.codecs import build_codecs
-from streamapp.errors import RecordCoordinates
+from streamapp.records import RecordCoordinates
 
 BENCHMARK = "decode"
 POOL = 1000

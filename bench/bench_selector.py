@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import RESULTS, Comparison, finish, replay, time_passes
-from streamapp.codecs import Record
 from streamapp.kcql import parse_kcql
+from streamapp.records import Record
 from streamapp.selector import compile_selector
 
 BENCHMARK = "selector"

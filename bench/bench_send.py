@@ -27,7 +27,7 @@ from aiocoap.numbers.codes import Code
 
 from bench.harness import RESULTS, Comparison, finish, time_passes
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.errors import RecordCoordinates
+from streamapp.records import RecordCoordinates
 from streamapp_harness.peers import LibcoapServer
 
 BENCHMARK = "send"

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from streamapp.coap.discovery import GROUPS
-from streamapp.codecs import Record
 from streamapp.errors import SelectError
 from streamapp.kcql import Statement
 from streamapp.kcql.model import Field
+from streamapp.records import Record
 from streamapp.selector import field_getter, placeholder_text
 
 ServerRenderer = Callable[[Record], str | None]

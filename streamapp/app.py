@@ -108,12 +108,7 @@ def create_app(settings: Settings) -> faust.App:
         )
         for topic in settings.source_topics
     }
-    policy = ErrorPolicy(
-        name=settings.error_policy,
-        max_retries=settings.max_retries,
-        retry_interval_s=settings.retry_interval_s,
-        dead_letter_topic=settings.dead_letter_topic,
-    )
+    policy = ErrorPolicy.from_settings(settings)
     dead_letters = None
     if settings.dead_letter_topic is not None:
 

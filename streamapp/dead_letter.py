@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamapp.errors import DecodeError, DeliveryError, SelectError
-from streamapp.pipeline import RawRecord
+from streamapp.records import RawRecord
 
 #: Kafka Connect's DeadLetterQueueReporter header names.
 CONNECT_PREFIX = "__connect.errors."

@@ -33,12 +33,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.errors import RecordCoordinates, StreamappError, WorkerStopped
+from streamapp.errors import StreamappError, WorkerStopped
 from streamapp.handler import Failures
 from streamapp.logs import get_logger
 from streamapp.offsets import Acks, PartitionLog, Tracked
-from streamapp.pipeline import MAX_PAYLOAD, RawRecord, Request, Route, TopicPipeline
+from streamapp.pipeline import MAX_PAYLOAD, Request, Route, TopicPipeline
 from streamapp.policy import Decision
+from streamapp.records import RawRecord, RecordCoordinates
 from streamapp.stats import Stats
 
 log = get_logger("streamapp.dispatch")

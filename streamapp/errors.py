@@ -6,7 +6,7 @@ key, the KCQL statement and column, or the record's topic/partition/offset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from streamapp.records import RecordCoordinates
 
 
 class StreamappError(Exception):
@@ -38,18 +38,6 @@ class KcqlError(StreamappError):
         self.line = line
         self.column = column
         self.text = text
-
-
-@dataclass(frozen=True)
-class RecordCoordinates:
-    """Where a record lives in Kafka; printed in every record-level error."""
-
-    topic: str
-    partition: int
-    offset: int
-
-    def __str__(self) -> str:
-        return f"{self.topic}/{self.partition}@{self.offset}"
 
 
 class RecordError(StreamappError):

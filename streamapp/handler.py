@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from streamapp.dead_letter import DeadLetters
 from streamapp.errors import WorkerStopped
 from streamapp.logs import get_logger
-from streamapp.pipeline import RawRecord
 from streamapp.policy import Decision, ErrorPolicy, reason, record_fields, stopping
+from streamapp.records import RawRecord
 from streamapp.stats import Stats
 
 log = get_logger("streamapp.policy")

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from streamapp.pipeline import RawRecord
+from streamapp.records import RawRecord
 
 
 class Tracked:

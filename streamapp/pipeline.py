@@ -20,11 +20,13 @@ from typing import Any
 
 from streamapp.addressing import QueryRenderer, ServerRenderer, compile_query, compile_server
 from streamapp.coap.sender import RequestOptions
-from streamapp.codecs import Codecs, Record
+from streamapp.codecs import Codecs
 from streamapp.codecs.output import DecimalFormat, encode_json
-from streamapp.errors import ConfigError, DecodeError, RecordCoordinates, SelectError
+from streamapp.errors import ConfigError, DecodeError, SelectError
 from streamapp.kcql import Statement
+from streamapp.records import RawRecord, Record, RecordCoordinates
 from streamapp.selector import ResourceRenderer, Selector, compile_resource, compile_selector
+from streamapp.settings import default_of
 from streamapp.stats import Stats
 
 
@@ -62,25 +64,8 @@ class Route:
         return Request(self.resource(record), payload, delete, self.server(record), self.query(record))
 
 
-@dataclass(frozen=True)
-class RawRecord:
-    """What the agent hands over: the Kafka message, undecoded."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes], ...]
-    timestamp: float | None
-
-    @property
-    def where(self) -> RecordCoordinates:
-        return RecordCoordinates(self.topic, self.partition, self.offset)
-
-
 #: Default of ``connect.coap.max.payload``: the largest JSON body sent in one request.
-MAX_PAYLOAD = 1024 * 1024
+MAX_PAYLOAD: int = default_of("connect.coap.max.payload")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from streamapp.errors import (
     DecodeError,
     DeliveryError,
-    RecordCoordinates,
     RecordError,
     SelectError,
     StreamappError,
     WorkerStopped,
 )
 from streamapp.logs import get_logger
+from streamapp.records import RecordCoordinates
+from streamapp.settings import Settings, default_of, default_seconds
 
 log = get_logger("streamapp.policy")
 
@@ -39,10 +40,21 @@ class Decision(enum.Enum):
 
 @dataclass(frozen=True)
 class ErrorPolicy:
-    name: str = "THROW"
-    max_retries: int = 20
-    retry_interval_s: float = 60.0
-    dead_letter_topic: str | None = None
+    """The error policy's keys (defaults from ``KEYS``), and what they decide for a failed record."""
+
+    name: str = default_of("connect.coap.error.policy")
+    max_retries: int = default_of("connect.coap.max.retries")
+    retry_interval_s: float = default_seconds("connect.coap.retry.interval")
+    dead_letter_topic: str | None = default_of("errors.deadletterqueue.topic.name")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ErrorPolicy:
+        return cls(
+            name=settings.error_policy,
+            max_retries=settings.max_retries,
+            retry_interval_s=settings.retry_interval_s,
+            dead_letter_topic=settings.dead_letter_topic,
+        )
 
     def decide(self, error: BaseException, attempts: int) -> Decision:
         """What to do with a record that failed with ``error`` after ``attempts`` retries already."""

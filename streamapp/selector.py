@@ -20,10 +20,10 @@ import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamapp.codecs import Record
 from streamapp.errors import SelectError
 from streamapp.kcql import Field, Statement
 from streamapp.kcql.model import Source
+from streamapp.records import Record
 
 Selector = Callable[[Record], Any]
 ResourceRenderer = Callable[[Record], tuple[str, ...]]

@@ -220,6 +220,8 @@ class Key:
     env_aliases: tuple[str, ...] = ()
     #: Older stream-reactor spellings: accepted with the same meaning, one warning at start.
     deprecated: tuple[str, ...] = ()
+    #: The unit of an integer value: ``"ms"`` for durations (read in seconds through :func:`in_seconds`).
+    unit: str | None = None
 
     @property
     def required(self) -> bool:
@@ -334,6 +336,7 @@ KEYS: tuple[Key, ...] = (
         8000,
         "Milliseconds a DTLS handshake may take (a wrong PSK shows as silence until then).",
         validate=_positive,
+        unit="ms",
     ),
     Key(
         "connect.coap.error.policy",
@@ -376,6 +379,7 @@ KEYS: tuple[Key, ...] = (
         60000,
         "Milliseconds between resends under RETRY.",
         validate=_not_negative,
+        unit="ms",
     ),
     Key(
         "connect.progress.enabled",
@@ -389,6 +393,7 @@ KEYS: tuple[Key, ...] = (
         60000,
         "Milliseconds between progress lines (with connect.progress.enabled).",
         validate=_positive,
+        unit="ms",
     ),
     # --- added ----------------------------------------------------------------------------------------------
     Key(
@@ -465,6 +470,7 @@ KEYS: tuple[Key, ...] = (
         "Milliseconds to wait for the response to one request, retransmissions included "
         "(default: RFC 7252 MAX_TRANSMIT_WAIT of the two keys below, 93000 with their defaults).",
         validate=_positive,
+        unit="ms",
     ),
     Key(
         "connect.coap.ack.timeout",
@@ -473,6 +479,7 @@ KEYS: tuple[Key, ...] = (
         "RFC 7252 ACK_TIMEOUT in ms: the first wait before a confirmable request is sent again "
         "(each later wait doubles, times a random factor up to 1.5).",
         validate=_positive,
+        unit="ms",
     ),
     Key(
         "connect.coap.max.retransmit",
@@ -503,6 +510,7 @@ KEYS: tuple[Key, ...] = (
         "Kafka Connect's stop grace: ms a stopping worker gives the requests in flight before it abandons "
         "them (their records are not committed and are read again).",
         validate=_non_negative,
+        unit="ms",
     ),
     Key(
         "connect.coap.tombstone",
@@ -561,6 +569,7 @@ KEYS: tuple[Key, ...] = (
         "partitions. 6000 is the least a Kafka broker accepts (group.min.session.timeout.ms).",
         validate=_positive,
         aliases=("consumer.override.session.timeout.ms",),
+        unit="ms",
     ),
     Key(
         "heartbeat.interval.ms",
@@ -569,6 +578,7 @@ KEYS: tuple[Key, ...] = (
         "Milliseconds between the consumer's group heartbeats (less than a third of session.timeout.ms).",
         validate=_positive,
         aliases=("consumer.override.heartbeat.interval.ms",),
+        unit="ms",
     ),
     Key(
         "security.protocol",
@@ -657,6 +667,28 @@ KEYS: tuple[Key, ...] = (
 )
 
 KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+MS_PER_S = 1000.0
+
+
+def default_of(name: str) -> Any:
+    """The default of a key, as ``KEYS`` defines it (code that needs a default reads it here)."""
+    return KEYS_BY_NAME[name].default
+
+
+def in_seconds(name: str, value: int | None) -> float | None:
+    """A duration key's value in seconds (its unit is the key's, in ``KEYS``); None stays None."""
+    if KEYS_BY_NAME[name].unit != "ms":
+        raise TypeError(f"{name} is not a duration in ms")
+    return None if value is None else value / MS_PER_S
+
+
+def default_seconds(name: str) -> float:
+    """A duration key's default in seconds."""
+    seconds = in_seconds(name, default_of(name))
+    assert seconds is not None, name
+    return seconds
+
+
 _ALIAS_TO_KEY: dict[str, Key] = {alias: k for k in KEYS for alias in (k.name, *k.aliases, *k.deprecated)}
 
 #: Keys of stream-reactor or Kafka Connect that have no effect on this sink, with the reason ``check`` and
@@ -733,7 +765,7 @@ class Settings:
 
     @property
     def stop_grace_s(self) -> float:
-        return self.values["task.shutdown.graceful.timeout.ms"] / 1000.0
+        return self.seconds("task.shutdown.graceful.timeout.ms")
 
     @property
     def error_policy(self) -> str:
@@ -758,7 +790,7 @@ class Settings:
 
     @property
     def retry_interval_s(self) -> float:
-        return self.values["connect.coap.retry.interval"] / 1000.0
+        return self.seconds("connect.coap.retry.interval")
 
     @property
     def dead_letter_topic(self) -> str | None:
@@ -774,7 +806,7 @@ class Settings:
 
     @property
     def progress_interval_s(self) -> float:
-        return self.values["connect.progress.interval"] / 1000.0
+        return self.seconds("connect.progress.interval")
 
     @property
     def registry_url(self) -> str | None:
@@ -823,11 +855,11 @@ class Settings:
 
     @property
     def session_timeout_s(self) -> float:
-        return self.values["session.timeout.ms"] / 1000.0
+        return self.seconds("session.timeout.ms")
 
     @property
     def heartbeat_interval_s(self) -> float:
-        return self.values["heartbeat.interval.ms"] / 1000.0
+        return self.seconds("heartbeat.interval.ms")
 
     @property
     def security_protocol(self) -> str:
@@ -867,6 +899,12 @@ class Settings:
             password=self.values[f"{prefix}.password"],
             kind=self.values[f"{prefix}.type"],
         )
+
+    def seconds(self, name: str) -> float:
+        """A duration key that has a value (every one but ``connect.coap.request.timeout``) in seconds."""
+        seconds = in_seconds(name, self.values[name])
+        assert seconds is not None, name
+        return seconds
 
     def with_server(self, uri: str, source: str) -> Settings:
         """These settings with ``connect.coap.uri`` found at start (docs/configuration.md, discoverIP4)."""

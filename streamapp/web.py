@@ -41,7 +41,7 @@ def consumer_lag(app: faust.App, stats: Stats) -> dict[tuple[str, int], int | No
 
 
 def worker_info(
-    app: faust.App, settings: Settings, stats: Stats, security: str, kafka_security: str = "PLAINTEXT"
+    app: faust.App, settings: Settings, stats: Stats, security: str, kafka_security: str
 ) -> dict[str, Any]:
     return {
         "name": settings.app_name,
@@ -66,7 +66,7 @@ def worker_info(
 
 
 def snapshot(
-    app: faust.App, settings: Settings, stats: Stats, security: str, kafka_security: str = "PLAINTEXT"
+    app: faust.App, settings: Settings, stats: Stats, security: str, kafka_security: str
 ) -> dict[str, Any]:
     return {"worker": worker_info(app, settings, stats, security, kafka_security), **stats.snapshot()}
 
@@ -79,8 +79,8 @@ def register_views(
     app: faust.App,
     settings: Settings,
     stats: Stats,
-    security: str = "none",
-    kafka_security: str = "PLAINTEXT",
+    security: str,
+    kafka_security: str,
 ) -> None:
     registry = metrics_registry(stats, lambda: consumer_lag(app, stats))
     page = _page()

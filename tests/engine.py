@@ -17,8 +17,9 @@ from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.kcql import parse_kcql
 from streamapp.offsets import Acks
-from streamapp.pipeline import MAX_PAYLOAD, RawRecord, Route, TopicPipeline
+from streamapp.pipeline import MAX_PAYLOAD, Route, TopicPipeline
 from streamapp.policy import ErrorPolicy
+from streamapp.records import RawRecord
 from streamapp.stats import Stats
 
 

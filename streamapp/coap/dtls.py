@@ -45,6 +45,7 @@ from mbedtls.exceptions import TLSError
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 from streamapp.logs import get_logger
+from streamapp.settings import default_seconds
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials
@@ -68,7 +69,7 @@ class DtlsOptions:
 
     credentials: DtlsCredentials
     suites: tuple[str, ...] = ()  # IANA names; empty: every suite of the credentials' mode
-    handshake_timeout_s: float = 8.0
+    handshake_timeout_s: float = default_seconds("connect.coap.handshake.timeout")
     local_bind: tuple[str, int] | None = None
 
     @property

@@ -64,7 +64,7 @@ def dtls_options(settings: Settings) -> DtlsOptions | None:
     return DtlsOptions(
         credentials,
         suites=suites,
-        handshake_timeout_s=values["connect.coap.handshake.timeout"] / 1000.0,
+        handshake_timeout_s=settings.seconds("connect.coap.handshake.timeout"),
         local_bind=local_bind,
     )
 

@@ -22,10 +22,11 @@ from aiocoap.numbers.constants import TransportTuning
 from streamapp.coap import address_cache
 from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
 from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, Endpoint, EndpointPool
-from streamapp.errors import DeliveryError, RecordCoordinates
+from streamapp.errors import DeliveryError
 from streamapp.kcql.model import STATEMENT_PROPERTIES
 from streamapp.logs import get_logger
-from streamapp.settings import KEYS_BY_NAME
+from streamapp.records import RecordCoordinates
+from streamapp.settings import KEYS_BY_NAME, in_seconds
 
 log = get_logger("streamapp.coap")
 
@@ -49,8 +50,9 @@ class Transmission(TransportTuning):
         self.MAX_RETRANSMIT = max_retransmit
 
 
-def _seconds(milliseconds: int | None) -> float | None:
-    return None if milliseconds is None else milliseconds / 1000.0
+def _duration(key: str) -> tuple[str, Callable[[Any], Any]]:
+    """A field from a duration key, in seconds."""
+    return key, lambda milliseconds: in_seconds(key, milliseconds)
 
 
 #: Each RequestOptions field from the one configuration key it comes from (KEYS in streamapp/settings.py
@@ -59,8 +61,8 @@ _FROM_KEY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "method": ("connect.coap.method", str),
     "confirmable": ("connect.coap.message.type", lambda v: v == "CON"),
     "content_format": ("connect.coap.content.format", int),
-    "timeout_s": ("connect.coap.request.timeout", _seconds),
-    "ack_timeout_s": ("connect.coap.ack.timeout", _seconds),
+    "timeout_s": _duration("connect.coap.request.timeout"),
+    "ack_timeout_s": _duration("connect.coap.ack.timeout"),
     "max_retransmit": ("connect.coap.max.retransmit", int),
     "tombstone": ("connect.coap.tombstone", str),
     "max_inflight": ("connect.coap.max.inflight", int),
@@ -166,7 +168,7 @@ class CoapSender(mode.Service):
         options: RequestOptions | None = None,
         dtls: DtlsOptions | None = None,
         *,
-        window: int = 1,
+        window: int = _DEFAULT["max_inflight"],
         lifetime_s: float = DEFAULT_EXCHANGE_LIFETIME_S,
         max_endpoints: int | None = None,
         **kwargs: object,

@@ -21,7 +21,8 @@ from streamapp.codecs.connect_json import decode_envelope_bytes, is_envelope
 from streamapp.codecs.json_text import decode_json
 from streamapp.codecs.keys import decode_key_json_or_text, decode_key_text
 from streamapp.codecs.string_text import decode_string
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 Decoder = Callable[[bytes, RecordCoordinates], Any]
 
@@ -115,21 +116,4 @@ def _auto(rest: Decoder, avro: AvroDecoder | None, what: str) -> Decoder:
     return decode
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A decoded Kafka record, as the selector sees it."""
-
-    value: Any
-    key: Any
-    headers: tuple[tuple[str, bytes], ...]
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float | None
-
-    @property
-    def where(self) -> RecordCoordinates:
-        return RecordCoordinates(self.topic, self.partition, self.offset)
-
-
-__all__ = ["Codecs", "Decoder", "Record", "build_codecs"]
+__all__ = ["Codecs", "Decoder", "build_codecs"]

@@ -24,7 +24,8 @@ import httpx
 
 from streamapp.codecs.avro_references import inline_references
 from streamapp.codecs.avro_render import Render, UnsupportedSchema, compile_renderer, strip_logical_types
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 #: First byte of the Confluent Schema Registry wire format.
 CONFLUENT_MAGIC = 0

@@ -32,7 +32,8 @@ from typing import Any
 
 from streamapp.codecs.json_text import NotAJsonNumber, parse_json_text
 from streamapp.codecs.logical import b64, decimal_from_unscaled, iso_date, iso_time
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 __all__ = ["decode_envelope_bytes", "is_envelope", "render_payload"]
 

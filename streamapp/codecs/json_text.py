@@ -6,7 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 
 class NotAJsonNumber(ValueError):

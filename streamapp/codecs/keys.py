@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamapp.codecs.json_text import parse_json_text
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 
 def decode_key_text(data: bytes, where: RecordCoordinates) -> Any:

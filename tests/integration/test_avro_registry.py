@@ -14,7 +14,8 @@ import pytest
 from streamapp.codecs import build_codecs
 from streamapp.codecs.avro import AvroDecoder, RegistrySource, SchemaCache
 from streamapp.codecs.output import encode_json
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 from streamapp_harness.peers import free_port
 from tests.registry_server import SchemaRegistryServer
 

@@ -11,8 +11,8 @@ from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
-from streamapp.pipeline import RawRecord
 from streamapp.policy import ErrorPolicy
+from streamapp.records import RawRecord
 from tests.engine import engine
 from tests.recording_server import RecordingCoapServer
 

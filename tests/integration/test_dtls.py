@@ -16,7 +16,8 @@ import pytest
 
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.errors import ConfigError, DeliveryError, RecordCoordinates
+from streamapp.errors import ConfigError, DeliveryError
+from streamapp.records import RecordCoordinates
 from streamapp.settings import Settings
 from streamapp_harness.peers import CoapsCredentials, LibcoapServer
 from tests.certs import Pki

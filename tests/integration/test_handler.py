@@ -9,8 +9,8 @@ from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender
 from streamapp.dead_letter import DeadLetters
-from streamapp.pipeline import RawRecord
 from streamapp.policy import ErrorPolicy
+from streamapp.records import RawRecord
 from tests.engine import Engine, engine
 from tests.recording_server import RecordingCoapServer
 

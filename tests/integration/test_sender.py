@@ -16,7 +16,8 @@ from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
 from streamapp.coap import sender as sender_module
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.errors import DeliveryError, RecordCoordinates
+from streamapp.errors import DeliveryError
+from streamapp.records import RecordCoordinates
 from streamapp_harness.peers import LibcoapServer, free_port
 from tests.recording_server import RecordingCoapServer
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streamapp.addressing import compile_query, compile_server
-from streamapp.codecs import Record
 from streamapp.errors import ConfigError, SelectError
 from streamapp.pipeline import Route
+from streamapp.records import Record
 from streamapp.settings import Settings
 
 URI = "coap://127.0.0.1:5683"

@@ -17,7 +17,8 @@ from streamapp.codecs import build_codecs
 from streamapp.codecs.avro import AvroDecoder, RegistryUnavailable, SchemaCache, SchemaNotFound
 from streamapp.codecs.avro_render import UnsupportedSchema, compile_renderer
 from streamapp.codecs.logical import decimal_from_unscaled
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 WHERE = RecordCoordinates("readings", 2, 41)
 

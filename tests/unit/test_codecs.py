@@ -9,7 +9,8 @@ import pytest
 
 from streamapp.codecs import Decoder, build_codecs
 from streamapp.codecs.output import encode_json
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 WHERE = RecordCoordinates("readings", 1, 7)
 SAMPLE = {"firstName": "John", "lastName": "Smith", "age": 30, "salary": 4830}

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamapp.codecs.connect_json import decode_envelope_bytes, is_envelope, render_payload
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 WHERE = RecordCoordinates("t", 0, 7)
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "connect_json"

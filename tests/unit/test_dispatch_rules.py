@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamapp.coap.sender import RequestOptions
-from streamapp.errors import DeliveryError, RecordCoordinates
-from streamapp.pipeline import RawRecord
+from streamapp.errors import DeliveryError
 from streamapp.policy import ErrorPolicy
+from streamapp.records import RawRecord, RecordCoordinates
 from tests.engine import engine
 
 

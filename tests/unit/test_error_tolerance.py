@@ -9,8 +9,8 @@ from structlog.testing import capture_logs
 from streamapp.errors import ConfigError, DecodeError, DeliveryError, WorkerStopped
 from streamapp.handler import MESSAGE_TEXT_LIMIT, Failures
 from streamapp.kcql import parse_kcql
-from streamapp.pipeline import RawRecord
 from streamapp.policy import Decision, ErrorPolicy
+from streamapp.records import RawRecord
 from streamapp.settings import Settings
 from streamapp.stats import Stats
 

@@ -15,7 +15,8 @@ import pytest
 
 from streamapp.codecs import Codecs, build_codecs
 from streamapp.codecs.output import encode_json
-from streamapp.errors import DecodeError, RecordCoordinates
+from streamapp.errors import DecodeError
+from streamapp.records import RecordCoordinates
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 WHERE = RecordCoordinates("golden", 3, 99)

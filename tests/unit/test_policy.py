@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.errors import DecodeError, DeliveryError, RecordCoordinates, SelectError
+from streamapp.errors import DecodeError, DeliveryError, SelectError
 from streamapp.policy import Decision, ErrorPolicy
+from streamapp.records import RecordCoordinates
 
 WHERE = RecordCoordinates("t", 0, 1)
 SERVER_DOWN = DeliveryError(WHERE, "no response", resource="r", retriable=True)

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streamapp.codecs import Record
 from streamapp.errors import SelectError
 from streamapp.kcql import parse_kcql
+from streamapp.records import Record
 from streamapp.selector import compile_selector
 
 

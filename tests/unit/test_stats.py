@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamapp.errors import DeliveryError, RecordCoordinates
+from streamapp.errors import DeliveryError
 from streamapp.kcql import parse_kcql
 from streamapp.metrics import metrics_registry, render
+from streamapp.records import RecordCoordinates
 from streamapp.stats import HISTORY_S, SPARK_BAR_S, DeliveryRate, Stats
 
 

@@ -1,0 +1,57 @@
+"""The record types of the record path, in the order a record takes them (docs/architecture.md).
+
+``RawRecord`` is what the agent reads from Kafka (bytes); ``Record`` is the same record decoded, as the
+selector and the templates see it; ``RecordCoordinates`` is where either lives in Kafka, named by every
+record-level error and log line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordCoordinates:
+    """Where a record lives in Kafka; printed in every record-level error."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """What the agent hands over: the Kafka message, undecoded."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: float | None
+
+    @property
+    def where(self) -> RecordCoordinates:
+        return RecordCoordinates(self.topic, self.partition, self.offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A decoded Kafka record, as the selector sees it."""
+
+    value: Any
+    key: Any
+    headers: tuple[tuple[str, bytes], ...]
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float | None
+
+    @property
+    def where(self) -> RecordCoordinates:
+        return RecordCoordinates(self.topic, self.partition, self.offset)
