@@ -247,3 +247,40 @@ def test_statement_properties_share_the_transmission_rules() -> None:
     err = error_for({**BASE, "connect.coap.kcql": kcql})
     assert err.key == "connect.coap.kcql"
     assert "max.retransmit" in str(err) and "0..10" in str(err)
+
+
+def test_the_option_objects_defaults_are_those_of_keys() -> None:
+    """Each option object built from the configuration has, when given nothing, what an empty
+    configuration resolves to: a default restated by hand and changed in one place only fails here."""
+    from streamapp.coap.credentials import DtlsCredentials
+    from streamapp.coap.dtls import DtlsOptions
+    from streamapp.coap.security import dtls_options
+    from streamapp.pipeline import MAX_PAYLOAD
+    from streamapp.policy import ErrorPolicy
+
+    s = load()
+    assert ErrorPolicy() == ErrorPolicy.from_settings(s)
+    assert RequestOptions() == RequestOptions.from_values(s.values)
+    assert s.max_payload == MAX_PAYLOAD
+    psk = load(
+        **{
+            "connect.coap.uri": "coaps://127.0.0.1:5684",
+            "connect.coap.username": "id",
+            "connect.coap.password": "secret",
+        }
+    )
+    configured = dtls_options(psk)
+    assert configured is not None
+    blank = DtlsOptions(DtlsCredentials("psk", None, None, None, ""))
+    assert blank.handshake_timeout_s == configured.handshake_timeout_s
+    assert blank.suites == configured.suites and blank.local_bind == configured.local_bind
+
+
+def test_durations_are_read_in_seconds_through_their_unit() -> None:
+    from streamapp.settings import in_seconds
+
+    s = load(**{"connect.coap.retry.interval": "1500"})
+    assert s.retry_interval_s == 1.5 and s.seconds("connect.coap.handshake.timeout") == 8.0
+    assert in_seconds("connect.coap.request.timeout", None) is None
+    with pytest.raises(TypeError, match=r"connect\.coap\.max\.retries is not a duration"):
+        in_seconds("connect.coap.max.retries", 3)
