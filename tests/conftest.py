@@ -17,6 +17,7 @@ from streamapp_harness.worker import WorkerProcess
 from tests.certs import pki_fixture  # noqa: F401  (the session fixture `pki`: a test PKI)
 from tests.recording_server import RecordingCoapServer
 from tests.registry_server import SchemaRegistryServer
+from tests.scenario import Scenario
 
 # Property tests explore new examples on developers' machines; in CI they replay a fixed sequence so that a
 # run cannot fail on a random draw, and no example fails for being slow on a busy machine.
@@ -84,3 +85,9 @@ def start_worker(workers: list[WorkerProcess], tmp_path: Path, broker: TansuBrok
         return worker
 
     return start
+
+
+@pytest.fixture
+def run(broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str) -> Scenario:
+    """Produce, start a worker, wait for N requests (tests/scenario.py)."""
+    return Scenario(broker, recorder, start_worker, unique)

@@ -8,36 +8,31 @@ from collections import defaultdict
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp_harness.peers import TansuBroker
-from tests.recording_server import RecordingCoapServer
+from tests.scenario import Scenario, json_values
 
 pytestmark = pytest.mark.slow
 
 
-async def test_template_per_device_with_key_header_metadata_ignore_and_properties(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    topic = f"{unique}-telemetry"
-    await broker.create_topic(topic, partitions=3)
+async def test_template_per_device_with_key_header_metadata_ignore_and_properties(run: Scenario) -> None:
     n = 150
-    values = [
-        json.dumps({"deviceId": f"dev-{i % 50}", "seq": i, "reading": {"temp": i, "unit": "C"}}).encode()
-        for i in range(n)
-    ]
-    keys = [json.dumps({"id": f"dev-{i % 50}"}).encode() for i in range(n)]
-    parts = [i % 3 for i in range(n)]
-    headers = [[("source", b"gw-1")] for _ in range(n)]
-    produced = await broker.produce(topic, values, keys=keys, partitions=parts, headers=headers)
+    topic = await run.topic(suffix="telemetry", partitions=3)
+    produced = await run.broker.produce(
+        topic,
+        json_values(
+            {"deviceId": f"dev-{i % 50}", "seq": i, "reading": {"temp": i, "unit": "C"}} for i in range(n)
+        ),
+        keys=json_values({"id": f"dev-{i % 50}"} for i in range(n)),
+        partitions=[i % 3 for i in range(n)],
+        headers=[[("source", b"gw-1")] for _ in range(n)],
+    )
     offsets = {i: produced[i][1] for i in range(n)}
     kcql = (
         f"INSERT INTO devices/{{deviceId}}/state SELECT seq, reading.temp AS t, _key.id AS kid, "
         f"_header.source AS src, _.partition AS p, _.offset AS o FROM {topic}; "
         f"INSERT INTO audit SELECT * FROM {topic} IGNORE reading.unit PROPERTIES(method=POST, type=NON)"
     )
-    worker = start_worker({"name": unique, "connect.coap.uri": recorder.uri, "connect.coap.kcql": kcql})
-    worker.wait_until(lambda: len(recorder.requests) >= 2 * n, what=f"{2 * n} requests")
-
-    got = recorder.requests
+    worker = run.start(kcql)
+    got = run.wait_for(worker, 2 * n)
     assert len(got) == 2 * n
     per_device: dict[str, list[dict]] = defaultdict(list)
     audit = []
@@ -62,19 +57,11 @@ async def test_template_per_device_with_key_header_metadata_ignore_and_propertie
     assert worker.stop() == 0
 
 
-async def test_batch_of_10_sends_json_arrays_in_partition_order(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    topic = f"{unique}-batched"
-    await broker.create_topic(topic, partitions=2)
+async def test_batch_of_10_sends_json_arrays_in_partition_order(run: Scenario) -> None:
     n = 200
-    await broker.produce(
-        topic,
-        [json.dumps({"seq": i, "p": i % 2}).encode() for i in range(n)],
-        partitions=[i % 2 for i in range(n)],
-    )
-    kcql = f"INSERT INTO batched SELECT seq, p FROM {topic} BATCH = 10"
-    worker = start_worker({"name": unique, "connect.coap.uri": recorder.uri, "connect.coap.kcql": kcql})
+    topic = await run.topic(json_values({"seq": i, "p": i % 2} for i in range(n)), partitions=2)
+    worker = run.start(f"INSERT INTO batched SELECT seq, p FROM {topic} BATCH = 10")
+    recorder = run.recorder
     worker.wait_until(
         lambda: sum(len(json.loads(r.payload)) for r in recorder.requests) >= n, what=f"{n} batched records"
     )
@@ -95,19 +82,12 @@ async def test_batch_of_10_sends_json_arrays_in_partition_order(
     assert worker.stop() == 0
 
 
-async def test_a_failed_batch_stops_the_worker_and_is_resent_whole_after_restart(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    topic = f"{unique}-batchfail"
-    await broker.create_topic(topic, partitions=1)
-    await broker.produce(topic, [json.dumps({"seq": i}).encode() for i in range(30)])
+async def test_a_failed_batch_stops_the_worker_and_is_resent_whole_after_restart(run: Scenario) -> None:
+    topic = await run.topic(json_values({"seq": i} for i in range(30)))
+    recorder = run.recorder
     recorder.set_response("b", Code.INTERNAL_SERVER_ERROR, when=lambda p: {"seq": 12} in json.loads(p))
-    props = {
-        "name": unique,
-        "connect.coap.uri": recorder.uri,
-        "connect.coap.kcql": f"INSERT INTO b SELECT seq FROM {topic} BATCH = 5",
-    }
-    first = start_worker(props)
+    kcql = f"INSERT INTO b SELECT seq FROM {topic} BATCH = 5"
+    first = run.start(kcql)
     assert first.wait_exit(timeout=180) != 0
     assert "5.00 Internal Server Error" in first.log_text()
     sent = [[d["seq"] for d in json.loads(r.payload)] for r in recorder.requests]
@@ -120,7 +100,7 @@ async def test_a_failed_batch_stops_the_worker_and_is_resent_whole_after_restart
 
     recorder.clear_response("b")
     before = len(sent)
-    second = start_worker(props)
+    second = run.start(kcql)
     second.wait_until(
         lambda: (
             {d["seq"] for r in recorder.requests[before:] for d in json.loads(r.payload)}

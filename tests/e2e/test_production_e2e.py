@@ -13,6 +13,7 @@ from aiocoap.numbers.codes import Code
 from streamapp.health import LIVENESS_PATH, READINESS_PATH
 from streamapp_harness.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
+from tests.scenario import Scenario, json_values
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +23,7 @@ RESTART_S = 10.0
 
 
 def values(numbers: range) -> list[bytes]:
-    return [json.dumps({"n": i}).encode() for i in numbers]
+    return json_values({"n": i} for i in numbers)
 
 
 def seen(recorder: RecordingCoapServer) -> list[int]:
@@ -62,21 +63,16 @@ async def test_takes_over_the_connect_sinks_group_and_offsets(
     assert await broker.committed_offsets("connect-coap-sink", topic, partitions=2) == {0: 20, 1: 20}
 
 
-async def test_reset_none_names_the_partitions_without_a_commit(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    topic = f"{unique}-t"
-    await broker.create_topic(topic, partitions=3)
-    await broker.produce(topic, values(range(6)), partitions=[i % 3 for i in range(6)])
-    await broker.commit_offsets(f"connect-{unique}", topic, {1: 0})
-    worker = start_worker(
-        {**sink(recorder, topic, **{"consumer.override.auto.offset.reset": "none"}), "name": unique}
-    )
+async def test_reset_none_names_the_partitions_without_a_commit(run: Scenario) -> None:
+    topic = await run.topic(values(range(6)), partitions=3)
+    await run.broker.commit_offsets(f"connect-{run.unique}", topic, {1: 0})
+    reset = {"consumer.override.auto.offset.reset": "none"}
+    worker = run.start(f"INSERT INTO r SELECT n FROM {topic}", reset)
     assert worker.wait_exit(60) != 0
     log = worker.log_text()
     assert "consumer.override.auto.offset.reset: is none" in log
     assert f"{topic}/0, {topic}/2" in log and f"{topic}/1" not in log.split("has no committed offset for")[-1]
-    assert recorder.requests == [], "a record was read although its partition had no committed offset"
+    assert run.recorder.requests == [], "a record was read although its partition had no committed offset"
 
 
 async def test_reset_latest_skips_the_backlog_of_a_new_group(
@@ -160,22 +156,18 @@ async def test_probes_through_a_retry_hold_and_the_throw_stop_after_it(
     assert seen(recorder)[:3] == [10, 11, 12]
 
 
-async def test_first_delivery_and_restart_are_fast(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    topic = f"{unique}-t"
-    await broker.create_topic(topic, partitions=2)
-    await broker.produce(topic, values(range(1)))
-    props = {**sink(recorder, topic), "name": unique}
+async def test_first_delivery_and_restart_are_fast(run: Scenario) -> None:
+    topic = await run.topic(values(range(1)), partitions=2, round_robin=False)
+    kcql = f"INSERT INTO r SELECT n FROM {topic}"
     started = time.monotonic()
-    first = start_worker(props)
-    first.wait_until(lambda: len(recorder.requests) >= 1, timeout=60, what="the first delivery")
+    first = run.start(kcql)
+    run.wait_for(first, 1, timeout=60, what="the first delivery")
     first_delivery = time.monotonic() - started
     assert first.stop() == 0
-    await broker.produce(topic, values(range(1, 2)))
+    await run.broker.produce(topic, values(range(1, 2)))
     restarted_at = time.monotonic()
-    second = start_worker(props)
-    second.wait_until(lambda: len(recorder.requests) >= 2, timeout=60, what="the delivery after the restart")
+    second = run.start(kcql)
+    run.wait_for(second, 2, timeout=60, what="the delivery after the restart")
     restart = time.monotonic() - restarted_at
     assert second.stop() == 0
     print(f"first delivery {first_delivery:.1f} s after start; after a restart {restart:.1f} s")

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp_harness.peers import TansuBroker
 from tests.recording_server import RecordingCoapServer
+from tests.scenario import Scenario, json_values
 
 pytestmark = pytest.mark.slow
 
@@ -33,27 +34,13 @@ def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
     return values
 
 
-async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    topic = f"{unique}-t"
-    await broker.create_topic(topic, partitions=2)
+async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(run: Scenario) -> None:
     n = 600
-    await broker.produce(
-        topic,
-        [json.dumps({"n": i, "d": i % 30}).encode() for i in range(n)],
-        partitions=[i % 2 for i in range(n)],
-    )
+    topic = await run.topic(json_values({"n": i, "d": i % 30} for i in range(n)), partitions=2)
     kcql = f"INSERT INTO dev/{{d}} SELECT n FROM {topic}; INSERT INTO all SELECT * FROM {topic}"
-    worker = start_worker(
-        {
-            "name": unique,
-            "connect.coap.uri": recorder.uri,
-            "connect.coap.kcql": kcql,
-            "connect.coap.max.inflight": "8",
-        }
-    )
-    worker.wait_until(lambda: len(recorder.requests) >= 2 * n, what=f"{2 * n} requests")
+    worker = run.start(kcql, {"connect.coap.max.inflight": "8"})
+    run.wait_for(worker, 2 * n)
+    recorder = run.recorder
     worker.wait_until(
         lambda: sum(worker.delivered().values()) >= 2 * n,
         what="stats",
