@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.errors import StreamappError, WorkerStopped
+from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.logs import get_logger
 from streamapp.offsets import Acks, PartitionLog, Tracked
@@ -321,13 +320,8 @@ class Dispatcher:
     async def _run(self, job: Job) -> None:
         lane = job.lane
         statement = lane.route.statement.index
-        stats = self._stats.statements[statement]
-        server = self._stats.server(lane.server)
-        records = len(job.items)
+        figures = self._stats.request(statement, lane.server, len(job.items))
         retry = False
-        stats.in_flight += records
-        server.in_flight += 1
-        started = time.perf_counter()
         try:
             try:
                 await self._sender.send(
@@ -339,18 +333,14 @@ class Dispatcher:
                     query=lane.query,
                 )
             finally:
-                stats.in_flight -= records
-                server.in_flight -= 1
+                figures.ended()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            server.failed += 1
-            if isinstance(exc, StreamappError):
-                stats.record_failure(exc)
+            figures.failed(exc)
             retry = await self._failed(job, exc)
         else:
-            server.delivered += 1
-            stats.record_delivery(records, time.perf_counter() - started)
+            figures.delivered()
             self._retrying.pop(id(job), None)
             self._resolve(job)
         finally:

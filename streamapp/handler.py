@@ -83,7 +83,7 @@ class Failures:
         if decision is Decision.STOP:
             return stopping(error, where, self.policy.describe_stop(attempts), statement, statements)
         if decision is Decision.RETRY:
-            self.stats.count(statement, "retried")
+            self.stats.retried(statement)
             log.warning(
                 "record.retry",
                 attempt=attempts + 1,
@@ -98,7 +98,7 @@ class Failures:
             if decision is Decision.DEAD_LETTER:
                 assert self.dead_letters is not None
                 await self.dead_letters.send(raw, error, statement)
-                self.stats.count(statement, "dead_lettered")
+                self.stats.dead_lettered(statement)
                 if not self._log_records:
                     continue
                 log.warning(
@@ -108,7 +108,7 @@ class Failures:
                     **fields,
                 )
             else:
-                self.stats.count(statement, "skipped")
+                self.stats.skipped(statement)
                 if not self._log_records:
                     continue
                 log.warning(

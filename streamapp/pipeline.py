@@ -146,7 +146,7 @@ class TopicPipeline:
     def _tombstone(self, route: Route, record: Record) -> Request | None:
         mode = route.options.tombstone
         if mode == "skip":
-            self._stats.tombstones_skipped += 1
+            self._stats.tombstone_skipped()
             return None
         return route.request(record, b"", delete=mode == "delete")
 

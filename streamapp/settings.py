@@ -468,7 +468,8 @@ KEYS: tuple[Key, ...] = (
         _parse_int,
         None,
         "Milliseconds to wait for the response to one request, retransmissions included "
-        "(default: RFC 7252 MAX_TRANSMIT_WAIT of the two keys below, 93000 with their defaults).",
+        "(default: RFC 7252 MAX_TRANSMIT_WAIT of the two keys below plus one ACK_TIMEOUT, 95000 with their "
+        "defaults).",
         validate=_positive,
         unit="ms",
     ),

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamapp.errors import DeliveryError, RecordError
+from streamapp.errors import DeliveryError, RecordError, StreamappError
 from streamapp.kcql import Statement
 
 #: Upper bounds (seconds) of the delivery-latency histogram buckets; +Inf is implied.
@@ -148,6 +148,34 @@ class ServerStats:
         }
 
 
+class RequestFigures:
+    """The figures one request changes, from when it is sent until it is answered or fails."""
+
+    __slots__ = ("_records", "_server", "_started", "_statement")
+
+    def __init__(self, statement: StatementStats, server: ServerStats, records: int) -> None:
+        self._statement, self._server, self._records = statement, server, records
+        statement.in_flight += records
+        server.in_flight += 1
+        self._started = time.perf_counter()
+
+    def ended(self) -> None:
+        """No longer in flight (answered, failed or cancelled)."""
+        self._statement.in_flight -= self._records
+        self._server.in_flight -= 1
+
+    def delivered(self) -> None:
+        self._server.delivered += 1
+        self._statement.record_delivery(self._records, time.perf_counter() - self._started)
+
+    def failed(self, error: BaseException) -> None:
+        """Counted for the server whatever the error; for the statement when it is one of ours (a
+        record's error, with the record named as the last error)."""
+        self._server.failed += 1
+        if isinstance(error, StreamappError):
+            self._statement.record_failure(error)
+
+
 #: How many servers the stats keep apart; requests to more are counted under OTHER_SERVERS (a template
 #: over the hosts of a fleet must not grow the stats, the page or the metrics without bound).
 MAX_SERVERS = 256
@@ -173,21 +201,33 @@ class Stats:
         if offset + 1 > self.positions.get(key, -1):
             self.positions[key] = offset + 1
 
-    def count(self, statement: int | None, outcome: str) -> None:
-        """One more record ``retried``, ``skipped`` or ``dead_lettered`` by the error policy; ``statement``
-        None: it failed before reaching any statement (undecodable, unselectable)."""
-        if statement is not None:
-            entry = self.statements[statement]
-            if outcome == "retried":
-                entry.retried += 1
-            elif outcome == "skipped":
-                entry.skipped += 1
-            else:
-                entry.dead_lettered += 1
-        elif outcome == "skipped":
+    # The counters change here only, through these methods (docs/architecture.md, "Seeing it").
+
+    def request(self, statement: int, server: str | None, records: int) -> RequestFigures:
+        """A request of ``statement`` carrying ``records`` records sent to ``server`` (None: the worker's)."""
+        return RequestFigures(self.statements[statement], self.server(server), records)
+
+    def retried(self, statement: int) -> None:
+        """The error policy sends one more record of ``statement`` again."""
+        self.statements[statement].retried += 1
+
+    def skipped(self, statement: int | None) -> None:
+        """The error policy let one record go (NOOP); ``statement`` None: it failed before reaching any
+        statement (undecodable, unselectable)."""
+        if statement is None:
             self.records_skipped += 1
-        elif outcome == "dead_lettered":
+        else:
+            self.statements[statement].skipped += 1
+
+    def dead_lettered(self, statement: int | None) -> None:
+        """One record went to the dead-letter topic (``statement`` as for :meth:`skipped`)."""
+        if statement is None:
             self.records_dead_lettered += 1
+        else:
+            self.statements[statement].dead_lettered += 1
+
+    def tombstone_skipped(self) -> None:
+        self.tombstones_skipped += 1
 
     def server(self, uri: str | None) -> ServerStats:
         """The figures of ``uri`` (None: the worker's own server)."""

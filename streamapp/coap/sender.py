@@ -79,7 +79,7 @@ class RequestOptions:
     method: str = _DEFAULT["method"]
     confirmable: bool = _DEFAULT["confirmable"]
     content_format: int = _DEFAULT["content_format"]
-    #: The whole exchange, retransmissions included; None = MAX_TRANSMIT_WAIT of the transmission parameters.
+    #: The whole exchange, retransmissions included; None: see ``response_timeout_s``.
     timeout_s: float | None = _DEFAULT["timeout_s"]
     #: RFC 7252 ACK_TIMEOUT: the first wait before a CON request is sent again (later waits double).
     ack_timeout_s: float = _DEFAULT["ack_timeout_s"]
@@ -120,9 +120,13 @@ class RequestOptions:
     @property
     def response_timeout_s(self) -> float:
         """How long one request may take: the configured timeout, else RFC 7252 MAX_TRANSMIT_WAIT (the
-        time a CON sender keeps retransmitting and then waits for the last answer; 93 s by default), so the
-        timeout never cuts CoAP's own retransmission short."""
-        return self.timeout_s if self.timeout_s is not None else self.tuning.MAX_TRANSMIT_WAIT
+        time a CON sender keeps retransmitting and then waits for the last answer; 93 s by default) and one
+        ACK_TIMEOUT more (95 s), so the timeout never cuts CoAP's own retransmission short: aiocoap gives
+        up at MAX_TRANSMIT_WAIT itself when its random factor is the largest, and its error, naming the
+        transmissions, must win that race."""
+        if self.timeout_s is not None:
+            return self.timeout_s
+        return self.tuning.MAX_TRANSMIT_WAIT + self.ack_timeout_s
 
 
 class Server:

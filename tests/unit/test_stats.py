@@ -52,3 +52,42 @@ def test_percentiles_buckets_and_last_error() -> None:
     assert latency["0.01"] == 10 and latency["0.1"] == 100 and latency["+Inf"] == 100
     delivered = families["streamapp_records_delivered"].samples[0]
     assert delivered.value == 100 and delivered.labels == {"statement": "1", "topic": "t", "resource": "r"}
+
+
+def test_a_request_changes_its_statement_and_server_from_send_to_answer() -> None:
+    stats = Stats.for_statements(
+        parse_kcql("INSERT INTO r SELECT * FROM t; INSERT INTO s SELECT * FROM t"), default_server="coap://a"
+    )
+    batch = stats.request(1, None, 5)
+    single = stats.request(2, "coap://b", 1)
+    assert (stats.statements[1].in_flight, stats.server(None).in_flight) == (5, 1)
+    assert stats.server("coap://b").in_flight == 1
+    batch.ended()
+    batch.delivered()
+    single.ended()
+    single.failed(RuntimeError("not a record's error"))  # counted for the server only
+    again = stats.request(2, "coap://b", 1)
+    again.ended()
+    where = RecordCoordinates("t", 0, 3)
+    again.failed(DeliveryError(where, "timeout", resource="s", code=None, retriable=True))
+    one, two = stats.statements[1], stats.statements[2]
+    assert (one.in_flight, one.delivered, one.failed, one.latency_count) == (0, 5, 0, 1)
+    assert (two.in_flight, two.delivered, two.failed, two.last_error_record) == (0, 0, 1, "t/0@3")
+    a, b = stats.server(None), stats.server("coap://b")
+    assert (a.in_flight, a.delivered, a.failed) == (0, 1, 0)
+    assert (b.in_flight, b.delivered, b.failed) == (0, 0, 2)
+
+
+def test_policy_outcomes_count_per_statement_or_for_the_worker() -> None:
+    stats = Stats.for_statements(parse_kcql("INSERT INTO r SELECT * FROM t"))
+    stats.retried(1)
+    stats.skipped(1)
+    stats.skipped(None)
+    stats.dead_lettered(1)
+    stats.dead_lettered(None)
+    stats.dead_lettered(None)
+    stats.tombstone_skipped()
+    entry = stats.statements[1]
+    assert (entry.retried, entry.skipped, entry.dead_lettered) == (1, 1, 1)
+    snap = stats.snapshot()
+    assert (snap["records_skipped"], snap["records_dead_lettered"], snap["tombstones_skipped"]) == (1, 2, 1)
