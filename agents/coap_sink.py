@@ -6,8 +6,9 @@ agent would commit the offset of the very record that failed. Here the agent onl
 when a record may be acked (every statement reading its topic had it delivered, or the error policy let it
 go, and so every earlier offset of its partition), and the agent's ``Acks`` task acks it, in offset order.
 
-The agent does not wait for a record's delivery before reading the next: the engine keeps up to its
-window of requests in flight, and ``submit`` waits only while the engine is full.
+The agent does not wait for a record's delivery before reading the next: it hands each to the intake
+(``streamapp/intake.py``: prepare, then the dispatcher), which waits only while the engine is full; the
+engine keeps up to its window of requests in flight.
 
 On SIGTERM the engine gets the stop grace (``task.shutdown.graceful.timeout.ms``) for the requests in
 flight, abandons the rest, and what was delivered is acked before Faust's commit on the way out.
@@ -22,6 +23,7 @@ import mode
 from faust.types import EventT
 
 from streamapp.dispatch import Dispatcher
+from streamapp.intake import Intake
 from streamapp.offsets import Acks
 from streamapp.pipeline import TopicPipeline
 from streamapp.records import RawRecord
@@ -46,6 +48,7 @@ def raw_record(event: EventT) -> RawRecord:
 
 def register(
     app: faust.App,
+    intake: Intake,
     dispatcher: Dispatcher,
     pipelines: dict[str, TopicPipeline],
     stats: Stats,
@@ -55,7 +58,7 @@ def register(
     """Register one sink agent per source topic; returns the agents and their ack queues (flushed by
     whoever stops the worker)."""
     registered = [
-        _sink_agent(app, topic, pipeline, dispatcher, stats, stop_grace_s)
+        _sink_agent(app, topic, pipeline, intake, dispatcher, stats, stop_grace_s)
         for topic, pipeline in pipelines.items()
     ]
     return [agent for agent, _ in registered], [acks for _, acks in registered]
@@ -65,6 +68,7 @@ def _sink_agent(
     app: faust.App,
     topic_name: str,
     pipeline: TopicPipeline,
+    intake: Intake,
     dispatcher: Dispatcher,
     stats: Stats,
     stop_grace_s: float,
@@ -87,7 +91,7 @@ def _sink_agent(
         acker = asyncio.ensure_future(acks.run())
         try:
             async for event in stream.noack().events():
-                await dispatcher.submit(pipeline, raw_record(event), event, acks)
+                await intake.take(pipeline, raw_record(event), event, acks)
                 if dispatcher.stopped is not None:
                     return  # the error policy stops the worker (app.py commits what was acked, then crashes)
         except asyncio.CancelledError:

@@ -20,6 +20,7 @@ from streamapp.dispatch import Dispatcher
 from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.health import register_probes
+from streamapp.intake import Intake
 from streamapp.kafka.group import PromptTableManager, on_assignment
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
@@ -154,22 +155,23 @@ def create_app(settings: Settings) -> faust.App:
         await commit_delivered()
         dispatcher.forget(partitions)
 
+    failures = Failures(
+        policy,
+        stats,
+        dead_letters,
+        log_records=settings.log_failures,
+        include_messages=settings.log_failed_messages,
+    )
     dispatcher = Dispatcher(
         sender,
-        Failures(
-            policy,
-            stats,
-            dead_letters,
-            log_records=settings.log_failures,
-            include_messages=settings.log_failed_messages,
-        ),
+        failures,
         stats,
         window=settings.max_inflight,
         max_payload=settings.max_payload,
         on_stop=stop_worker,
     )
     _, registered_acks = agents.register(
-        app, dispatcher, pipelines, stats, stop_grace_s=settings.stop_grace_s
+        app, Intake(dispatcher, failures), dispatcher, pipelines, stats, stop_grace_s=settings.stop_grace_s
     )
     all_acks.extend(registered_acks)
     if settings.progress_enabled:

@@ -18,7 +18,8 @@ docs/delivery-engine.md tells the whole design; in short:
   lane: it waits ``retry.interval`` and sends the same records again, while other lanes go on. NOOP and
   dead-lettering let the records go. THROW (or RETRY exhausted) stops the engine: nothing new is sent and
   the worker stops (``on_stop``).
-- **Back-pressure.** At most ``max_pending`` records are inside the engine; ``submit`` waits for room.
+- **Intake.** Records come prepared (``streamapp/intake.py``), in partition order, through ``take``.
+- **Back-pressure.** At most ``max_pending`` records are inside the engine; the intake waits in ``room``.
 - **Stopping.** ``drain(grace)`` sends nothing new, gives the requests in flight the grace to finish, then
   abandons them (their records stay unacked: they are read again).
 """
@@ -36,7 +37,7 @@ from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.logs import get_logger
 from streamapp.offsets import Acks, PartitionLog, Tracked
-from streamapp.pipeline import MAX_PAYLOAD, Request, Route, TopicPipeline
+from streamapp.pipeline import MAX_PAYLOAD, Prepared, Request, Route
 from streamapp.policy import Decision
 from streamapp.records import RawRecord, RecordCoordinates
 from streamapp.stats import Stats
@@ -45,7 +46,7 @@ log = get_logger("streamapp.dispatch")
 
 #: How long an idle batching lane waits for its batch to fill before sending what it has.
 LINGER_S = 0.05
-#: Records the engine holds (queued or in flight) per request of the window, before ``submit`` waits.
+#: Records the engine holds (queued or in flight) per request of the window, before the intake waits.
 PENDING_PER_SLOT = 256
 #: ... and at least this many, so that a small window still has records of many lanes ready.
 MIN_PENDING = 2048
@@ -162,47 +163,32 @@ class Dispatcher:
             log_ = self._partitions[key] = PartitionLog(acks)
         return log_
 
-    async def submit(self, pipeline: TopicPipeline, raw: RawRecord, token: Any, acks: Acks) -> None:
-        """Take one record (in its partition's offset order): prepare it and queue its requests.
-
-        A record that cannot be prepared goes to the error policy at once: a retriable failure (a registry
-        that is down) is retried here under RETRY, holding this topic's intake; a final one is let go
-        (dead-letter, NOOP) or stops the engine. Returns once the record is inside the engine; waits while
-        the engine is full.
-        """
-        generation = self.generation
-        while self.pending >= self.max_pending and not self._halted:
+    async def room(self) -> None:
+        """Wait while the engine holds ``max_pending`` records (or until it halts)."""
+        while self.pending >= self.max_pending and not self.halted:
             self._room = self._room or asyncio.get_running_loop().create_future()
             await asyncio.shield(self._room)
-        if self._halted or generation != self.generation:
-            return  # stopping, or its partition was revoked meanwhile (it is read again)
-        attempts = 0
-        while True:
-            try:
-                if pipeline.prefetches:
-                    await pipeline.prefetch((raw,))
-                prepared = pipeline.prepare(raw)
-                break
-            except Exception as exc:  # the record's own failure (or a bug): the policy decides
-                decision = await self._failures.handle(
-                    exc, (raw,), None, attempts, tuple(r.statement.index for r in pipeline.routes)
-                )
-                if isinstance(decision, WorkerStopped):
-                    self._stop(decision, raw.where)
-                    return
-                if decision is Decision.RETRY:
-                    attempts += 1
-                    await self._failures.wait_to_retry()
-                    if self._halted:
-                        return
-                    continue
-                tracked = self.partition_log(raw.topic, raw.partition, acks).track(raw, token)
-                tracked.outstanding = 0
-                tracked.partition_log.advance()
-                return
+
+    def take(
+        self,
+        raw: RawRecord,
+        outcome: Prepared | WorkerStopped | None,
+        token: Any,
+        acks: Acks,
+        generation: int,
+    ) -> None:
+        """Take one record (in its partition's offset order) as the intake (``streamapp/intake.py``)
+        prepared it, read in ``generation``: queue its requests; a record with none (tombstones skipped,
+        or let go by the policy) is finished at once; a stop stops the engine. A record read before a
+        revocation of its partition, or given while halted, is not taken (it is read again)."""
+        if isinstance(outcome, WorkerStopped):
+            self._stop(outcome, raw.where)
+            return
+        if outcome is None or self.halted or generation != self.generation:
+            return
         tracked = self.partition_log(raw.topic, raw.partition, acks).track(raw, token)
         outstanding = 0
-        for route, request in zip(pipeline.routes, prepared.requests, strict=True):
+        for route, request in zip(outcome.routes, outcome.requests, strict=True):
             if request is not None:
                 outstanding += 1
                 self._enqueue(route, request, tracked)
@@ -237,7 +223,8 @@ class Dispatcher:
     # --- scheduling ------------------------------------------------------------------------------------
 
     @property
-    def _halted(self) -> bool:
+    def halted(self) -> bool:
+        """Stopped by the policy, or draining: nothing new is taken or sent."""
         return self.stopped is not None or self.closing
 
     def _schedule(self, lane: Lane) -> None:

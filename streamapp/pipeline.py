@@ -87,9 +87,12 @@ class Request:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One record ready to send: per route, its request (None: a tombstone this statement skips)."""
+    """One record ready to send: per route, its request (None: a tombstone this statement skips, or none
+    at all for a record the error policy let go before any request)."""
 
     where: RecordCoordinates
+    #: The statements reading the record's topic (its pipeline's routes), with ``requests`` in their order.
+    routes: tuple[Route, ...]
     requests: tuple[Request | None, ...]
 
 
@@ -112,6 +115,10 @@ class TopicPipeline:
         self._stats = stats
         self.max_payload = max_payload
         self._decimals = decimals
+
+    def nothing(self, raw: RawRecord) -> Prepared:
+        """The record with no request for any statement: let go by the error policy before any."""
+        return Prepared(raw.where, self.routes, (None,) * len(self.routes))
 
     @property
     def prefetches(self) -> bool:
@@ -137,9 +144,11 @@ class TopicPipeline:
         # Every statement's request is built before any is sent: a record that fails selection for one
         # statement is not half-delivered.
         if raw.value is None:
-            return Prepared(record.where, tuple(self._tombstone(route, record) for route in self.routes))
+            requests = tuple(self._tombstone(route, record) for route in self.routes)
+            return Prepared(record.where, self.routes, requests)
         return Prepared(
             record.where,
+            self.routes,
             tuple(route.request(record, self._payload(route, record)) for route in self.routes),
         )
 

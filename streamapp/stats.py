@@ -191,6 +191,7 @@ class Stats:
     servers: dict[str, ServerStats] = field(default_factory=dict)
     tombstones_skipped: int = 0
     #: Records the policy let go that failed before reaching any statement (undecodable, unselectable).
+    records_retried: int = 0
     records_skipped: int = 0
     records_dead_lettered: int = 0
     #: (topic, partition) -> the next offset to be acked (everything before it was delivered or let go).
@@ -207,9 +208,13 @@ class Stats:
         """A request of ``statement`` carrying ``records`` records sent to ``server`` (None: the worker's)."""
         return RequestFigures(self.statements[statement], self.server(server), records)
 
-    def retried(self, statement: int) -> None:
-        """The error policy sends one more record of ``statement`` again."""
-        self.statements[statement].retried += 1
+    def retried(self, statement: int | None) -> None:
+        """The error policy sends a record of ``statement`` again; ``statement`` None: it prepares again a
+        record that failed before reaching any statement (a schema registry that is down)."""
+        if statement is None:
+            self.records_retried += 1
+        else:
+            self.statements[statement].retried += 1
 
     def skipped(self, statement: int | None) -> None:
         """The error policy let one record go (NOOP); ``statement`` None: it failed before reaching any
@@ -256,6 +261,7 @@ class Stats:
         return {
             "uptime_s": round(self.uptime_s, 3),
             "tombstones_skipped": self.tombstones_skipped,
+            "records_retried": self.records_retried,
             "records_skipped": self.records_skipped,
             "records_dead_lettered": self.records_dead_lettered,
             "statements": [s.snapshot() for s in self.statements.values()],

@@ -1,5 +1,5 @@
-"""The delivery engine (``streamapp/dispatch.py``) without Faust: records are submitted as the agent would
-submit them, tokens are the records' positions in the list, and ``deliver`` waits (with a deadline) until
+"""The delivery engine (``streamapp/dispatch.py``) without Faust: records are given to the intake as the
+agent gives them, tokens are the records' positions in the list, and ``deliver`` waits (with a deadline) until
 every record is acked or the engine stopped."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from streamapp.dead_letter import DeadLetters
 from streamapp.dispatch import Dispatcher
 from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
+from streamapp.intake import Intake
 from streamapp.kcql import parse_kcql
 from streamapp.offsets import Acks
 from streamapp.pipeline import MAX_PAYLOAD, Route, TopicPipeline
@@ -46,6 +47,7 @@ class Delivered:
 @dataclass
 class Engine:
     dispatcher: Dispatcher
+    intake: Intake
     pipelines: dict[str, TopicPipeline]
     stats: Stats
     sleeps: Sleeps
@@ -63,7 +65,7 @@ class Engine:
         start = len(self.acked)
         acks = self.acks
         for i, raw in enumerate(raws):
-            await self.dispatcher.submit(self.pipelines[raw.topic], raw, i, acks)
+            await self.intake.take(self.pipelines[raw.topic], raw, i, acks)
         deadline = time.monotonic() + timeout
         while not self._settled(raws, start):
             if time.monotonic() > deadline:
@@ -108,4 +110,4 @@ def engine(
     sleeps = Sleeps()
     failures = Failures(policy or ErrorPolicy("THROW"), stats, dead_letters, sleep=sleep or sleeps)
     dispatcher = Dispatcher(sender, failures, stats, window=sender.window, max_payload=max_payload)
-    return Engine(dispatcher, pipelines, stats, sleeps)
+    return Engine(dispatcher, Intake(dispatcher, failures), pipelines, stats, sleeps)

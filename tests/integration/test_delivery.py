@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
+from streamapp.errors import DecodeError
 from streamapp.policy import ErrorPolicy
-from streamapp.records import RawRecord
+from streamapp.records import RawRecord, RecordCoordinates
 from tests.engine import engine
 from tests.recording_server import RecordingCoapServer
 
@@ -114,6 +116,56 @@ async def test_an_undecodable_record_is_never_sent_and_stops_under_throw(
     assert result.stop is not None and "record t/0@2" in str(result.stop)
     # What precedes the failed record in its partition is still delivered; nothing after it is sent.
     assert bodies(recorder, "b") == [[{"n": 0}, {"n": 1}]]
+
+
+async def test_a_record_that_fails_to_prepare_retriably_is_prepared_again_under_retry_in_its_place(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    """As with a schema registry that is down: the record fails before any statement, the intake prepares
+    it again after the retry interval (counted for the worker), and the partition's order holds."""
+    plain = build_codecs("json", "auto")
+    failures_left = [2]
+
+    def value(data: bytes, where: RecordCoordinates) -> object:
+        if where.offset == 1 and failures_left[0]:
+            failures_left[0] -= 1
+            raise DecodeError(where, "schema registry unreachable", retriable=True)
+        return plain.value(data, where)
+
+    e = engine(
+        "INSERT INTO one SELECT n FROM t",
+        sender,
+        ErrorPolicy("RETRY", max_retries=5, retry_interval_s=7.0),
+        codecs=replace(plain, value=value),
+    )
+    result = await e.deliver([raw(i, doc(i)) for i in range(3)])
+    assert result.acked == [True, True, True] and result.order == [0, 1, 2]
+    assert bodies(recorder, "one") == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert e.sleeps.calls == [7.0, 7.0]
+    assert e.stats.records_retried == 2 and e.stats.statements[1].retried == 0
+
+
+async def test_a_record_that_keeps_failing_to_prepare_stops_the_engine_when_retry_is_exhausted(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    plain = build_codecs("json", "auto")
+
+    def value(data: bytes, where: RecordCoordinates) -> object:
+        if where.offset == 1:
+            raise DecodeError(where, "schema registry unreachable", retriable=True)
+        return plain.value(data, where)
+
+    e = engine(
+        "INSERT INTO one SELECT n FROM t",
+        sender,
+        ErrorPolicy("RETRY", max_retries=2, retry_interval_s=1.0),
+        codecs=replace(plain, value=value),
+    )
+    result = await e.deliver([raw(i, doc(i)) for i in range(3)])
+    assert result.acked == [True, False, False]
+    assert result.stop is not None and "record t/0@1" in str(result.stop)
+    assert e.sleeps.calls == [1.0, 1.0] and e.stats.records_retried == 2
+    assert bodies(recorder, "one") == [{"n": 0}]
 
 
 async def test_a_failure_in_one_partition_does_not_hold_back_the_acks_of_another(

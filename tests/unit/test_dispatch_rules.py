@@ -99,7 +99,7 @@ async def _scenario(records, window, batch, ordering, data) -> None:
 
     e.acks.bind(ack)  # type: ignore[arg-type]
     for i, raw in enumerate(raws):
-        await e.dispatcher.submit(e.pipelines["t"], raw, i, e.acks)
+        await e.intake.take(e.pipelines["t"], raw, i, e.acks)
     for _ in range(10):
         await asyncio.sleep(0)
     loops = 0
@@ -153,7 +153,7 @@ async def test_a_revoked_partition_lands_what_is_in_flight_and_sends_nothing_mor
         for i in range(10)
     ]
     for i, raw in enumerate(raws):
-        await e.dispatcher.submit(e.pipelines["t"], raw, i, e.acks)
+        await e.intake.take(e.pipelines["t"], raw, i, e.acks)
     await asyncio.sleep(0)
     assert sorted(bodies[0]["n"] for _, bodies, _, _ in sender.held) == [0, 1]
     revoking = asyncio.ensure_future(e.dispatcher.revoke({("t", 0)}, grace_s=5.0))

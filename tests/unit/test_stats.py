@@ -81,6 +81,7 @@ def test_a_request_changes_its_statement_and_server_from_send_to_answer() -> Non
 def test_policy_outcomes_count_per_statement_or_for_the_worker() -> None:
     stats = Stats.for_statements(parse_kcql("INSERT INTO r SELECT * FROM t"))
     stats.retried(1)
+    stats.retried(None)
     stats.skipped(1)
     stats.skipped(None)
     stats.dead_lettered(1)
@@ -90,4 +91,5 @@ def test_policy_outcomes_count_per_statement_or_for_the_worker() -> None:
     entry = stats.statements[1]
     assert (entry.retried, entry.skipped, entry.dead_lettered) == (1, 1, 1)
     snap = stats.snapshot()
-    assert (snap["records_skipped"], snap["records_dead_lettered"], snap["tombstones_skipped"]) == (1, 2, 1)
+    worker = ("records_retried", "records_skipped", "records_dead_lettered", "tombstones_skipped")
+    assert tuple(snap[k] for k in worker) == (1, 1, 2, 1)
