@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -205,6 +206,27 @@ class StoreLocation:
     path: str
     password: Secret | None
     kind: str | None  # JKS, PKCS12, PEM; None = recognised from the file
+
+
+@dataclass(frozen=True)
+class DtlsKeys:
+    """The worker's DTLS keys (``connect.coap.*``) as configured, typed; secrets stay wrapped."""
+
+    username: str | None
+    password: Secret | None
+    private_key_file: str | None
+    public_key_file: str | None
+    keystore_path: str | None
+    keystore_pass: Secret | None
+    truststore_path: str | None
+    truststore_pass: Secret | None
+    certs: tuple[str, ...]
+    cert_chain_key: str
+    cipher_suites: tuple[str, ...]
+    handshake_timeout_s: float
+    #: ``connect.coap.host``/``.port``, only when one was set: stream-reactor's defaults (localhost:0)
+    #: would tie the client to the loopback interface, so the system chooses unless somebody asked.
+    local_bind: tuple[str, int] | None
 
 
 @dataclass(frozen=True)
@@ -890,6 +912,26 @@ class Settings:
     def sasl_jaas_config(self) -> Secret | None:
         return self.values["sasl.jaas.config"]
 
+    @property
+    def dtls_keys(self) -> DtlsKeys:
+        v = self.values
+        explicit = any(self.sources[k] != "default" for k in ("connect.coap.host", "connect.coap.port"))
+        return DtlsKeys(
+            username=v["connect.coap.username"],
+            password=v["connect.coap.password"],
+            private_key_file=v["connect.coap.private.key.file"],
+            public_key_file=v["connect.coap.public.key.file"],
+            keystore_path=v["connect.coap.keystore.path"],
+            keystore_pass=v["connect.coap.keystore.pass"],
+            truststore_path=v["connect.coap.truststore.path"],
+            truststore_pass=v["connect.coap.truststore.pass"],
+            certs=v["connect.coap.certs"],
+            cert_chain_key=v["connect.coap.cert.chain.key"],
+            cipher_suites=tuple(suite.upper() for suite in v["connect.coap.cipher.suites"]),
+            handshake_timeout_s=self.seconds("connect.coap.handshake.timeout"),
+            local_bind=(v["connect.coap.host"], v["connect.coap.port"]) if explicit else None,
+        )
+
     def _store(self, prefix: str) -> StoreLocation | None:
         path = self.values[f"{prefix}.location"]
         if not path:
@@ -911,8 +953,8 @@ class Settings:
         """These settings with ``connect.coap.uri`` found at start (docs/configuration.md, discoverIP4)."""
         return replace(
             self,
-            values={**self.values, "connect.coap.uri": uri},
-            sources={**self.sources, "connect.coap.uri": source},
+            values=MappingProxyType({**self.values, "connect.coap.uri": uri}),
+            sources=MappingProxyType({**self.sources, "connect.coap.uri": source}),
         )
 
     def describe(self) -> list[tuple[str, str, str]]:
@@ -1011,8 +1053,8 @@ class Settings:
         statements = _compile_kcql(values["connect.coap.kcql"])
         _check_topics(values["topics"], statements)
         return cls(
-            values=values,
-            sources=sources,
+            values=MappingProxyType(values),  # frozen through and through: nothing changes a setting later
+            sources=MappingProxyType(sources),
             statements=statements,
             ignored=tuple(ignored),
             notices=tuple(notices.values()),

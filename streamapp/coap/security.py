@@ -6,7 +6,7 @@ from streamapp.coap.credentials import load_credentials
 from streamapp.coap.dtls import DtlsOptions
 from streamapp.coap.suites import CERTIFICATE_SUITES, PSK_SUITES
 from streamapp.errors import ConfigError
-from streamapp.settings import Settings
+from streamapp.settings import Secret, Settings
 
 #: Keys that only mean something with a coaps:// URI.
 DTLS_KEYS = (
@@ -31,41 +31,35 @@ def dtls_options(settings: Settings) -> DtlsOptions | None:
     """Load and check the credentials (files are read here); ConfigError names the key at fault."""
     if not uses_dtls(settings):
         return None
-    values = settings.values
+    keys = settings.dtls_keys
 
-    def secret(key: str) -> str | None:
-        value = values[key]
-        return None if value is None else value.reveal()
+    def reveal(secret: Secret | None) -> str | None:
+        return None if secret is None else secret.reveal()
 
     credentials = load_credentials(
-        username=values["connect.coap.username"],
-        password=secret("connect.coap.password"),
-        private_key_file=values["connect.coap.private.key.file"],
-        public_key_file=values["connect.coap.public.key.file"],
-        keystore_path=values["connect.coap.keystore.path"],
-        keystore_pass=secret("connect.coap.keystore.pass") or "",
-        truststore_path=values["connect.coap.truststore.path"],
-        truststore_pass=secret("connect.coap.truststore.pass") or "",
-        certs=values["connect.coap.certs"],
-        cert_chain_key=values["connect.coap.cert.chain.key"],
+        username=keys.username,
+        password=reveal(keys.password),
+        private_key_file=keys.private_key_file,
+        public_key_file=keys.public_key_file,
+        keystore_path=keys.keystore_path,
+        keystore_pass=reveal(keys.keystore_pass) or "",
+        truststore_path=keys.truststore_path,
+        truststore_pass=reveal(keys.truststore_pass) or "",
+        certs=keys.certs,
+        cert_chain_key=keys.cert_chain_key,
     )
-    suites = tuple(s.upper() for s in values["connect.coap.cipher.suites"])
     usable = PSK_SUITES if credentials.mode == "psk" else CERTIFICATE_SUITES
-    if unusable := [s for s in suites if s not in usable]:
+    if unusable := [s for s in keys.cipher_suites if s not in usable]:
         raise ConfigError(
             "connect.coap.cipher.suites",
             f"{', '.join(unusable)} cannot be used with {credentials.mode.upper()} credentials; "
             f"choose from {', '.join(usable)}",
         )
-    # stream-reactor's defaults (localhost:0) would tie the client to the loopback interface: bind only to
-    # an address somebody asked for.
-    explicit = any(settings.sources[k] != "default" for k in ("connect.coap.host", "connect.coap.port"))
-    local_bind = (values["connect.coap.host"], values["connect.coap.port"]) if explicit else None
     return DtlsOptions(
         credentials,
-        suites=suites,
-        handshake_timeout_s=settings.seconds("connect.coap.handshake.timeout"),
-        local_bind=local_bind,
+        suites=keys.cipher_suites,
+        handshake_timeout_s=keys.handshake_timeout_s,
+        local_bind=keys.local_bind,
     )
 
 

@@ -284,3 +284,19 @@ def test_durations_are_read_in_seconds_through_their_unit() -> None:
     assert in_seconds("connect.coap.request.timeout", None) is None
     with pytest.raises(TypeError, match=r"connect\.coap\.max\.retries is not a duration"):
         in_seconds("connect.coap.max.retries", 3)
+
+
+def test_resolved_settings_cannot_be_changed_afterwards() -> None:
+    s = load()
+    with pytest.raises(TypeError):
+        s.values["connect.coap.max.retries"] = 3  # type: ignore[index]
+    with pytest.raises(TypeError):
+        s.with_server("coap://[::1]:5683", "discovered").values["connect.coap.uri"] = "x"  # type: ignore[index]
+
+
+def test_dtls_keys_are_typed_and_bind_only_where_asked() -> None:
+    s = load(**{"connect.coap.cipher.suites": "tls_psk_with_aes_128_ccm_8"})
+    keys = s.dtls_keys
+    assert keys.cipher_suites == ("TLS_PSK_WITH_AES_128_CCM_8",) and keys.handshake_timeout_s == 8.0
+    assert keys.local_bind is None and keys.keystore_pass == Secret("rootPass")
+    assert load(**{"connect.coap.port": "6000"}).dtls_keys.local_bind == ("localhost", 6000)
