@@ -24,9 +24,9 @@ from streamapp.codecs import Codecs
 from streamapp.codecs.output import DecimalFormat, encode_json
 from streamapp.errors import ConfigError, DecodeError, SelectError
 from streamapp.kcql import Statement
+from streamapp.keys import default_of
 from streamapp.records import RawRecord, Record, RecordCoordinates
 from streamapp.selector import ResourceRenderer, Selector, compile_resource, compile_selector
-from streamapp.settings import default_of
 from streamapp.stats import Stats
 
 

@@ -24,9 +24,10 @@ from streamapp.errors import (
     StreamappError,
     WorkerStopped,
 )
+from streamapp.keys import default_of, default_seconds
 from streamapp.logs import get_logger
 from streamapp.records import RecordCoordinates
-from streamapp.settings import Settings, default_of, default_seconds
+from streamapp.settings import Settings
 
 log = get_logger("streamapp.policy")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import javaproperties
 
-from streamapp.settings import env_name
+from streamapp.keys import env_name
 from streamapp_harness.peers import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

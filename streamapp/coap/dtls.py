@@ -44,8 +44,8 @@ from mbedtls.exceptions import TLSError
 
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
+from streamapp.keys import default_seconds
 from streamapp.logs import get_logger
-from streamapp.settings import default_seconds
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials

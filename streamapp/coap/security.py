@@ -6,7 +6,8 @@ from streamapp.coap.credentials import load_credentials
 from streamapp.coap.dtls import DtlsOptions
 from streamapp.coap.suites import CERTIFICATE_SUITES, PSK_SUITES
 from streamapp.errors import ConfigError
-from streamapp.settings import Secret, Settings
+from streamapp.keys import Secret
+from streamapp.settings import Settings
 
 #: Keys that only mean something with a coaps:// URI.
 DTLS_KEYS = (

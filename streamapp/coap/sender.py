@@ -24,9 +24,9 @@ from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
 from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, Endpoint, EndpointPool
 from streamapp.errors import DeliveryError
 from streamapp.kcql.model import STATEMENT_PROPERTIES
+from streamapp.keys import KEYS_BY_NAME, in_seconds
 from streamapp.logs import get_logger
 from streamapp.records import RecordCoordinates
-from streamapp.settings import KEYS_BY_NAME, in_seconds
 
 log = get_logger("streamapp.coap")
 
@@ -55,7 +55,7 @@ def _duration(key: str) -> tuple[str, Callable[[Any], Any]]:
     return key, lambda milliseconds: in_seconds(key, milliseconds)
 
 
-#: Each RequestOptions field from the one configuration key it comes from (KEYS in streamapp/settings.py
+#: Each RequestOptions field from the one configuration key it comes from (KEYS in streamapp/keys.py
 #: holds the key's type, default and doc; a KCQL PROPERTIES name maps to the same key).
 _FROM_KEY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "method": ("connect.coap.method", str),

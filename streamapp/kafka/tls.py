@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from streamapp.errors import ConfigError
+from streamapp.keys import Secret
 from streamapp.keystores import (
     java_store,
     order_chain,
@@ -29,7 +30,7 @@ from streamapp.keystores import (
     spki,
     store_kind,
 )
-from streamapp.settings import Secret, StoreLocation
+from streamapp.settings import StoreLocation
 
 KEY_PASSWORD = "ssl.key.password"
 _PEM_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)

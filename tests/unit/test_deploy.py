@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from streamapp.health import LIVENESS_PATH, READINESS_PATH
-from streamapp.settings import _ALIAS_TO_KEY, CONFIG_ENV, KEYS, KEYS_BY_NAME, Secret, Settings, env_name
+from streamapp.keys import ALIAS_TO_KEY, KEYS, KEYS_BY_NAME, Secret, env_name
+from streamapp.settings import CONFIG_ENV, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"
@@ -47,7 +48,7 @@ def default(name: str) -> Any:
 
 def is_secret(name: str) -> bool:
     try:
-        return isinstance(_ALIAS_TO_KEY[name].parse("x"), Secret)
+        return isinstance(ALIAS_TO_KEY[name].parse("x"), Secret)
     except ValueError:  # a number, a choice: not a secret
         return False
 
@@ -296,7 +297,7 @@ def test_streamapp_config_points_at_the_mounted_configmap(
 
 def test_configmap_properties_name_known_keys(properties: dict[str, str]) -> None:
     assert {"name", "bootstrap.servers", "connect.coap.uri", "connect.coap.kcql"} <= set(properties)
-    unknown = sorted(name for name in properties if name not in _ALIAS_TO_KEY)
+    unknown = sorted(name for name in properties if name not in ALIAS_TO_KEY)
     assert not unknown, f"coap-sink.properties: unknown keys {unknown}"
     secrets = sorted(name for name in properties if is_secret(name))
     assert not secrets, f"secrets belong in secret.yaml, not the ConfigMap: {secrets}"

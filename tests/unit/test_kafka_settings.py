@@ -6,7 +6,8 @@ import pytest
 
 from streamapp.errors import ConfigError
 from streamapp.kafka.jaas import parse_jaas
-from streamapp.settings import Secret, Settings
+from streamapp.keys import Secret
+from streamapp.settings import Settings
 
 BASE = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO r SELECT * FROM t"}
 PLAIN_LOGIN = (

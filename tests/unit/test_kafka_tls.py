@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from streamapp.errors import ConfigError
 from streamapp.kafka.security import broker_credentials
 from streamapp.kafka.tls import client_ssl_context
-from streamapp.settings import Secret, Settings, StoreLocation
+from streamapp.keys import Secret
+from streamapp.settings import Settings, StoreLocation
 from tests.certs import STORE_PASSWORD, Pki, make_pki
 
 BASE = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO r SELECT * FROM t"}

@@ -1,4 +1,4 @@
-"""The README's configuration tables agree with ``KEYS`` (streamapp/settings.py), where every key, default
+"""The README's configuration tables agree with ``KEYS`` (streamapp/keys.py), where every key, default
 and doc is written once: every key has a row, and every concrete default is the one the code uses."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from streamapp.settings import KEYS, REQUIRED, Secret
+from streamapp.keys import KEYS, REQUIRED, Secret
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 #: The tables that document keys; the stream-reactor mapping table says "same" instead of defaults.

@@ -8,7 +8,8 @@ import pytest
 
 from streamapp.coap.sender import RequestOptions
 from streamapp.errors import ConfigError
-from streamapp.settings import KEYS, Secret, Settings
+from streamapp.keys import KEYS, Secret
+from streamapp.settings import Settings
 
 KCQL = (
     "INSERT INTO sensors/room1 SELECT temp AS t, id FROM readings; INSERT INTO alerts SELECT * FROM readings"
@@ -277,7 +278,7 @@ def test_the_option_objects_defaults_are_those_of_keys() -> None:
 
 
 def test_durations_are_read_in_seconds_through_their_unit() -> None:
-    from streamapp.settings import in_seconds
+    from streamapp.keys import in_seconds
 
     s = load(**{"connect.coap.retry.interval": "1500"})
     assert s.retry_interval_s == 1.5 and s.seconds("connect.coap.handshake.timeout") == 8.0
