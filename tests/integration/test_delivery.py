@@ -11,7 +11,7 @@ from dataclasses import replace
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp.codecs import build_codecs
+from streamapp.codecs import Codecs, build_codecs
 from streamapp.errors import DecodeError
 from streamapp.policy import ErrorPolicy
 from streamapp.records import RawRecord, RecordCoordinates
@@ -118,25 +118,31 @@ async def test_an_undecodable_record_is_never_sent_and_stops_under_throw(
     assert bodies(recorder, "b") == [[{"n": 0}, {"n": 1}]]
 
 
+def registry_down_for(offset: int, times: int | None) -> Codecs:
+    """JSON values, except that the record at ``offset`` fails as with a schema registry that is down (a
+    retriable DecodeError), ``times`` times (None: always)."""
+    plain = build_codecs("json", "auto")
+    left = [times]
+
+    def value(data: bytes, where: RecordCoordinates) -> object:
+        if where.offset == offset and left[0] != 0:
+            left[0] = None if left[0] is None else left[0] - 1
+            raise DecodeError(where, "schema registry unreachable", retriable=True)
+        return plain.value(data, where)
+
+    return replace(plain, value=value)
+
+
 async def test_a_record_that_fails_to_prepare_retriably_is_prepared_again_under_retry_in_its_place(
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
     """As with a schema registry that is down: the record fails before any statement, the intake prepares
     it again after the retry interval (counted for the worker), and the partition's order holds."""
-    plain = build_codecs("json", "auto")
-    failures_left = [2]
-
-    def value(data: bytes, where: RecordCoordinates) -> object:
-        if where.offset == 1 and failures_left[0]:
-            failures_left[0] -= 1
-            raise DecodeError(where, "schema registry unreachable", retriable=True)
-        return plain.value(data, where)
-
     e = engine(
         "INSERT INTO one SELECT n FROM t",
         sender,
         ErrorPolicy("RETRY", max_retries=5, retry_interval_s=7.0),
-        codecs=replace(plain, value=value),
+        codecs=registry_down_for(offset=1, times=2),
     )
     result = await e.deliver([raw(i, doc(i)) for i in range(3)])
     assert result.acked == [True, True, True] and result.order == [0, 1, 2]
@@ -148,18 +154,11 @@ async def test_a_record_that_fails_to_prepare_retriably_is_prepared_again_under_
 async def test_a_record_that_keeps_failing_to_prepare_stops_the_engine_when_retry_is_exhausted(
     sender: CoapSender, recorder: RecordingCoapServer
 ) -> None:
-    plain = build_codecs("json", "auto")
-
-    def value(data: bytes, where: RecordCoordinates) -> object:
-        if where.offset == 1:
-            raise DecodeError(where, "schema registry unreachable", retriable=True)
-        return plain.value(data, where)
-
     e = engine(
         "INSERT INTO one SELECT n FROM t",
         sender,
         ErrorPolicy("RETRY", max_retries=2, retry_interval_s=1.0),
-        codecs=replace(plain, value=value),
+        codecs=registry_down_for(offset=1, times=None),
     )
     result = await e.deliver([raw(i, doc(i)) for i in range(3)])
     assert result.acked == [True, False, False]
