@@ -72,6 +72,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         TableManager=PromptTableManager,
+        # Delivered offsets are committed this often (the bound on duplicates after a crash).
+        broker_commit_interval=settings.commit_interval_s,
         # No tables, so no leader-election topic.
         topic_disable_leader=True,
         # The engine's stop commits what was delivered (SinkApp.before_stop): Faust must not wait for more.

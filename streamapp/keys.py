@@ -492,6 +492,16 @@ KEYS: tuple[Key, ...] = (
         unit="ms",
     ),
     Key(
+        "offset.flush.interval.ms",
+        _parse_int,
+        1000,
+        "Kafka Connect's commit cadence: ms between commits of the delivered offsets. After a crash the "
+        "next worker re-sends what was delivered since the last commit, so this bounds the duplicates "
+        "(about one interval of records); each commit is one small request to the broker.",
+        validate=_positive,
+        unit="ms",
+    ),
+    Key(
         "connect.coap.tombstone",
         _choice("skip", "empty", "delete", upper=False),
         "skip",

@@ -130,6 +130,10 @@ class Settings:
         return self.seconds("task.shutdown.graceful.timeout.ms")
 
     @property
+    def commit_interval_s(self) -> float:
+        return self.seconds("offset.flush.interval.ms")
+
+    @property
     def error_policy(self) -> str:
         """``connect.coap.error.policy``, or what Kafka Connect's ``errors.tolerance`` means when only that
         is set (they are checked to agree when both are)."""

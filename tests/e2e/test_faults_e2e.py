@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -286,8 +287,10 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
         "name": unique,
         "connect.coap.uri": recorder.uri,
         "connect.coap.kcql": f"INSERT INTO t/{{_.partition}} SELECT n FROM {topic}",
+        "offset.flush.interval.ms": os.environ.get("STREAMAPP_TEST_COMMIT_MS", "1000"),
     }
-    # ~400 records/s, so the kill lands 5-10 s in, after several of Faust's 2.8 s commits.
+    commit_interval = int(props["offset.flush.interval.ms"]) / 1000
+    # ~400 records/s, so the kill lands 5-10 s in, after several commits.
     recorder.set_delay(0.002)
     kill_at = random.Random().randint(2000, 4000)
     first = start_worker(props)
@@ -300,7 +303,6 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
     first.wait_until(reached, what=f"{kill_at} requests before the SIGKILL")
     first.kill()
     killed_at, at_kill = time.monotonic(), len(recorder.requests)
-    commit_interval = 2.8  # Faust's broker_commit_interval default
     before_window = max((c for t, c in samples if t <= killed_at - commit_interval - 0.5), default=0)
     recorder.set_delay(0)
     second = start_worker(props)
@@ -311,7 +313,10 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
     bound = (
         at_kill - before_window + 2
     )  # delivered within the last commit interval, plus one in flight per partition
-    print(f"SIGKILL after {at_kill} requests: {duplicates} duplicates (bound {bound})")
+    print(
+        f"SIGKILL after {at_kill} requests, commits every {commit_interval:g} s: "
+        f"{duplicates} duplicates (bound {bound})"
+    )
     assert duplicates <= bound
     assert_each_partition_resumed_at_most_once(recorder, 2)
     assert second.stop() == 0

@@ -26,3 +26,10 @@ def test_one_agent_per_source_topic_with_fan_out_routes() -> None:
         assert agent.channel.key_serializer == "raw"
     assert app.conf.web_port == 16999
     assert app.conf.broker[0].host == "localhost"
+
+
+def test_offsets_are_committed_at_the_configured_cadence() -> None:
+    base = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO a SELECT * FROM t"}
+    assert create_app(Settings.from_mapping(base)).conf.broker_commit_interval == 1.0
+    tuned = Settings.from_mapping({**base, "offset.flush.interval.ms": "250"})
+    assert create_app(tuned).conf.broker_commit_interval == 0.25
