@@ -7,7 +7,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install apt-deps demo test lint unit bench clean
+.PHONY: install apt-deps demo test lint unit fuzz bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ unit: install
 
 test: install lint
 	$(PY) -m pytest -v --durations=15 $(PYTEST_ARGS)
+
+# The hostile-input properties (tests/fuzz/) with many fresh examples each (FUZZ_EXAMPLES, 20000 by default);
+# `make test` runs them with hypothesis' bounded, derandomized CI profile.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/fuzz -q
 
 # Every benchmark in bench/, each against its in-run baseline; results appended to bench/results.json.
 bench: install

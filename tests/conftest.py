@@ -21,9 +21,15 @@ from tests.scenario import Scenario
 
 # Property tests explore new examples on developers' machines; in CI they replay a fixed sequence so that a
 # run cannot fail on a random draw, and no example fails for being slow on a busy machine.
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz) draws far more, fresh each run, for the hostile-input tests.
 hypothesis_settings.register_profile("dev", deadline=None)
 hypothesis_settings.register_profile("ci", deadline=None, derandomize=True)
-hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.register_profile(
+    "fuzz", deadline=None, max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000"))
+)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
 
 
 @pytest.fixture(scope="session")
