@@ -10,6 +10,10 @@ import sys
 
 import structlog
 
+#: Libraries whose INFO lines are not for operators: httpx logs every request with its whole URL, which
+#: for a schema registry URL with credentials (``http://user:password@host``) prints the password.
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
 
 def configure_logging(log_format: str) -> None:
     renderer: structlog.typing.Processor = (
@@ -30,6 +34,8 @@ def configure_logging(log_format: str) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         cache_logger_on_first_use=True,
     )
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str = "streamapp") -> structlog.stdlib.BoundLogger:
