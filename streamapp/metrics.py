@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -25,9 +25,15 @@ COUNTERS = (
 
 
 class StatsCollector(Collector):
-    def __init__(self, stats: Stats, lag: Callable[[], Mapping[tuple[str, int], int | None]]) -> None:
+    def __init__(
+        self,
+        stats: Stats,
+        lag: Callable[[], Mapping[tuple[str, int], int | None]],
+        tasks: Callable[[], int] | None = None,
+    ) -> None:
         self._stats = stats
         self._lag = lag
+        self._tasks = tasks
 
     def collect(self) -> Iterator[Metric]:
         statements = list(self._stats.statements.values())
@@ -102,13 +108,24 @@ class StatsCollector(Collector):
         yield GaugeMetricFamily(
             "streamapp_uptime_seconds", "Seconds since the worker started.", value=self._stats.uptime_s
         )
+        if self._tasks is not None:
+            yield GaugeMetricFamily(
+                "streamapp_asyncio_tasks",
+                "Tasks alive on the worker's event loop (flat under steady load; growth is a leak).",
+                value=self._tasks(),
+            )
 
 
 def metrics_registry(
-    stats: Stats, lag: Callable[[], Mapping[tuple[str, int], int | None]]
+    stats: Stats,
+    lag: Callable[[], Mapping[tuple[str, int], int | None]],
+    tasks: Callable[[], int] | None = None,
 ) -> CollectorRegistry:
+    """The worker's metrics, and the process' own (resident memory, open file descriptors, CPU: the
+    figures a leak shows in) from prometheus-client's process collector."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(StatsCollector(stats, lag))
+    registry.register(StatsCollector(stats, lag, tasks))
+    ProcessCollector(registry=registry)
     return registry
 
 

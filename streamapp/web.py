@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from importlib import resources
@@ -82,7 +83,7 @@ def register_views(
     security: str,
     kafka_security: str,
 ) -> None:
-    registry = metrics_registry(stats, lambda: consumer_lag(app, stats))
+    registry = metrics_registry(stats, lambda: consumer_lag(app, stats), lambda: len(asyncio.all_tasks()))
     page = _page()
 
     @app.page("/coap/stats.json")

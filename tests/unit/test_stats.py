@@ -93,3 +93,11 @@ def test_policy_outcomes_count_per_statement_or_for_the_worker() -> None:
     snap = stats.snapshot()
     worker = ("records_retried", "records_skipped", "records_dead_lettered", "tombstones_skipped")
     assert tuple(snap[k] for k in worker) == (1, 1, 2, 1)
+
+
+def test_metrics_carry_the_process_figures_and_the_task_count() -> None:
+    stats = Stats.for_statements(parse_kcql("INSERT INTO r SELECT * FROM t"))
+    text = render(metrics_registry(stats, dict, lambda: 17)).decode()
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["streamapp_asyncio_tasks"] == 17
+    assert samples["process_resident_memory_bytes"] > 0 and samples["process_open_fds"] > 0
