@@ -83,7 +83,9 @@ def register_views(
     security: str,
     kafka_security: str,
 ) -> None:
-    registry = metrics_registry(stats, lambda: consumer_lag(app, stats), lambda: len(asyncio.all_tasks()))
+    registry = metrics_registry(
+        stats, lambda: consumer_lag(app, stats), lambda: len(asyncio.all_tasks(app.loop))
+    )
     page = _page()
 
     @app.page("/coap/stats.json")

@@ -78,6 +78,11 @@ class WorkerProcess:
         return self
 
     @property
+    def pid(self) -> int:
+        assert self._proc is not None, f"{self.label} was not started"
+        return self._proc.pid
+
+    @property
     def returncode(self) -> int | None:
         return None if self._proc is None else self._proc.poll()
 

@@ -68,6 +68,8 @@ async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(run
     content_type, text = fetch(worker.web_port, "/metrics")
     assert content_type.startswith("text/plain")
     metrics = metric_values(text)
+    assert metrics[("streamapp_asyncio_tasks", ())] >= 1
+    assert metrics[("process_open_fds", ())] >= 1 and metrics[("process_resident_memory_bytes", ())] > 0
     for statement, resource in ((1, "dev/{d}"), (2, "all")):
         labels = (("resource", resource), ("statement", str(statement)), ("topic", topic))
         assert metrics[("streamapp_records_delivered_total", labels)] == n
