@@ -119,7 +119,12 @@ async def fill(broker: TansuBroker, topic: str, records: int) -> None:
 
 
 def verdict(
-    baseline: Sample, last: Sample, worker_stats: dict[str, Any], responder: dict[str, Any], records: int
+    baseline: Sample,
+    last: Sample,
+    peak_kib: int,
+    worker_stats: dict[str, Any],
+    responder: dict[str, Any],
+    records: int,
 ) -> tuple[dict[str, Any], list[str]]:
     """The growth figures and every target missed."""
     requests = sum(s["delivered"] for s in worker_stats["servers"])
@@ -127,6 +132,7 @@ def verdict(
     figures = {
         "rss_ratio": round(last.rss_kib / baseline.rss_kib, 3),
         "rss_kib": [baseline.rss_kib, last.rss_kib],
+        "rss_peak_kib": peak_kib,
         "fds": [baseline.fds, last.fds],
         "tasks": [baseline.tasks, last.tasks],
         "records_per_statement": per_statement,
@@ -158,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--sample-s", type=float, default=10.0)
-    parser.add_argument("--warmup-s", type=float, default=120.0)
+    parser.add_argument("--warmup-s", type=float, default=60.0)
     parser.add_argument("--inflight", type=int, default=16)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--workdir", type=Path, default=None)
@@ -213,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"soak: FAILED the run ended {samples[-1].at_s:.0f} s in, before a baseline after warm-up")
         return 1
     baseline, last = warm[0], warm[-1]
-    figures, missed = verdict(baseline, last, worker_stats, server, args.records)
+    peak = max(s.rss_kib for s in samples)
+    figures, missed = verdict(baseline, last, peak, worker_stats, server, args.records)
     span = last.at_s - samples[0].at_s
     figures["records_per_s"] = round(3 * args.records / max(span, 1e-9))
     for name, value in figures.items():
