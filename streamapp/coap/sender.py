@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -423,6 +424,10 @@ class CoapSender(mode.Service):
         return f"no response from {uri} within {options.response_timeout_s:g} s", None
 
 
+#: At most one ``coap.unmatched_response`` line this often; the line counts those left out since the last.
+UNMATCHED_LINE_INTERVAL_S = 10.0
+
+
 class UnmatchedResponses(logging.Filter):
     """Turns aiocoap's INFO "could not be matched to any request" into a WARNING with the details.
 
@@ -430,12 +435,24 @@ class UnmatchedResponses(logging.Filter):
     reused Message ID with the cached response of an earlier request (RFC 7252 4.4): worth seeing.
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_line: float | None = None
+        self._suppressed = 0
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not (isinstance(record.msg, str) and record.msg.startswith("Response %r could not be matched")):
             return True
+        # Anybody can send datagrams to a source port: a flood of them must not become a flood of lines.
+        now = time.monotonic()
+        if self._last_line is not None and now - self._last_line < UNMATCHED_LINE_INTERVAL_S:
+            self._suppressed += 1
+            return False
+        suppressed, self._suppressed, self._last_line = self._suppressed, 0, now
         response = record.args[0] if isinstance(record.args, tuple) and record.args else None
         log.warning(
             "coap.unmatched_response",
+            suppressed_since_last_line=suppressed,
             remote=str(getattr(response, "remote", None)),
             mid=getattr(response, "mid", None),
             token=getattr(getattr(response, "token", b""), "hex", lambda: "")(),

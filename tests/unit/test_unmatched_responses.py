@@ -31,3 +31,18 @@ def test_other_aiocoap_lines_pass_untouched() -> None:
     with capture_logs() as logs:
         assert UnmatchedResponses().filter(record("Sending message %r", "x")) is True
     assert logs == []
+
+
+def test_a_flood_of_unmatched_responses_is_one_line_per_interval_counting_the_rest(monkeypatch) -> None:
+    from streamapp.coap import sender
+
+    clock = [1000.0]
+    monkeypatch.setattr(sender.time, "monotonic", lambda: clock[0])
+    flood = UnmatchedResponses()
+    response = aiocoap.Message(code=Code.CONTENT)
+    with capture_logs() as logs:
+        for _ in range(500):
+            flood.filter(record("Response %r could not be matched to any request", response))
+        clock[0] += sender.UNMATCHED_LINE_INTERVAL_S
+        flood.filter(record("Response %r could not be matched to any request", response))
+    assert [line["suppressed_since_last_line"] for line in logs] == [0, 499]
