@@ -21,6 +21,7 @@ under every subject; versions count from 1 per subject.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import threading
@@ -59,6 +60,8 @@ class SchemaRegistryServer(ThreadedServer):
         self._ids: dict[str, int] = {}  # canonical (text, type, references) -> id
         self._subjects: dict[str, list[int]] = {}  # subject -> schema id per version (index + 1)
         self._fail_status: int | None = None
+        self._delay_s = 0.0
+        self._garbage: bytes | None = None
         #: GETs of ``/schemas/ids/{id}`` by id, and of ``/subjects/{s}/versions/{v}`` by (s, v as written).
         self.fetches: collections.Counter[int] = collections.Counter()
         self.version_fetches: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -100,6 +103,11 @@ class SchemaRegistryServer(ThreadedServer):
         with self._lock:
             del self._subjects[subject]
 
+    def misbehave(self, *, delay_s: float = 0.0, body: bytes | None = None) -> None:
+        """While set, a schema by id is answered ``delay_s`` late, and with ``body`` (a 200 carrying
+        whatever bytes) instead of the schema."""
+        self._delay_s, self._garbage = delay_s, body
+
     def fail(self, status: int | None) -> None:
         """While set, every request answers ``status`` with error code 50001 (still counted)."""
         self._fail_status = status
@@ -127,6 +135,10 @@ class SchemaRegistryServer(ThreadedServer):
         with self._lock:
             self.fetches[schema_id] += 1
             body = self._schemas.get(schema_id)
+        if self._delay_s:
+            await asyncio.sleep(self._delay_s)
+        if self._garbage is not None:
+            return web.Response(body=self._garbage, content_type="application/json")
         if self._fail_status is not None:
             return _error(self._fail_status, SERVER_ERROR, f"Simulated failure (HTTP {self._fail_status})")
         return _answer(body) if body is not None else _error(404, SCHEMA_NOT_FOUND, "Schema not found")

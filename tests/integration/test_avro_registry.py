@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -219,3 +220,46 @@ async def test_a_reference_the_registry_no_longer_has_is_a_poison_record_naming_
         f"subject 'geo' version 1 is not in the schema registry {registry.url}"
     )
     assert info.value.retriable is False
+
+
+async def test_a_slow_registry_is_a_retriable_located_error_within_the_client_timeout(
+    registry: SchemaRegistryServer,
+) -> None:
+    schema_id = registry.register("readings-value", json.dumps(SCHEMA))
+    registry.misbehave(delay_s=5.0)
+    cache = SchemaCache(RegistrySource(registry.url, timeout_s=0.5))
+    data = framed(schema_id, 1)
+    started = time.monotonic()
+    await cache.prefetch([data])
+    assert time.monotonic() - started < 3.0
+    with pytest.raises(DecodeError) as info:
+        AvroDecoder(cache)(data, WHERE)
+    assert info.value.retriable and info.value.where == WHERE
+    assert "unreachable" in str(info.value), info.value
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"",
+        b"<html>proxy error</html>",
+        b"[1, 2]",
+        b'{"schema": 5}',
+        b'{"schema": "{not json"}',
+        b'{"schema": "{\\"type\\": \\"nonsense\\"}"}',
+        b'{"schema": "\\"long\\"", "schemaType": "PROTOBUF"}',
+        b'{"schema": "{\\"type\\": \\"record\\", \\"name\\": \\"R\\", \\"fields\\": 3}"}',
+        b"\xff\xfe" * 100,
+    ],
+)
+async def test_a_registry_answering_garbage_is_a_located_error(
+    registry: SchemaRegistryServer, garbage: bytes
+) -> None:
+    schema_id = registry.register("readings-value", json.dumps(SCHEMA))
+    registry.misbehave(body=garbage)
+    cache = SchemaCache(RegistrySource(registry.url))
+    data = framed(schema_id, 1)
+    await cache.prefetch([data])
+    with pytest.raises(DecodeError) as info:
+        AvroDecoder(cache)(data, WHERE)
+    assert info.value.where == WHERE and str(info.value).startswith("record readings/0@12: Avro value:")
