@@ -517,6 +517,7 @@ class TansuBroker(_Process):
         headers: Sequence[Sequence[tuple[str, bytes]] | None] | None = None,
         *,
         timeout: float = 30.0,
+        max_request_size: int = 1024 * 1024,
     ) -> list[tuple[int, int]]:
         """Produce one record per value, in order, with one producer; return ``(partition, offset)`` of each.
 
@@ -531,6 +532,7 @@ class TansuBroker(_Process):
             bootstrap_servers=self.bootstrap,
             acks="all",
             request_timeout_ms=int(timeout * 1000),
+            max_request_size=max_request_size,
             **self.client_options,
         )
         try:

@@ -1,0 +1,40 @@
+"""Hostile records end to end (issue 15): a 10 MB record on the topic goes to the error policy with a
+line naming it, and the records around it are delivered; the worker's memory stays bounded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.scenario import Scenario, json_values
+
+pytestmark = pytest.mark.slow
+
+TEN_MB = 10 * 1024 * 1024
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+async def test_a_ten_megabyte_record_is_skipped_with_its_line_and_the_rest_is_delivered(
+    run: Scenario,
+) -> None:
+    huge = json.dumps({"n": 1, "blob": "x" * TEN_MB}).encode()
+    topic = await run.topic()
+    await run.broker.produce(
+        topic, [*json_values([{"n": 0}]), huge, *json_values([{"n": 2}])], max_request_size=2 * TEN_MB
+    )
+    worker = run.start(f"INSERT INTO r SELECT * FROM {topic}", {"connect.coap.error.policy": "NOOP"})
+    got = run.wait_for(worker, 2, what="the records around the huge one")
+    assert [json.loads(r.payload)["n"] for r in got] == [0, 2]
+    worker.wait_until(lambda: "record.skipped" in worker.log_text(), what="the skip line")
+    line = next(line for line in worker.log_text().splitlines() if "record.skipped" in line)
+    assert f"{topic}/0@1" in line and "connect.coap.max.payload" in line, line
+    assert rss_mib(worker.pid) < 400, "the huge record was copied many times over"
+    assert worker.stop() == 0
