@@ -26,6 +26,15 @@ def fetch(port: int, path: str) -> tuple[str, str]:
         return response.headers.get("Content-Type", ""), response.read().decode()
 
 
+def status_of(port: int, path: str, method: str) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=b"{}", method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     values = {}
     for family in text_string_to_metric_families(text):
@@ -68,6 +77,9 @@ async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(run
     content_type, text = fetch(worker.web_port, "/metrics")
     assert content_type.startswith("text/plain")
     metrics = metric_values(text)
+    for path in ("/coap/", "/coap/stats.json", "/metrics", "/healthz", "/readyz"):
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            assert status_of(worker.web_port, path, method) == 405, (method, path)  # read-only endpoints
     assert metrics[("streamapp_asyncio_tasks", ())] >= 1
     assert metrics[("process_open_fds", ())] >= 1 and metrics[("process_resident_memory_bytes", ())] > 0
     for statement, resource in ((1, "dev/{d}"), (2, "all")):

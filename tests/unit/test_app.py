@@ -30,6 +30,8 @@ def test_one_agent_per_source_topic_with_fan_out_routes() -> None:
 
 def test_offsets_are_committed_at_the_configured_cadence() -> None:
     base = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO a SELECT * FROM t"}
-    assert create_app(Settings.from_mapping(base)).conf.broker_commit_interval == 1.0
+    app = create_app(Settings.from_mapping(base))
+    assert app.conf.broker_commit_interval == 1.0
+    assert app.conf.web_bind == "127.0.0.1", "the web server is reachable from elsewhere only when told"
     tuned = Settings.from_mapping({**base, "offset.flush.interval.ms": "250"})
     assert create_app(tuned).conf.broker_commit_interval == 0.25
