@@ -89,6 +89,11 @@ class StatsCollector(Collector):
         yield lag
         for name, value, doc in (
             (
+                "records_retried_undecodable",
+                self._stats.records_retried,
+                "Records prepared again under RETRY before any statement (a schema registry that is down).",
+            ),
+            (
                 "records_skipped_undecodable",
                 self._stats.records_skipped,
                 "Records skipped before any statement.",

@@ -190,7 +190,8 @@ class Stats:
     default_server: str = ""
     servers: dict[str, ServerStats] = field(default_factory=dict)
     tombstones_skipped: int = 0
-    #: Records the policy let go that failed before reaching any statement (undecodable, unselectable).
+    #: Records that failed before reaching any statement (undecodable, unselectable): prepared again under
+    #: RETRY (a schema registry that is down), or let go by the policy.
     records_retried: int = 0
     records_skipped: int = 0
     records_dead_lettered: int = 0

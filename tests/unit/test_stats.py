@@ -93,6 +93,11 @@ def test_policy_outcomes_count_per_statement_or_for_the_worker() -> None:
     snap = stats.snapshot()
     worker = ("records_retried", "records_skipped", "records_dead_lettered", "tombstones_skipped")
     assert tuple(snap[k] for k in worker) == (1, 1, 2, 1)
+    text = render(metrics_registry(stats, dict)).decode()
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    metric = ("retried", "skipped", "dead_lettered")
+    counted = tuple(samples[f"streamapp_records_{m}_undecodable_total"] for m in metric)
+    assert counted == (1, 1, 2), "the metrics agree with stats.json"
 
 
 def test_metrics_carry_the_process_figures_and_the_task_count() -> None:
