@@ -42,6 +42,11 @@ class Secret:
         return hash(self._value)
 
 
+def revealed(secret: Secret | None) -> str | None:
+    """The text of a secret that may be unset (None stays None)."""
+    return None if secret is None else secret.reveal()
+
+
 # --- value parsers: text -> typed value; raise ValueError with a human message --------------------------
 
 

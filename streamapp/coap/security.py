@@ -6,7 +6,7 @@ from streamapp.coap.credentials import load_credentials
 from streamapp.coap.dtls import DtlsOptions
 from streamapp.coap.suites import CERTIFICATE_SUITES, PSK_SUITES
 from streamapp.errors import ConfigError
-from streamapp.keys import Secret
+from streamapp.keys import revealed
 from streamapp.settings import Settings
 
 #: Keys that only mean something with a coaps:// URI.
@@ -33,19 +33,15 @@ def dtls_options(settings: Settings) -> DtlsOptions | None:
     if not uses_dtls(settings):
         return None
     keys = settings.dtls_keys
-
-    def reveal(secret: Secret | None) -> str | None:
-        return None if secret is None else secret.reveal()
-
     credentials = load_credentials(
         username=keys.username,
-        password=reveal(keys.password),
+        password=revealed(keys.password),
         private_key_file=keys.private_key_file,
         public_key_file=keys.public_key_file,
         keystore_path=keys.keystore_path,
-        keystore_pass=reveal(keys.keystore_pass) or "",
+        keystore_pass=revealed(keys.keystore_pass) or "",
         truststore_path=keys.truststore_path,
-        truststore_pass=reveal(keys.truststore_pass) or "",
+        truststore_pass=revealed(keys.truststore_pass) or "",
         certs=keys.certs,
         cert_chain_key=keys.cert_chain_key,
     )

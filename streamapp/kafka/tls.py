@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from streamapp.errors import ConfigError
-from streamapp.keys import Secret
+from streamapp.keys import Secret, revealed
 from streamapp.keystores import (
     java_store,
     order_chain,
@@ -72,7 +72,7 @@ def client_ssl_context(
 def trusted_certificates(store: StoreLocation) -> tuple[list[x509.Certificate], str]:
     data = read_file(store.key, store.path)
     kind = _kind(store, data)
-    password = store.password.reveal() if store.password is not None else ""
+    password = revealed(store.password) or ""
     if kind == "PEM":
         try:
             certificates = x509.load_pem_x509_certificates(data)
@@ -101,7 +101,7 @@ def client_identity(
     """The private key and its chain (leaf first) from a JKS, PKCS12 or PEM keystore."""
     data = read_file(store.key, store.path)
     kind = _kind(store, data)
-    store_password = store.password.reveal() if store.password is not None else ""
+    store_password = revealed(store.password) or ""
     # Kafka: the key's own password defaults to the store's.
     entry_password = key_password.reveal() if key_password is not None else store_password
     if kind == "PEM":
