@@ -25,13 +25,10 @@ import json
 import os
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.bench_pipeline import Responder, RunFailed
 from bench.harness import RESULTS, append_result, run_entry
@@ -74,26 +71,8 @@ def record(n: int) -> bytes:
     return json.dumps({"n": n, "dev": n % RESOURCES, "t": 20 + n % 7 * 0.5, "secret": "x" * 8}).encode()
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RunFailed(f"no VmRSS for pid {pid}")
-
-
-def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def sample(worker: WorkerProcess, started: float) -> Sample:
-    pid = worker.pid
-    figures = metrics(worker.web_port)
+    figures = worker.metrics()
     delivered = {
         dict(labels)["statement"]: int(value)
         for (name, labels), value in figures.items()
@@ -101,8 +80,8 @@ def sample(worker: WorkerProcess, started: float) -> Sample:
     }
     return Sample(
         at_s=round(time.monotonic() - started, 1),
-        rss_kib=rss_kib(pid),
-        fds=len(os.listdir(f"/proc/{pid}/fd")),
+        rss_kib=worker.rss_kib(),
+        fds=len(os.listdir(f"/proc/{worker.pid}/fd")),
         tasks=int(figures[("streamapp_asyncio_tasks", ())]),
         delivered=delivered,
     )

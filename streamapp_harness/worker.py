@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import javaproperties
+from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp.keys import env_name
 from streamapp_harness.peers import free_port, wait_until
@@ -24,6 +25,18 @@ FAUST = Path(sys.executable).with_name("faust")
 #: A worker's first delivery takes ~4 s after its start (docs/production.md, "Start and restart"); a
 #: restart after a SIGKILL waits ~11 s more for the dead member's session; leave room on a loaded machine.
 JOIN_TIMEOUT_S = 60.0
+
+#: One Prometheus sample: (name, its labels sorted) -> value.
+MetricSamples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def metric_samples(text: str) -> MetricSamples:
+    """Every sample of a ``/metrics`` text."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 class WorkerProcess:
@@ -97,6 +110,18 @@ class WorkerProcess:
                 return json.load(response)
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             return None
+
+    def metrics(self) -> MetricSamples:
+        """The worker's ``/metrics`` now."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=10) as response:
+            return metric_samples(response.read().decode())
+
+    def rss_kib(self) -> int:
+        """The worker process' resident memory, as the kernel counts it (``/proc/<pid>/status``)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"{self.label}: no VmRSS for pid {self.pid}")
 
     def probe(self, path: str) -> tuple[int, dict[str, Any]] | None:
         """(status, JSON body) of ``GET path`` (``/healthz``, ``/readyz``), or None while the web server

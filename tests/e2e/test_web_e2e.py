@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import async_playwright
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp_harness.peers import TansuBroker
+from streamapp_harness.worker import metric_samples
 from tests.recording_server import RecordingCoapServer
 from tests.scenario import Scenario, json_values
 
@@ -33,14 +33,6 @@ def status_of(port: int, path: str, method: str) -> int:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
-
-
-def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    values = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return values
 
 
 async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(run: Scenario) -> None:
@@ -76,7 +68,7 @@ async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(run
 
     content_type, text = fetch(worker.web_port, "/metrics")
     assert content_type.startswith("text/plain")
-    metrics = metric_values(text)
+    metrics = metric_samples(text)
     for path in ("/coap/", "/coap/stats.json", "/metrics", "/healthz", "/readyz"):
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             assert status_of(worker.web_port, path, method) == 405, (method, path)  # read-only endpoints
