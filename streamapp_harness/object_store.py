@@ -79,9 +79,3 @@ class S3Store(_Process):
         request = urllib.request.Request(self.endpoint + path, method=method)
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.read()
-
-    def object_count(self) -> int:
-        """Objects in the bucket (ListObjectsV2's KeyCount of the first page: enough to see writes happen)."""
-        body = self._request("GET", f"/{self.bucket}?list-type=2").decode()
-        start = body.find("<KeyCount>") + len("<KeyCount>")
-        return int(body[start : body.find("</KeyCount>")])

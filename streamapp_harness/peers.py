@@ -896,6 +896,7 @@ class LibcoapServer(_Process):
         self._binary = binary
         self._client_binary = client_binary or f"coap-client-{flavour}"
         self._max_dynamic = max_dynamic_resources
+        self._log_requests = log_requests
         self._extra_args = list(extra_args) + (["-v", "7"] if log_requests else [])
         self._startup_timeout = startup_timeout
         self._loss = loss
@@ -1156,10 +1157,8 @@ class LibcoapServer(_Process):
     def received(self) -> list[ReceivedRequest]:
         """Every request the server logged, over every start and restart, in arrival order (a retransmission
         the server answered from its cache is listed again). Needs ``log_requests=True``."""
-        if "-v" not in self._extra_args or self._log_path is None:
+        if not self._log_requests or self._log_path is None:
             raise PeerError("received() needs a server started with log_requests=True")
-        if self._log is not None:
-            self._log.flush()
         found = []
         for m in _REQUEST_LINE.finditer(self._log_path.read_bytes()):
             path = b"/".join(_URI_PATH.findall(m[4])).decode(errors="replace")
