@@ -1,5 +1,6 @@
 # The two set-up commands: `make demo` and `make test`. Both install what they need first
-# (Debian's libcoap3-bin, a JRE for keytool and chromium, a Python 3.11 venv with the project and test extras).
+# (Debian's libcoap3-bin, chromium, a JDK and Maven, a Python 3.11 venv with the project and test extras);
+# `make test` also fetches the JVM test peers' jars from Maven Central into a cache, once (`make jars`).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3.11
@@ -7,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install apt-deps demo test lint unit fuzz bench clean
+.PHONY: install apt-deps jars demo test lint unit fuzz bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,20 +16,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
-# libcoap3-bin: coap-server/client-{notls,openssl,gnutls}; a JRE's keytool makes the JKS keystores of the DTLS
-# tests; Debian's chromium is the headless browser of the stats-page test; socat is the TLS terminator in
-# front of the test broker (Kafka over TLS).
+# libcoap3-bin: coap-server/client-{notls,openssl,gnutls}; a JDK 17 runs the JVM peers (Apache Kafka, Kafka
+# Connect with stream-reactor, Californium, compiled once with javac) and its keytool makes the JKS stores of
+# the DTLS tests; Maven fetches the peers' jars; Debian's chromium is the stats-page test's browser.
 apt-deps:
 	@missing=""; \
 	command -v coap-server-openssl >/dev/null 2>&1 || missing="$$missing libcoap3-bin"; \
-	command -v keytool >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v javac >/dev/null 2>&1 || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v socat >/dev/null 2>&1 || missing="$$missing socat"; \
 	[ -z "$$missing" ] || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; }
 
 install: apt-deps $(VENV)/.installed
+
+# The JVM peers' jars (streamapp_harness/jvm/*/pom.xml) from Maven Central into ~/.cache/streamapp/jvm;
+# a second run finds them there and starts no Maven.
+jars: install
+	$(PY) -m streamapp_harness jars
 
 demo: install
 	$(PY) -m streamapp_harness demo $(ARGS)
@@ -40,7 +46,7 @@ lint: install
 unit: install
 	$(PY) -m pytest tests/unit -q
 
-test: install lint
+test: install lint jars
 	$(PY) -m pytest -v --durations=15 $(PYTEST_ARGS)
 
 # The hostile-input properties (tests/fuzz/) with many fresh examples each (FUZZ_EXAMPLES, 20000 by default);

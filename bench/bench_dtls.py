@@ -30,7 +30,7 @@ from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.records import RecordCoordinates
 from streamapp.settings import Settings
-from streamapp_harness.peers import LibcoapServer
+from streamapp_harness.libcoap import LibcoapServer
 from tests.certs import make_pki
 
 BENCHMARK = "dtls"

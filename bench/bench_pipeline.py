@@ -2,14 +2,18 @@
 
 ``python -m bench.bench_pipeline [--cases a,b] [--quick] [--repeats R] [--results PATH] [record counts]``
 
-Every run of an implementation gets a fresh topic on one Tansu broker, filled with its whole backlog before
-anything consumes it, a fresh consumer group, and a fresh ``bench.coap_responder`` (its own process, so its
-CPU is not the client's) that answers every request with 2.04 after the case's delay. Throughput is
-measured at the responder: unique deliveries / (last unique delivery - first unique delivery), so start-up
-(Faust's ~30 s until its consumer group is joined) is not in the figure.
+Every run of an implementation gets a fresh topic on one Apache Kafka broker (``kafka_broker.py``), filled
+with its whole backlog before anything consumes it, a fresh consumer group, and a fresh
+``bench.coap_responder`` (its own process, so its CPU is not the client's) that answers every request with
+2.04 after the case's delay. Throughput is measured at the responder: unique deliveries / (last unique
+delivery - first unique delivery), so start-up (the consumer group's join) is not in the figure.
 
 - baseline ``loop``: what the Kafka Connect sink did, in this process: a plain aiokafka consumer, and per
   record one confirmable aiocoap PUT, awaited before the next;
+- baseline ``stream_reactor``: the connector itself, stream-reactor's CoAP sink 1.2.0 in Kafka Connect 4.4
+  standalone (``streamapp_harness/connect.py``, Connect's defaults), in the one-resource cases (its KCQL
+  cannot spread records over resources). Maven Central does not serve its jar, so it runs only where one is
+  given (``$STREAMAPP_STREAM_REACTOR_COAP_JAR``); the line says so when it is not;
 - ``default``: ``faust -A streamapp.main worker`` (tests/worker.py) with ``connect.coap.max.inflight`` unset;
 - ``tuned``: the same with ``connect.coap.max.inflight=N``;
 - case ``two_workers`` compares two tuned workers in one consumer group with one tuned worker.
@@ -45,7 +49,9 @@ from aiocoap.numbers.codes import Code
 from aiokafka import AIOKafkaConsumer
 
 from bench.harness import RESULTS, ROOT, Comparison, Timing, append_result, run_entry
-from streamapp_harness.peers import TansuBroker, wait_until
+from streamapp_harness.connect import CONNECTOR_JAR_ENV, KafkaConnectStandalone, connector_jar
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.process import wait_until
 from streamapp_harness.worker import WorkerProcess
 
 BENCHMARK = "pipeline"
@@ -66,11 +72,14 @@ class Impl:
 
     name: str
     records: int
-    workers: int = 0  # 0: the in-process loop
+    workers: int = 0  # 0: the in-process loop (or the connector)
     max_inflight: int | None = None  # None: connect.coap.max.inflight not set
+    connector: bool = False  # stream-reactor's sink in Kafka Connect
 
     @property
     def label(self) -> str:
+        if self.connector:
+            return f"{self.name} (stream-reactor 1.2.0 in Kafka Connect, one PUT at a time)"
         if not self.workers:
             return f"{self.name} (aiokafka + aiocoap, one PUT at a time)"
         inflight = "unset" if self.max_inflight is None else str(self.max_inflight)
@@ -85,6 +94,8 @@ class Target:
     candidate: str
     ratio: float
     min_rate: float | None = None
+    #: What ``candidate`` should reach against stream-reactor in Kafka Connect, where that runs.
+    connector_ratio: float | None = None
 
     def describe(self) -> str:
         text = f">= {self.ratio:g}x"
@@ -100,10 +111,12 @@ class Case:
     baseline: Impl
     candidates: tuple[Impl, ...]
     target: Target
+    #: stream-reactor's sink in Kafka Connect, the second baseline (None: not in this case, or no jar).
+    connector: Impl | None = None
 
     @property
     def implementations(self) -> tuple[Impl, ...]:
-        return (self.baseline, *self.candidates)
+        return (self.baseline, *((self.connector,) if self.connector else ()), *self.candidates)
 
     def describe(self) -> str:
         plural = "s" if self.resources > 1 else ""
@@ -124,6 +137,7 @@ def build_cases(args: argparse.Namespace) -> dict[str, Case]:
         return max(2, records // scale)
 
     loopback, rtt20 = n(args.loopback_records), n(args.rtt20_records)
+    with_connector = connector_jar() is not None
     many, many_slow, two = (
         n(args.rtt20_64_records),
         n(args.rtt20_64_baseline_records),
@@ -137,7 +151,8 @@ def build_cases(args: argparse.Namespace) -> dict[str, Case]:
             partitions=4,
             baseline=Impl("loop", loopback),
             candidates=(Impl("default", loopback, workers=1), Impl("tuned", loopback, 1, max_inflight=16)),
-            target=Target("tuned", 3.5, min_rate=5000),
+            target=Target("tuned", 3.5, min_rate=5000, connector_ratio=2.0),
+            connector=Impl("stream_reactor", loopback, connector=True) if with_connector else None,
         ),
         "rtt20_one_resource": Case(
             "rtt20_one_resource",
@@ -146,7 +161,8 @@ def build_cases(args: argparse.Namespace) -> dict[str, Case]:
             partitions=4,
             baseline=Impl("loop", rtt20),
             candidates=(Impl("default", rtt20, workers=1), Impl("tuned", rtt20, 1, max_inflight=4)),
-            target=Target("tuned", 3.5),
+            target=Target("tuned", 3.5, connector_ratio=3.5),
+            connector=Impl("stream_reactor", rtt20, connector=True) if with_connector else None,
         ),
         # The loop and the default worker do ~46 records/s here: fewer records give the same rate sooner.
         "rtt20_64_resources": Case(
@@ -433,7 +449,7 @@ class RunResult:
 
 
 class Bench:
-    def __init__(self, broker: TansuBroker, workdir: Path, args: argparse.Namespace) -> None:
+    def __init__(self, broker: KafkaBroker, workdir: Path, args: argparse.Namespace) -> None:
         self.broker = broker
         self.workdir = workdir
         self.join_timeout: float = args.join_timeout
@@ -453,7 +469,9 @@ class Bench:
             self.loop.run_until_complete(self.broker.create_topic(name, case.partitions))
             self.loop.run_until_complete(self.broker.produce(name, values, partitions=parts, timeout=120))
             responder.start()
-            if impl.workers:
+            if impl.connector:
+                self._run_connector(impl, name, label, responder, result)
+            elif impl.workers:
                 self._run_workers(case, impl, name, label, responder, result)
             else:
                 self.loop.run_until_complete(
@@ -475,6 +493,42 @@ class Bench:
         finally:
             responder.stop()
         return result
+
+    def _run_connector(
+        self, impl: Impl, name: str, label: str, responder: Responder, result: RunResult
+    ) -> None:
+        """stream-reactor's sink in a Connect standalone worker with Connect's defaults (its JVM starts
+        and discovers the server before the first record: not in the figure, which starts at the first
+        delivery)."""
+        connect = KafkaConnectStandalone(
+            self.broker.bootstrap,
+            {
+                "name": name,
+                "topics": name,
+                "connect.coap.uri": responder.uri,
+                "connect.coap.kcql": f"INSERT INTO r SELECT * FROM {name}",
+                "connect.coap.error.policy": "THROW",
+            },
+            self.workdir / f"{label}-connect",
+            startup_timeout=self.join_timeout,
+        )
+        result.logs.append(str(connect.log_path))
+
+        def check() -> None:
+            if not connect.running:
+                raise RunFailed(f"Kafka Connect exited; log {connect.log_path}")
+            states = connect.task_states()
+            if "FAILED" in states:
+                raise RunFailed(f"the connector's task FAILED; log {connect.log_path}")
+
+        with connect:
+            await_deliveries(
+                responder,
+                impl.records,
+                check,
+                join_timeout=self.join_timeout,
+                stall_timeout=self.stall_timeout,
+            )
 
     def _run_workers(
         self, case: Case, impl: Impl, name: str, label: str, responder: Responder, result: RunResult
@@ -631,6 +685,14 @@ def print_case(case: Case, runs: dict[str, list[RunResult]], timings: dict[str, 
         )
     else:
         print(f"   target for {target.candidate}: {target.describe()}: no figure (a run failed)")
+    connector = case.connector and timings[case.connector.name]
+    if connector and candidate is not None and target.connector_ratio is not None:
+        ratio = candidate.rate / connector.rate
+        met = "met" if ratio >= target.connector_ratio else "NOT MET"
+        print(
+            f"   against stream-reactor in Kafka Connect: {ratio:.2f}x "
+            f"(target >= {target.connector_ratio:g}x): {met}"
+        )
     for impl in case.implementations:
         for run in runs[impl.name]:
             if run.delivery_problem is not None:
@@ -700,6 +762,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cases = build_cases(args)
     selected = [cases[name] for name in args.cases]
+    if connector_jar() is None:
+        print(
+            f"bench_pipeline: no stream-reactor CoAP sink jar (${CONNECTOR_JAR_ENV}; Maven Central does not "
+            "serve com.datamountaineer:kafka-connect-coap): the stream_reactor baseline is left out",
+            flush=True,
+        )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"bench_pipeline: logs in {workdir}", flush=True)
@@ -707,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     comparisons: list[RateComparison] = []
     details: dict[str, Any] = {}
     wrong = False
-    with TansuBroker(log_path=workdir / "tansu.log") as broker:
+    with KafkaBroker(workdir / "kafka") as broker:
         bench = Bench(broker, workdir, args)
         try:
             for case in selected:
@@ -734,6 +802,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                             candidate,
                             case.target.ratio if targeted else None,
                             case.target.min_rate if targeted else None,
+                        )
+                    )
+                connector = case.connector and timings[case.connector.name]
+                target = timings[case.target.candidate]
+                if connector and target is not None:
+                    comparisons.append(
+                        RateComparison(
+                            f"{case.name}/{case.target.candidate}_vs_stream_reactor",
+                            connector,
+                            target,
+                            case.target.connector_ratio,
                         )
                     )
                 details[case.name] = {

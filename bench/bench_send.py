@@ -28,7 +28,7 @@ from aiocoap.numbers.codes import Code
 from bench.harness import RESULTS, Comparison, finish, time_passes
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.records import RecordCoordinates
-from streamapp_harness.peers import LibcoapServer
+from streamapp_harness.libcoap import LibcoapServer
 
 BENCHMARK = "send"
 WHERE = RecordCoordinates("bench", 0, 0)

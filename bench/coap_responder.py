@@ -4,7 +4,9 @@
 
 It parses only what it needs of RFC 7252: the fixed header (version, type, token length, code, message ID),
 the token, and the Uri-Path options (to count resources); the payload is kept only to count distinct
-bodies. Every request is answered with 2.04 Changed: a CON request with a piggybacked ACK (same message ID,
+bodies. Only PUT and POST count as deliveries; a GET or DELETE (stream-reactor's connector asks for
+``/.well-known/core`` when it starts and DELETEs its resource when it stops) is answered and counted apart.
+Every request is answered with 2.04 Changed: a CON request with a piggybacked ACK (same message ID,
 same token), a NON request with a NON response (a new message ID, same token); after ``--delay-ms``
 (``loop.call_later``; 0 answers at once, in the datagram callback). An empty CON (a CoAP ping) gets a RST;
 ACKs and RSTs from clients are ignored.
@@ -43,6 +45,7 @@ MAX_CLIENTS_LISTED = 1000
 
 CON, NON, ACK, RST = 0, 1, 2, 3
 CHANGED = 0x44  # 2.04
+POST, PUT = 0x02, 0x03
 URI_PATH = 11
 PAYLOAD_MARKER = 0xFF
 
@@ -110,6 +113,7 @@ class Responder(asyncio.DatagramProtocol):
         self.non = 0
         self.pings = 0
         self.ignored = 0
+        self.other_methods = 0
         self.malformed = 0
         self.foreign = 0
         #: Per client endpoint: [unique deliveries, first ns, last ns].
@@ -174,6 +178,11 @@ class Responder(asyncio.DatagramProtocol):
             self._next_mid = (self._next_mid + 1) & 0xFFFF
             answer = bytes((0x50 | tkl, CHANGED)) + self._next_mid.to_bytes(2, "big") + token
         self._expiry.append((now + EXCHANGE_LIFETIME_NS, key))
+        if code not in (PUT, POST):
+            self.other_methods += 1  # answered below, but no record was delivered
+            self._seen[key] = answer
+            self._send(answer, addr)
+            return
         self.deliveries += 1
         if self.first_ns is None:
             self.first_ns = now
@@ -235,6 +244,7 @@ class Responder(asyncio.DatagramProtocol):
             "non": self.non,
             "pings": self.pings,
             "ignored": self.ignored,
+            "other_methods": self.other_methods,
             "malformed": self.malformed,
             "foreign": self.foreign,
             "delay_ms": self.delay_s * 1000,

@@ -32,7 +32,8 @@ from typing import Any
 
 from bench.bench_pipeline import Responder, RunFailed
 from bench.harness import RESULTS, append_result, run_entry
-from streamapp_harness.peers import TansuBroker, wait_until
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.process import wait_until
 from streamapp_harness.worker import WorkerProcess
 
 BENCHMARK = "soak"
@@ -87,7 +88,7 @@ def sample(worker: WorkerProcess, started: float) -> Sample:
     )
 
 
-async def fill(broker: TansuBroker, topic: str, records: int) -> None:
+async def fill(broker: KafkaBroker, topic: str, records: int) -> None:
     await broker.create_topic(topic, partitions=PARTITIONS)
     for start in range(0, records, PRODUCE_CHUNK):
         numbers = range(start, min(records, start + PRODUCE_CHUNK))
@@ -153,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"soak: {args.records:,} records; logs in {workdir}", flush=True)
     topic = f"soak-{os.getpid()}"
     samples: list[Sample] = []
-    with TansuBroker(log_path=workdir / "tansu.log") as broker:
+    with KafkaBroker(workdir / "kafka") as broker:
         asyncio.run(fill(broker, topic, args.records))
         responder = Responder(0, workdir, "responder").start()
         worker = WorkerProcess(

@@ -21,6 +21,7 @@ from streamapp.errors import WorkerStopped
 from streamapp.handler import Failures
 from streamapp.health import register_probes
 from streamapp.intake import Intake
+from streamapp.kafka.commits import CommitMonitor
 from streamapp.kafka.group import PromptTableManager, on_assignment
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
@@ -78,6 +79,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         # The engine's stop commits what was delivered (SinkApp.before_stop): Faust must not wait for more.
         stream_wait_empty=False,
+        # Tells the engine which commits landed (bounded replay: docs/delivery-engine.md).
+        Monitor=CommitMonitor,
     )
     defaults = RequestOptions.from_values(settings.values)
     routes = {s.index: Route.compile(s, defaults) for s in settings.statements}
@@ -171,7 +174,11 @@ def create_app(settings: Settings) -> faust.App:
         window=settings.max_inflight,
         max_payload=settings.max_payload,
         on_stop=stop_worker,
+        commit_interval_s=settings.commit_interval_s,
     )
+    monitor = app.monitor
+    assert isinstance(monitor, CommitMonitor)
+    monitor.listener = dispatcher
     _, registered_acks = agents.register(
         app, Intake(dispatcher, failures), dispatcher, pipelines, stats, stop_grace_s=settings.stop_grace_s
     )

@@ -20,6 +20,10 @@ docs/delivery-engine.md tells the whole design; in short:
   the worker stops (``on_stop``).
 - **Intake.** Records come prepared (``streamapp/intake.py``), in partition order, through ``take``.
 - **Back-pressure.** At most ``max_pending`` records are inside the engine; the intake waits in ``room``.
+- **Bounded replay.** A partition whose acked records have waited for a commit longer than a commit takes
+  (``commit_overdue_s``: the commit interval and half of it again) sends nothing more until a commit lands
+  (``committed``): while the broker takes no commits, what the engine delivers is what a restart would send
+  again, so the pause bounds the replay after an outage to about one commit interval plus the window.
 - **Stopping.** ``drain(grace)`` sends nothing new, gives the requests in flight the grace to finish, then
   abandons them (their records stay unacked: they are read again).
 """
@@ -28,8 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from streamapp.coap.sender import CoapSender, RequestOptions
@@ -50,6 +55,16 @@ LINGER_S = 0.05
 PENDING_PER_SLOT = 256
 #: ... and at least this many, so that a small window still has records of many lanes ready.
 MIN_PENDING = 2048
+#: A commit normally lands within its interval plus this share of it (and at least COMMIT_SLACK_MIN_S more).
+COMMIT_SLACK = 0.5
+COMMIT_SLACK_MIN_S = 0.5
+#: Records handed over to be acked reach the consumer this soon (the agent's acks task runs next).
+ACK_LAG_S = 0.1
+
+
+def commit_overdue_s(commit_interval_s: float) -> float:
+    """How long an acked record may wait for its commit before its partition pauses."""
+    return commit_interval_s + max(COMMIT_SLACK_MIN_S, COMMIT_SLACK * commit_interval_s)
 
 
 class Lane:
@@ -119,7 +134,10 @@ class Dispatcher:
         max_payload: int = MAX_PAYLOAD,
         max_pending: int | None = None,
         on_stop: Callable[[WorkerStopped], Awaitable[None]] | None = None,
+        commit_interval_s: float | None = None,
     ) -> None:
+        """``commit_interval_s``: how often offsets are committed; a partition whose records wait for a
+        commit much longer pauses (module doc, "Bounded replay"). None: never paused."""
         self._sender = sender
         self._failures = failures
         self._stats = stats
@@ -153,6 +171,11 @@ class Dispatcher:
         self.generation = 0
         #: Requests that failed and are to be, or are being, sent again under RETRY (``retrying``).
         self._retrying: dict[int, Job] = {}
+        #: Partitions paused until a commit lands, and their lanes held back meanwhile.
+        self.commit_overdue_s = None if commit_interval_s is None else commit_overdue_s(commit_interval_s)
+        self._paused: dict[tuple[str, int], float] = {}  # partition -> when it paused
+        self._held: dict[tuple[str, int], deque[Lane]] = {}
+        self._commit_check: asyncio.TimerHandle | None = None
 
     # --- intake ----------------------------------------------------------------------------------------
 
@@ -186,6 +209,8 @@ class Dispatcher:
             return
         if outcome is None or self.halted or generation != self.generation:
             return
+        if self._commit_check is None and self.commit_overdue_s is not None:
+            self._check_commits()
         tracked = self.partition_log(raw.topic, raw.partition, acks).track(raw, token)
         outstanding = 0
         for route, request in zip(outcome.routes, outcome.requests, strict=True):
@@ -250,6 +275,10 @@ class Dispatcher:
                 continue  # stopping: only what precedes the failed record in its partition is still sent
             if lane.partition in self._revoking:
                 continue  # its partition is being revoked: the new owner sends it
+            if lane.partition in self._paused:
+                lane.ready = True
+                self._held.setdefault(lane.partition, deque()).append(lane)
+                continue
             server_in_flight = self._server_in_flight.get(lane.server, 0)
             if server_in_flight >= self.window:
                 lane.ready = True
@@ -432,6 +461,76 @@ class Dispatcher:
                 lane.ready = True
                 self._ready.appendleft(lane)
 
+    # --- commits ---------------------------------------------------------------------------------------
+
+    def committed(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """A commit landed: ``(topic, partition) -> next offset``; a paused partition it caught up goes on."""
+        for key, offset in offsets.items():
+            partition_log = self._partitions.get(key)
+            if partition_log is not None:
+                partition_log.committed(offset)
+        self._resume_caught_up()
+
+    def commit_round_over(self, started_at: float) -> None:
+        """A commit round that began at ``started_at`` ended (after ``committed``). What was acked before it
+        began and is still not committed was not the consumer's to commit (already committed, say): it
+        waits for nothing, so it pauses nothing (``ACK_LAG_S`` leaves the acks task its moment)."""
+        for partition_log in self._partitions.values():
+            partition_log.forget_acked_before(started_at - ACK_LAG_S)
+        self._resume_caught_up()
+
+    def _resume_caught_up(self) -> None:
+        overdue = self.commit_overdue_s
+        if not self._paused or overdue is None:
+            return
+        now = time.monotonic()
+        resumed = []
+        for key, paused_at in list(self._paused.items()):
+            partition_log = self._partitions.get(key)
+            if partition_log is not None and partition_log.waiting_s(now) > overdue:
+                continue
+            del self._paused[key]
+            self._stats.commit_landed(key)
+            resumed.append((key, now - paused_at))
+            held = self._held.pop(key, None)
+            if held:
+                self._ready.extend(held)
+        if resumed:
+            log.info(
+                "engine.commit_landed",
+                partitions=sorted(f"{t}/{p}" for (t, p), _ in resumed),
+                paused_s=round(max(s for _, s in resumed), 1),
+            )
+            self._pump()
+
+    def _check_commits(self) -> None:
+        """Pause the partitions whose acked records wait too long for a commit (every quarter of that)."""
+        overdue = self.commit_overdue_s
+        assert overdue is not None
+        now = time.monotonic()
+        paused = []
+        for key, partition_log in self._partitions.items():
+            if key in self._paused:
+                continue
+            waited = partition_log.waiting_s(now)
+            if waited > overdue:
+                self._paused[key] = now
+                self._stats.commit_overdue(key)
+                paused.append((key, waited))
+        if paused:
+            log.warning(
+                "engine.waiting_for_commit",
+                partitions=sorted(f"{t}/{p}" for (t, p), _ in paused),
+                waited_s=round(max(w for _, w in paused), 1),
+                why="records delivered longer ago than a commit takes are not committed (is the broker "
+                "reachable?); these partitions send nothing more until a commit lands, so that a restart "
+                "sends again no more than one commit interval of records",
+            )
+        if not self.closing:
+            self._commit_check = asyncio.get_running_loop().call_later(
+                max(0.1, overdue / 4), self._check_commits
+            )
+
     # --- rebalancing -----------------------------------------------------------------------------------
 
     async def revoke(self, partitions: set[tuple[str, int]], grace_s: float) -> None:
@@ -472,6 +571,10 @@ class Dispatcher:
             waiting.extend(kept)
         self._revoking = set()
         self._retrying = {k: job for k, job in self._retrying.items() if job.lane.partition not in partitions}
+        for key in partitions:
+            self._held.pop(key, None)
+            if self._paused.pop(key, None) is not None:
+                self._stats.commit_landed(key)
         if self._room is not None and self.pending < self.max_pending:
             self._wake_submitters()
         self._pump()
@@ -516,6 +619,8 @@ class Dispatcher:
     async def _drain(self, grace_s: float) -> None:
         if self.stopped is None:
             self.closing = True  # stopping without a failure (SIGTERM): nothing new is sent
+        if self._commit_check is not None:
+            self._commit_check.cancel()
         self._wake_submitters()
         for lane in self._lanes.values():
             if lane.linger is not None:

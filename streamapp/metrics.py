@@ -108,8 +108,18 @@ class StatsCollector(Collector):
                 self._stats.tombstones_skipped,
                 "Tombstones skipped (connect.coap.tombstone=skip).",
             ),
+            (
+                "commit_waits",
+                self._stats.commit_waits,
+                "Times a partition paused because its delivered records waited too long for a commit.",
+            ),
         ):
             yield CounterMetricFamily(f"streamapp_{name}", doc, value=value)
+        yield GaugeMetricFamily(
+            "streamapp_partitions_waiting_for_commit",
+            "Partitions sending nothing until a commit lands (the broker takes no commits).",
+            value=len(self._stats.waiting_for_commit),
+        )
         yield GaugeMetricFamily(
             "streamapp_uptime_seconds", "Seconds since the worker started.", value=self._stats.uptime_s
         )

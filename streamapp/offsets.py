@@ -6,11 +6,19 @@ record can be finished before an earlier one of its partition. Faust commits the
 acked offsets it knows, starting from the lowest one acked, so acking a later offset first could commit
 past an earlier one still in flight. :class:`PartitionLog` therefore hands records to :class:`Acks` in
 offset order only: the head of the partition's log, while it is finished.
+
+Acked is not committed: Faust commits what was acked every ``offset.flush.interval.ms``, and a worker that
+dies re-sends what was delivered since the last commit that landed. :class:`PartitionLog` therefore also
+keeps how long its oldest acked-but-uncommitted record has waited for a commit (``waiting_s``); the
+dispatcher pauses a partition whose records wait longer than a commit should take, so that while the
+broker cannot take commits (an outage) no more is delivered than a restart will send again anyway
+(docs/delivery-engine.md, "Bounded replay").
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -85,13 +93,19 @@ class Acks:
 
 
 class PartitionLog:
-    """The records of one partition that are in the engine, in offset order."""
+    """The records of one partition that are in the engine, in offset order, and those acked since the last
+    commit that landed."""
 
-    __slots__ = ("_acks", "_records")
+    __slots__ = ("_acks", "_records", "_uncommitted")
+
+    #: Acks this close together share one entry of the uncommitted log (its length stays small).
+    BUCKET_S = 0.1
 
     def __init__(self, acks: Acks) -> None:
         self._acks = acks
         self._records: deque[Tracked] = deque()
+        #: [first ack time, last offset acked] per bucket, oldest first, until a commit covers it.
+        self._uncommitted: deque[list[float]] = deque()
 
     def track(self, raw: RawRecord, token: Any) -> Tracked:
         tracked = Tracked(raw, token, self)
@@ -101,8 +115,38 @@ class PartitionLog:
     def advance(self) -> None:
         """Hand the finished records at the head over to be acked."""
         records = self._records
+        last = None
         while records and records[0].outstanding == 0:
-            self._acks.add(records.popleft())
+            tracked = records.popleft()
+            last = tracked.raw.offset
+            self._acks.add(tracked)
+        if last is not None:
+            self._note_acked(last)
+
+    def _note_acked(self, offset: int) -> None:
+        now = time.monotonic()
+        uncommitted = self._uncommitted
+        if uncommitted and now - uncommitted[-1][0] < self.BUCKET_S:
+            uncommitted[-1][1] = offset
+        else:
+            uncommitted.append([now, offset])
+
+    def committed(self, next_offset: int) -> None:
+        """A commit of ``next_offset`` (the next record to read) landed: what it covers no longer waits."""
+        uncommitted = self._uncommitted
+        while uncommitted and uncommitted[0][1] < next_offset:
+            uncommitted.popleft()
+
+    def forget_acked_before(self, moment: float) -> None:
+        """Records acked before ``moment`` that a commit round starting then did not cover were not the
+        consumer's to commit (at or below its committed offset): they wait for nothing."""
+        uncommitted = self._uncommitted
+        while uncommitted and uncommitted[0][0] < moment:
+            uncommitted.popleft()
+
+    def waiting_s(self, now: float) -> float:
+        """How long the oldest record acked and not yet committed has waited (0 when none waits)."""
+        return now - self._uncommitted[0][0] if self._uncommitted else 0.0
 
     def drop(self) -> int:
         """The partition was revoked: forget its records (none is acked now); how many were unfinished."""
@@ -111,6 +155,7 @@ class PartitionLog:
             tracked.dropped = True
             unfinished += tracked.outstanding > 0
         self._records.clear()
+        self._uncommitted.clear()
         return unfinished
 
     def __len__(self) -> int:

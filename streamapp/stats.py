@@ -197,6 +197,10 @@ class Stats:
     records_dead_lettered: int = 0
     #: (topic, partition) -> the next offset to be acked (everything before it was delivered or let go).
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    #: Partitions paused until a commit lands (docs/delivery-engine.md, "Bounded replay"), and how many
+    #: times one paused.
+    waiting_for_commit: set[tuple[str, int]] = field(default_factory=set)
+    commit_waits: int = 0
 
     def acked(self, topic: str, partition: int, offset: int) -> None:
         key = (topic, partition)
@@ -235,6 +239,15 @@ class Stats:
     def tombstone_skipped(self) -> None:
         self.tombstones_skipped += 1
 
+    def commit_overdue(self, partition: tuple[str, int]) -> None:
+        """The dispatcher paused ``partition``: its delivered records wait too long for a commit."""
+        self.waiting_for_commit.add(partition)
+        self.commit_waits += 1
+
+    def commit_landed(self, partition: tuple[str, int]) -> None:
+        """``partition`` goes on: a commit landed (or it was revoked)."""
+        self.waiting_for_commit.discard(partition)
+
     def server(self, uri: str | None) -> ServerStats:
         """The figures of ``uri`` (None: the worker's own server)."""
         name = self.default_server if uri is None else uri
@@ -265,6 +278,8 @@ class Stats:
             "records_retried": self.records_retried,
             "records_skipped": self.records_skipped,
             "records_dead_lettered": self.records_dead_lettered,
+            "partitions_waiting_for_commit": sorted(f"{t}/{p}" for t, p in self.waiting_for_commit),
+            "commit_waits": self.commit_waits,
             "statements": [s.snapshot() for s in self.statements.values()],
             "servers": [s.snapshot() for s in self.servers.values()],
         }

@@ -1,4 +1,5 @@
-"""``python -m streamapp_harness demo``: the sink end to end on an embedded broker and a libcoap server."""
+"""``python -m streamapp_harness demo``: the sink end to end on an embedded broker and a libcoap server.
+``python -m streamapp_harness jars``: fetch the JVM peers' jars from Maven Central into their cache (once)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="exit once every record is delivered (0) or the timeout passes (1) instead of running on",
     )
     demo.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for delivery")
+    jars = commands.add_parser("jars", help="fetch the JVM test peers' jars from Maven Central (once)")
+    jars.add_argument("peers", nargs="*", help="which (default: every peer with a pom)")
     args = parser.parse_args(argv)
+    if args.command == "jars":
+        return fetch_jars(args.peers)
     try:
         from streamapp_harness.demo import run_demo
     except ModuleNotFoundError as exc:
@@ -28,6 +33,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return run_demo(records=args.records, exit_when_done=args.exit, timeout_s=args.timeout)
+
+
+def fetch_jars(peers: Sequence[str]) -> int:
+    from streamapp_harness import jvm
+
+    for peer in peers or jvm.PEERS:
+        try:
+            print(f"jars: {peer}: {jvm.fetch(peer)}", flush=True)
+        except jvm.JvmError as error:
+            print(f"jars: {peer}: {error}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

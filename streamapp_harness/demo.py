@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streamapp_harness.peers import LibcoapServer, TansuBroker
+from streamapp_harness.libcoap import LibcoapServer
+from streamapp_harness.tansu import TansuBroker
 from streamapp_harness.worker import WorkerProcess
 
 TOPIC = "demo-people"

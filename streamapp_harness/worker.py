@@ -17,7 +17,7 @@ import javaproperties
 from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp.keys import env_name
-from streamapp_harness.peers import free_port, wait_until
+from streamapp_harness.process import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FAUST = Path(sys.executable).with_name("faust")

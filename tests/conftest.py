@@ -1,5 +1,6 @@
-"""Fixtures for the real peers: a Tansu broker per session, libcoap and recording CoAP servers, and workers
-run as real ``faust -A streamapp.main worker`` subprocesses."""
+"""Fixtures for the real peers: one Apache Kafka broker per session (every listener: plain, TLS, mutual TLS,
+SASL), Tansu for the demo's smoke test, libcoap and recording CoAP servers, and workers run as real
+``faust -A streamapp.main worker`` subprocesses."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from streamapp.coap.sender import CoapSender, RequestOptions
-from streamapp_harness.peers import LibcoapServer, TansuBroker
+from streamapp_harness.kafka_broker import BrokerTls, KafkaBroker, TlsIdentity
+from streamapp_harness.libcoap import LibcoapServer
+from streamapp_harness.tansu import TansuBroker
 from streamapp_harness.worker import WorkerProcess
-from tests.certs import pki_fixture  # noqa: F401  (the session fixture `pki`: a test PKI)
+from tests.certs import Pki, pki_fixture  # noqa: F401  (the session fixture `pki`: a test PKI)
+from tests.credentials import SASL_USERS
 from tests.recording_server import RecordingCoapServer
 from tests.registry_server import SchemaRegistryServer
 from tests.scenario import Scenario
@@ -33,9 +37,23 @@ hypothesis_settings.load_profile(
 
 
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    with TansuBroker(log_path=log) as running:
+def broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[KafkaBroker]:
+    """Apache Kafka for the whole session. Listeners: PLAINTEXT (``broker.bootstrap``), SSL, MTLS (client
+    certificates required), SASL_PLAINTEXT and SASL_SSL (PLAIN, SCRAM-SHA-256/512 for ``SASL_USERS``), and
+    WRONGHOST (a certificate for another host name); ``broker.listener(name)`` gives each address."""
+    with KafkaBroker(
+        tmp_path_factory.mktemp("kafka"),
+        tls=BrokerTls(TlsIdentity(pki.server_cert, pki.server_key), client_ca=pki.ca),
+        extra_tls={"WRONGHOST": TlsIdentity(pki.wrong_host_server_cert, pki.wrong_host_server_key)},
+        sasl_users=SASL_USERS,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
+    """Tansu, the demo's embedded broker, for the smoke tests that keep it honest."""
+    with TansuBroker(log_path=tmp_path_factory.mktemp("tansu") / "tansu.log") as running:
         yield running
 
 
@@ -83,7 +101,7 @@ def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
 
 
 @pytest.fixture
-def start_worker(workers: list[WorkerProcess], tmp_path: Path, broker: TansuBroker):
+def start_worker(workers: list[WorkerProcess], tmp_path: Path, broker: KafkaBroker):
     def start(properties: dict[str, str]) -> WorkerProcess:
         label = f"worker{len(workers) + 1}"
         worker = WorkerProcess({"bootstrap.servers": broker.bootstrap, **properties}, tmp_path, label)
@@ -94,6 +112,6 @@ def start_worker(workers: list[WorkerProcess], tmp_path: Path, broker: TansuBrok
 
 
 @pytest.fixture
-def run(broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str) -> Scenario:
+def run(broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str) -> Scenario:
     """Produce, start a worker, wait for N requests (tests/scenario.py)."""
     return Scenario(broker, recorder, start_worker, unique)

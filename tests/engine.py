@@ -95,6 +95,7 @@ def engine(
     defaults: RequestOptions | None = None,
     max_payload: int = MAX_PAYLOAD,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    commit_interval_s: float | None = None,
 ) -> Engine:
     statements = parse_kcql(kcql)
     stats = Stats.for_statements(statements)
@@ -109,5 +110,12 @@ def engine(
     }
     sleeps = Sleeps()
     failures = Failures(policy or ErrorPolicy("THROW"), stats, dead_letters, sleep=sleep or sleeps)
-    dispatcher = Dispatcher(sender, failures, stats, window=sender.window, max_payload=max_payload)
+    dispatcher = Dispatcher(
+        sender,
+        failures,
+        stats,
+        window=sender.window,
+        max_payload=max_payload,
+        commit_interval_s=commit_interval_s,
+    )
     return Engine(dispatcher, Intake(dispatcher, failures), pipelines, stats, sleeps)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.worker import JOIN_TIMEOUT_S, WorkerProcess
 from tests.recording_server import Recorded, RecordingCoapServer
 
@@ -24,7 +24,7 @@ def json_values(documents: Iterable[Any]) -> list[bytes]:
 
 @dataclass
 class Scenario:
-    broker: TansuBroker
+    broker: KafkaBroker
     recorder: RecordingCoapServer
     start_worker: Callable[[dict[str, str]], WorkerProcess]
     #: Unique to the test: the prefix of its topics, and the worker's ``name`` (so its consumer group).
@@ -37,12 +37,13 @@ class Scenario:
         suffix: str = "t",
         partitions: int = 1,
         round_robin: bool = True,
+        configs: Mapping[str, str] | None = None,
         **produce: Any,
     ) -> str:
         """A new topic ``<unique>-<suffix>`` holding ``records`` (spread over the partitions in turn unless
-        ``round_robin`` is false or ``partitions=`` is given in ``produce``)."""
+        ``round_robin`` is false or ``partitions=`` is given in ``produce``), with topic ``configs``."""
         name = f"{self.unique}-{suffix}"
-        await self.broker.create_topic(name, partitions=partitions)
+        await self.broker.create_topic(name, partitions=partitions, configs=configs)
         if records:
             if round_robin and partitions > 1:
                 produce.setdefault("partitions", [i % partitions for i in range(len(records))])

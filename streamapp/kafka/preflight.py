@@ -14,7 +14,12 @@ import ssl
 from collections.abc import Sequence
 
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.protocol.metadata import MetadataRequest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
@@ -100,11 +105,23 @@ def explain(error: BaseException, protocol: str, mechanism: str = "PLAIN") -> st
             f"no answer within {PREFLIGHT_TIMEOUT_S:.0f} s "
             f"(security.protocol={protocol}: does the port expect it?)"
         )
+    if isinstance(error, ConnectionResetError) and protocol in ("SSL", "SASL_SSL"):
+        # Apache Kafka reads a TLS ClientHello on a plain listener as an oversized request and resets.
+        return (
+            f"the broker reset the connection during the TLS handshake ({text}): the port may not speak "
+            f"TLS; check bootstrap.servers and security.protocol={protocol}"
+        )
     if isinstance(error, OSError):
         return f"cannot connect ({text}): is bootstrap.servers right and the broker up?"
     sasl = protocol.startswith("SASL")
     if isinstance(error, UnsupportedSaslMechanismError):
         return f"the broker does not offer sasl.mechanism={mechanism} ({text})"
+    if isinstance(error, IllegalSaslStateError):
+        # Apache Kafka's answer to a SASL handshake on a listener that has no SASL (PLAINTEXT or SSL).
+        return (
+            f"the listener does not offer SASL, so not sasl.mechanism={mechanism} ({text}): check "
+            f"bootstrap.servers and security.protocol={protocol}"
+        )
     if isinstance(error, SaslAuthenticationFailed):
         return f"the broker refused the SASL login ({text}): check sasl.jaas.config and sasl.mechanism"
     if sasl and isinstance(error, KeyError):

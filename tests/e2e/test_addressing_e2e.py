@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streamapp_harness.peers import LibcoapServer, TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.libcoap import LibcoapServer
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow
@@ -27,7 +28,7 @@ def three_servers(tmp_path: Path) -> Iterator[list[LibcoapServer]]:
 
 
 async def test_records_reach_the_server_a_field_names_and_no_other(
-    broker: TansuBroker, three_servers: list[LibcoapServer], start_worker, unique: str
+    broker: KafkaBroker, three_servers: list[LibcoapServer], start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=2)
@@ -63,7 +64,7 @@ async def test_records_reach_the_server_a_field_names_and_no_other(
 
 
 async def test_uri_query_options_and_an_empty_host_template(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from streamapp.health import READINESS_PATH
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.worker import WorkerProcess
 from tests.recording_server import RecordingCoapServer
 
@@ -25,7 +25,7 @@ NOBODY = 65534
 
 
 async def test_worker_runs_unprivileged_in_a_read_only_directory_and_leaves_nothing(
-    broker: TansuBroker, recorder: RecordingCoapServer, tmp_path: Path, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, tmp_path: Path, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)

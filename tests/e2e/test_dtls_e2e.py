@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from streamapp_harness.peers import CoapsCredentials, LibcoapServer, TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.libcoap import CoapsCredentials, LibcoapServer
 from tests.certs import Pki
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,7 @@ def variants(pki: Pki) -> dict[str, tuple[dict, dict[str, str]]]:
 
 
 async def test_every_credential_form_delivers_from_the_broker_and_a_wrong_psk_stops_the_worker(
-    broker: TansuBroker, pki: Pki, start_worker, unique: str, tmp_path: Path
+    broker: KafkaBroker, pki: Pki, start_worker, unique: str, tmp_path: Path
 ) -> None:
     cases = variants(pki)
     if pki.client_jks is None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.worker import WorkerProcess
 from tests.recording_server import Exchange, Recorded, RecordingCoapServer
 
@@ -123,7 +123,7 @@ def wait_all_answered(worker: WorkerProcess, recorder: RecordingCoapServer, time
 
 
 async def test_more_requests_than_message_ids_all_arrive_in_order(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     """70 000 requests from one worker with default settings: past 65 536 a reused Message ID would be
     answered from the server's de-duplication cache and never delivered, so records would go missing."""
@@ -173,7 +173,7 @@ async def test_more_requests_than_message_ids_all_arrive_in_order(
 
 
 async def test_max_inflight_8_puts_exactly_8_on_the_wire(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     """64 resources and a slow server (50 ms per answer): with max.inflight=8, eight requests are
     outstanding at once, never more."""
@@ -217,7 +217,7 @@ async def test_max_inflight_8_puts_exactly_8_on_the_wire(
 
 
 async def test_partitions_overlap_on_one_resource_and_each_stays_in_order(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     """One resource, four partitions, max.inflight=4, 30 ms per answer: the partitions' requests are on the
     wire together, while each partition has one request outstanding at a time, in offset order."""
@@ -261,7 +261,7 @@ async def test_partitions_overlap_on_one_resource_and_each_stays_in_order(
 
 
 async def test_retry_holds_only_the_failing_partition(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     """Partition 0 gets 5.03 until the test lets it recover; under RETRY the other three partitions are all
     delivered meanwhile (while partition 0 is retried every second), then partition 0 follows in order."""
@@ -342,7 +342,7 @@ async def test_retry_holds_only_the_failing_partition(
 
 
 async def test_ordering_none_overlaps_one_partitions_requests_to_one_resource(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     n, window = 400, 4

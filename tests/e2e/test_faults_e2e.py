@@ -14,7 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 from streamapp.health import BROKER_PROBE_INTERVAL_S, BROKER_STALE_S, READINESS_PATH
-from streamapp_harness.peers import LibcoapServer, TansuBroker, free_port
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.libcoap import LibcoapServer
+from streamapp_harness.process import free_port
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow
@@ -56,7 +58,7 @@ def fixed_port_recorder() -> Iterator[RecordingCoapServer]:
 
 
 async def test_retry_rides_out_a_ten_second_outage_in_order(
-    broker: TansuBroker, fixed_port_recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, fixed_port_recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     recorder = fixed_port_recorder
     topic = f"{unique}-t"
@@ -103,7 +105,7 @@ async def test_retry_rides_out_a_ten_second_outage_in_order(
 
 
 async def test_noop_skips_a_poison_record_into_the_dead_letter_topic(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic, dlq = f"{unique}-in", f"{unique}-dlq"
     await broker.create_topic(topic, partitions=1)
@@ -146,7 +148,7 @@ async def test_noop_skips_a_poison_record_into_the_dead_letter_topic(
 
 
 async def test_noop_without_dead_letter_topic_skips_with_a_warning_and_progress_is_logged(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-in"
     await broker.create_topic(topic, partitions=1)
@@ -173,7 +175,7 @@ async def test_noop_without_dead_letter_topic_skips_with_a_warning_and_progress_
 
 
 async def test_twenty_percent_datagram_loss_delivers_everything(
-    broker: TansuBroker, start_worker, unique: str
+    broker: KafkaBroker, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-lossy"
     await broker.create_topic(topic, partitions=1)
@@ -203,7 +205,7 @@ async def test_twenty_percent_datagram_loss_delivers_everything(
 
 
 async def test_a_paused_broker_is_ridden_out_and_readyz_tells_it(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)
@@ -247,8 +249,54 @@ async def test_a_paused_broker_is_ridden_out_and_readyz_tells_it(
     assert worker.stop() == 0
 
 
+async def test_a_broker_that_takes_no_commits_pauses_delivery_until_one_lands(
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    """Bounded replay (docs/delivery-engine.md): with the broker frozen no commit lands, so after about
+    one commit interval and a half the partition sends nothing more (what it sent meanwhile is what a
+    restart would send again); once the broker answers, the commit lands and delivery goes on."""
+    topic = f"{unique}-t"
+    await broker.create_topic(topic, partitions=1)
+    await broker.produce(topic, values(20_000))
+    worker = start_worker(
+        {
+            "name": unique,
+            "connect.coap.uri": recorder.uri,
+            "connect.coap.kcql": f"INSERT INTO t SELECT n FROM {topic}",
+            "connect.coap.max.inflight": "4",
+            "offset.flush.interval.ms": "1000",
+        }
+    )
+    worker.wait_until(lambda: distinct_delivered(recorder) >= 500, what="the first 500")
+    broker.pause()
+    try:
+        at_pause = distinct_delivered(recorder)
+        worker.wait_until(
+            lambda: (worker.stats() or {}).get("partitions_waiting_for_commit") == [f"{topic}/0"],
+            timeout=15,
+            what="the partition to wait for its commit",
+        )
+        at_wait = distinct_delivered(recorder)
+        # Nothing more than the requests already in flight (the window) may arrive while it waits.
+        observe_until = time.monotonic() + 3.0
+        while time.monotonic() < observe_until:
+            assert distinct_delivered(recorder) <= at_wait + 4, "delivered while waiting for a commit"
+            await asyncio.sleep(0.1)
+        assert at_wait < 20_000, "everything was delivered before the pause took hold"
+    finally:
+        broker.resume()
+    worker.wait_until(
+        lambda: distinct_delivered(recorder) == 20_000, timeout=180, what="all 20 000 after the outage"
+    )
+    stats = worker.stats()
+    assert stats is not None and stats["partitions_waiting_for_commit"] == [] and stats["commit_waits"] >= 1
+    assert "engine.waiting_for_commit" in worker.log_text() and "engine.commit_landed" in worker.log_text()
+    print(f"delivered at the freeze {at_pause}, when the partition paused {at_wait}")
+    assert worker.stop() == 0
+
+
 async def test_max_inflight_16_to_50_resources(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)
@@ -277,7 +325,7 @@ async def test_max_inflight_16_to_50_resources(
 
 
 async def test_sigkill_mid_stream_then_restart_delivers_everything_at_least_once(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=2)

@@ -18,7 +18,7 @@ async def test_a_ten_megabyte_record_is_skipped_with_its_line_and_the_rest_is_de
     run: Scenario,
 ) -> None:
     huge = json.dumps({"n": 1, "blob": "x" * TEN_MB}).encode()
-    topic = await run.topic()
+    topic = await run.topic(configs={"max.message.bytes": str(2 * TEN_MB)})  # Kafka's default is 1 MB
     await run.broker.produce(
         topic, [*json_values([{"n": 0}]), huge, *json_values([{"n": 2}])], max_request_size=2 * TEN_MB
     )

@@ -1,58 +1,45 @@
-"""Secured Kafka end to end: a plain Tansu broker behind a real TLS terminator (socat, see
-``tests/tls_terminator.py``) that advertises the TLS port. The worker delivers through TLS and mutual TLS,
-and a broker it cannot use stops it at start with one line that names the key to fix."""
+"""Secured Kafka end to end, on Apache Kafka's own listeners (``tests/conftest.py``'s session ``broker``):
+TLS, mutual TLS, and SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 over SASL_SSL and SASL_PLAINTEXT deliver
+records and commit them through the secured connection; a broker the worker cannot use (a wrong password,
+an untrusted or wrongly named certificate, no client certificate, plain text to a TLS port) stops it at
+start with one line that names the key to fix; and no password appears in anything the worker prints."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.worker import WorkerProcess
 from tests.certs import STORE_PASSWORD, Pki
+from tests.credentials import SASL_PASSWORD, SASL_USER
 from tests.recording_server import RecordingCoapServer
-from tests.tls_terminator import KafkaOverTls
 
 pytestmark = pytest.mark.slow
 
 #: A worker refused by the broker exits at once (the preflight), not after retries.
 REFUSED_EXIT_S = 30.0
 
-
-@pytest.fixture(scope="module")
-def tls_kafka(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaOverTls]:
-    with KafkaOverTls(
-        pki.server_cert, pki.server_key, pki.ca, log_dir=tmp_path_factory.mktemp("tls")
-    ) as kafka:
-        yield kafka
+SCRAM = "org.apache.kafka.common.security.scram.ScramLoginModule"
+PLAIN = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 
-@pytest.fixture(scope="module")
-def mtls_kafka(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaOverTls]:
-    """The terminator verifies client certificates against the test CA."""
-    with KafkaOverTls(
-        pki.server_cert,
-        pki.server_key,
-        pki.ca,
-        log_dir=tmp_path_factory.mktemp("mtls"),
-        client_ca=pki.ca,
-        client_cert=pki.client_cert,
-        client_key=pki.client_key,
-    ) as kafka:
-        yield kafka
+def login(mechanism: str, password: str = SASL_PASSWORD) -> str:
+    module = PLAIN if mechanism == "PLAIN" else SCRAM
+    return f'{module} required username="{SASL_USER}" password="{password}";'
 
 
-async def produce(kafka: KafkaOverTls, topic: str, n: int) -> None:
-    await kafka.broker.create_topic(topic, partitions=2)
-    await kafka.broker.produce(topic, [json.dumps({"n": i}).encode() for i in range(n)])
+async def produce(broker: KafkaBroker, topic: str, n: int) -> None:
+    await broker.create_topic(topic, partitions=2)
+    await broker.produce(topic, [json.dumps({"n": i}).encode() for i in range(n)])
 
 
-def sink(kafka: KafkaOverTls, recorder: RecordingCoapServer, topic: str, **security: str) -> dict[str, str]:
+def sink(bootstrap: str, recorder: RecordingCoapServer, topic: str, **security: str) -> dict[str, str]:
     return {
         "name": topic,
-        "bootstrap.servers": kafka.bootstrap,
+        "bootstrap.servers": bootstrap,
         "connect.coap.uri": recorder.uri,
         "connect.coap.kcql": f"INSERT INTO r SELECT n FROM {topic}",
         **security,
@@ -63,7 +50,7 @@ def delivered(recorder: RecordingCoapServer) -> set[int]:
     return {json.loads(r.payload)["n"] for r in recorder.requests}
 
 
-def assert_refused(worker, *fragments: str) -> str:
+def assert_refused(worker: WorkerProcess, *fragments: str) -> str:
     code = worker.wait_exit(REFUSED_EXIT_S)
     log = worker.log_text()
     line = next(
@@ -76,34 +63,38 @@ def assert_refused(worker, *fragments: str) -> str:
     return line
 
 
-async def test_tls_broker_delivers_and_its_clients_commit_through_tls(
-    tls_kafka: KafkaOverTls, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
+async def assert_delivered_and_committed(
+    worker: WorkerProcess, broker: KafkaBroker, recorder: RecordingCoapServer, topic: str, n: int
 ) -> None:
-    await produce(tls_kafka, unique, 50)
-    worker = start_worker(
-        sink(
-            tls_kafka,
-            recorder,
-            unique,
-            **{"security.protocol": "SSL", "ssl.truststore.location": str(pki.ca)},
-        )
-    )
+    worker.wait_until(lambda: delivered(recorder) == set(range(n)), what=f"{n} records")
+    assert worker.stop() == 0
+    committed = await broker.committed_offsets(f"connect-{topic}", topic, partitions=2)
+    assert sum(committed.values()) == n
+
+
+# --- TLS ------------------------------------------------------------------------------------------------
+
+
+async def test_tls_delivers_and_commits_through_tls(
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    await produce(broker, unique, 50)
+    tls = {"security.protocol": "SSL", "ssl.truststore.location": str(pki.ca)}
+    worker = start_worker(sink(broker.listener("SSL"), recorder, unique, **tls))
     worker.wait_until(lambda: delivered(recorder) == set(range(50)), what="50 records over TLS")
     stats = worker.stats()
     assert stats is not None and stats["worker"]["kafka_security"].startswith("SSL (trusting 1 certificate")
-    assert worker.stop() == 0
-    committed = await tls_kafka.broker.committed_offsets(f"connect-{unique}", unique, partitions=2)
-    assert sum(committed.values()) == 50
+    await assert_delivered_and_committed(worker, broker, recorder, unique, 50)
 
 
 async def test_mutual_tls_with_a_pkcs12_keystore_and_a_java_truststore(
-    mtls_kafka: KafkaOverTls, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
-    await produce(mtls_kafka, unique, 20)
+    await produce(broker, unique, 20)
     truststore = pki.trust_jks or pki.trust_p12
     worker = start_worker(
         sink(
-            mtls_kafka,
+            broker.listener("MTLS"),
             recorder,
             unique,
             **{
@@ -116,125 +107,174 @@ async def test_mutual_tls_with_a_pkcs12_keystore_and_a_java_truststore(
             },
         )
     )
-    worker.wait_until(lambda: delivered(recorder) == set(range(20)), what="20 records over mutual TLS")
+    await assert_delivered_and_committed(worker, broker, recorder, unique, 20)
     assert STORE_PASSWORD not in worker.log_text()
-    assert worker.stop() == 0
+
+
+async def test_mutual_tls_with_a_pem_keystore(
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str, tmp_path: Path
+) -> None:
+    """Kafka's PEM keystore: the PKCS#8 key and the certificate in one file."""
+    await produce(broker, unique, 10)
+    keystore = tmp_path / "client-keystore.pem"
+    keystore.write_text(pki.client_key.read_text() + pki.client_cert.read_text())
+    worker = start_worker(
+        sink(
+            broker.listener("MTLS"),
+            recorder,
+            unique,
+            **{
+                "security.protocol": "SSL",
+                "ssl.truststore.location": str(pki.ca),
+                "ssl.keystore.location": str(keystore),
+            },
+        )
+    )
+    await assert_delivered_and_committed(worker, broker, recorder, unique, 10)
 
 
 async def test_mutual_tls_without_a_client_certificate_stops_at_start(
-    mtls_kafka: KafkaOverTls, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
-    worker = start_worker(
-        sink(
-            mtls_kafka,
-            recorder,
-            unique,
-            **{"security.protocol": "SSL", "ssl.truststore.location": str(pki.ca)},
-        )
-    )
-    assert_refused(worker, mtls_kafka.bootstrap, "ssl.keystore.location")
+    tls = {"security.protocol": "SSL", "ssl.truststore.location": str(pki.ca)}
+    worker = start_worker(sink(broker.listener("MTLS"), recorder, unique, **tls))
+    assert_refused(worker, broker.listener("MTLS"), "ssl.keystore.location")
 
 
 @pytest.mark.parametrize(
-    ("security", "fragment"),
+    ("listener", "security", "fragment"),
     [
-        ({"security.protocol": "SSL", "ssl.truststore.location": "other_ca"}, "ssl.truststore.location"),
-        ({}, "security.protocol=SSL"),
+        (
+            "SSL",
+            {"security.protocol": "SSL", "ssl.truststore.location": "other_ca"},
+            "ssl.truststore.location",
+        ),
+        ("SSL", {}, "security.protocol"),
+        ("PLAINTEXT", {"security.protocol": "SSL", "ssl.truststore.location": "ca"}, "security.protocol"),
     ],
-    ids=["untrusted-certificate", "plaintext-to-tls"],
+    ids=["untrusted-certificate", "plaintext-to-tls", "tls-to-plaintext"],
 )
-async def test_a_broker_the_worker_cannot_use_stops_it_with_one_line(
-    tls_kafka: KafkaOverTls,
+async def test_a_tls_broker_the_worker_cannot_use_stops_it_with_one_line(
+    broker: KafkaBroker,
     pki: Pki,
     recorder: RecordingCoapServer,
     start_worker,
     unique: str,
+    listener: str,
     security: dict[str, str],
     fragment: str,
 ) -> None:
-    security = {k: str(getattr(pki, v)) if v == "other_ca" else v for k, v in security.items()}
-    worker = start_worker(sink(tls_kafka, recorder, unique, **security))
+    security = {k: str(getattr(pki, v)) if v in ("ca", "other_ca") else v for k, v in security.items()}
+    worker = start_worker(sink(broker.listener(listener), recorder, unique, **security))
     assert_refused(worker, fragment)
 
 
 async def test_host_name_identification_is_on_by_default_and_can_be_switched_off(
-    pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str, tmp_path: Path
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
-    with KafkaOverTls(
-        pki.wrong_host_server_cert, pki.wrong_host_server_key, pki.ca, log_dir=tmp_path, check_hostname=False
-    ) as kafka:
-        await produce(kafka, unique, 5)
-        tls = {"security.protocol": "SSL", "ssl.truststore.location": str(pki.ca)}
-        checked = start_worker(sink(kafka, recorder, unique, **tls))
-        assert_refused(checked, "ssl.endpoint.identification.algorithm")
-        unchecked = start_worker(
-            sink(kafka, recorder, unique, **tls, **{"ssl.endpoint.identification.algorithm": ""})
-        )
-        unchecked.wait_until(lambda: delivered(recorder) == set(range(5)), what="5 records, host not checked")
-        assert unchecked.stop() == 0
-
-
-# --- SASL ---------------------------------------------------------------------------------------------------
-# Tansu 0.6.0 offers SASL only with --authentication, then SCRAM only, and no user can be created in it
-# (`tansu user create` is refused by an authenticating broker and not kept by any storage this build has):
-# every login is refused. So these tests drive the worker's SASL path against that real refusal; the
-# credentials Faust hands to aiokafka are checked in tests/unit/test_kafka_tls.py. docs/production.md.
-
-SCRAM_LOGIN = (
-    'org.apache.kafka.common.security.scram.ScramLoginModule required username="sink" password="pw-9f3";'
-)
-PLAIN_LOGIN = SCRAM_LOGIN.replace("scram.ScramLoginModule", "plain.PlainLoginModule")
-
-
-@pytest.fixture(scope="module")
-def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuBroker]:
-    with TansuBroker(log_path=tmp_path_factory.mktemp("sasl") / "tansu.log", authentication=True) as broker:
-        yield broker
-
-
-def sasl_sink(bootstrap: str, recorder: RecordingCoapServer, topic: str, mechanism: str, login: str) -> dict:
-    return {
-        "name": topic,
-        "bootstrap.servers": bootstrap,
-        "connect.coap.uri": recorder.uri,
-        "connect.coap.kcql": f"INSERT INTO r SELECT n FROM {topic}",
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": mechanism,
-        "sasl.jaas.config": login,
-    }
-
-
-@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
-async def test_a_refused_scram_login_stops_the_worker_with_one_line(
-    sasl_broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str, mechanism: str
-) -> None:
-    worker = start_worker(sasl_sink(sasl_broker.bootstrap, recorder, unique, mechanism, SCRAM_LOGIN))
-    line = assert_refused(worker, f"refused the {mechanism} login", "sasl.jaas.config")
-    assert "pw-9f3" not in worker.log_text() and "pw-9f3" not in line
-
-
-async def test_a_mechanism_the_broker_does_not_offer_is_named(
-    sasl_broker: TansuBroker, broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
-) -> None:
-    # The authenticating broker offers no PLAIN: it closes the connection during the SASL handshake.
-    plain = start_worker(sasl_sink(sasl_broker.bootstrap, recorder, unique, "PLAIN", PLAIN_LOGIN))
-    assert_refused(plain, "during the SASL handshake", "sasl.mechanism=PLAIN")
-    # A broker without authentication offers no SASL mechanism at all.
-    unauthenticated = start_worker(
-        sasl_sink(broker.bootstrap, recorder, unique, "SCRAM-SHA-256", SCRAM_LOGIN)
+    """The WRONGHOST listener's certificate names another host (it is trusted: the same CA)."""
+    await produce(broker, unique, 5)
+    tls = {"security.protocol": "SSL", "ssl.truststore.location": str(pki.ca)}
+    wrong_host = broker.listener("WRONGHOST")
+    checked = start_worker(sink(wrong_host, recorder, unique, **tls))
+    assert_refused(checked, "ssl.endpoint.identification.algorithm")
+    unchecked = start_worker(
+        sink(wrong_host, recorder, unique, **tls, **{"ssl.endpoint.identification.algorithm": ""})
     )
-    assert_refused(unauthenticated, "does not offer sasl.mechanism=SCRAM-SHA-256")
+    await assert_delivered_and_committed(unchecked, broker, recorder, unique, 5)
+
+
+# --- SASL -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+async def test_sasl_ssl_delivers_with_each_mechanism(
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str, mechanism: str
+) -> None:
+    await produce(broker, unique, 30)
+    worker = start_worker(
+        sink(
+            broker.listener("SASL_SSL"),
+            recorder,
+            unique,
+            **{
+                "security.protocol": "SASL_SSL",
+                "ssl.truststore.location": str(pki.ca),
+                "sasl.mechanism": mechanism,
+                "sasl.jaas.config": login(mechanism),
+            },
+        )
+    )
+    worker.wait_until(lambda: delivered(recorder) == set(range(30)), what=f"30 records over {mechanism}")
+    stats = worker.stats()
+    assert stats is not None and mechanism in stats["worker"]["kafka_security"]
+    assert SASL_PASSWORD not in json.dumps(stats)
+    assert not [labels for _, labels in worker.metrics() if SASL_PASSWORD in repr(labels)]
+    await assert_delivered_and_committed(worker, broker, recorder, unique, 30)
+    assert SASL_PASSWORD not in worker.log_text()
+
+
+async def test_sasl_plaintext_delivers(
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    await produce(broker, unique, 10)
+    worker = start_worker(
+        sink(
+            broker.listener("SASL_PLAINTEXT"),
+            recorder,
+            unique,
+            **{
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.jaas.config": login("SCRAM-SHA-512"),
+            },
+        )
+    )
+    await assert_delivered_and_committed(worker, broker, recorder, unique, 10)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+async def test_a_wrong_password_stops_the_worker_with_one_line_and_no_secret(
+    broker: KafkaBroker, pki: Pki, recorder: RecordingCoapServer, start_worker, unique: str, mechanism: str
+) -> None:
+    wrong = "not-the-pw-4e1"
+    worker = start_worker(
+        sink(
+            broker.listener("SASL_SSL"),
+            recorder,
+            unique,
+            **{
+                "security.protocol": "SASL_SSL",
+                "ssl.truststore.location": str(pki.ca),
+                "sasl.mechanism": mechanism,
+                "sasl.jaas.config": login(mechanism, wrong),
+            },
+        )
+    )
+    line = assert_refused(worker, "sasl.jaas.config")
+    assert wrong not in worker.log_text() and wrong not in line
+
+
+async def test_sasl_to_a_listener_without_sasl_is_named(
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    worker = start_worker(
+        sink(
+            broker.bootstrap,
+            recorder,
+            unique,
+            **{
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": "SCRAM-SHA-256",
+                "sasl.jaas.config": login("SCRAM-SHA-256"),
+            },
+        )
+    )
+    assert_refused(worker, "sasl.mechanism=SCRAM-SHA-256")
 
 
 async def test_a_worker_without_credentials_is_told_the_broker_wants_tls_or_sasl(
-    sasl_broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
-    worker = start_worker(
-        {
-            "name": unique,
-            "bootstrap.servers": sasl_broker.bootstrap,
-            "connect.coap.uri": recorder.uri,
-            "connect.coap.kcql": f"INSERT INTO r SELECT n FROM {unique}",
-        }
-    )
+    worker = start_worker(sink(broker.listener("SASL_PLAINTEXT"), recorder, unique))
     assert_refused(worker, "does it expect TLS or SASL")

@@ -13,7 +13,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from tests.recording_server import RecordingCoapServer
 from tests.registry_server import SchemaRegistryServer
 
@@ -75,7 +75,7 @@ def envelope(i: int) -> bytes:
 
 
 async def test_auto_delivers_avro_connect_json_and_plain_json_with_tombstone_delete(
-    broker: TansuBroker,
+    broker: KafkaBroker,
     recorder: RecordingCoapServer,
     registry: SchemaRegistryServer,
     start_worker,
@@ -155,7 +155,7 @@ async def test_auto_delivers_avro_connect_json_and_plain_json_with_tombstone_del
 
 
 async def test_string_values_with_avro_keys_and_a_located_error_for_bad_json(
-    broker: TansuBroker,
+    broker: KafkaBroker,
     recorder: RecordingCoapServer,
     registry: SchemaRegistryServer,
     start_worker,

@@ -1,4 +1,5 @@
-"""The walking pipeline end to end: real Tansu broker, real `faust` worker subprocess, real CoAP servers."""
+"""The walking pipeline end to end: Apache Kafka (and Tansu, the demo's broker, in one smoke test), a real
+`faust` worker subprocess, real CoAP servers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections import Counter, defaultdict
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp_harness.peers import LibcoapServer, TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.libcoap import LibcoapServer
+from streamapp_harness.tansu import TansuBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow
@@ -26,7 +29,7 @@ def records(n: int, partitions: int) -> tuple[list[bytes], list[int]]:
 
 
 async def test_fan_out_1000_records_to_two_statements_in_partition_order(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-people"
     assert await broker.create_topic(topic, partitions=3) == 3
@@ -74,7 +77,7 @@ async def test_fan_out_1000_records_to_two_statements_in_partition_order(
 
 
 async def test_libcoap_server_holds_the_last_record(
-    broker: TansuBroker, libcoap_server: LibcoapServer, start_worker, unique: str
+    broker: KafkaBroker, libcoap_server: LibcoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-readings"
     await broker.create_topic(topic, partitions=1)
@@ -97,7 +100,7 @@ async def test_libcoap_server_holds_the_last_record(
 
 
 async def test_restart_delivers_every_record_and_duplicates_only_what_was_in_flight(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-cmds"
     await broker.create_topic(topic, partitions=3)
@@ -130,7 +133,7 @@ async def test_restart_delivers_every_record_and_duplicates_only_what_was_in_fli
 
 
 async def test_throw_stops_on_a_5_00_and_the_record_is_delivered_after_the_fix(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-alerts"
     await broker.create_topic(topic, partitions=1)
@@ -162,7 +165,7 @@ async def test_throw_stops_on_a_5_00_and_the_record_is_delivered_after_the_fix(
 
 
 async def test_throw_on_an_undecodable_record_names_its_offset(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-raw"
     await broker.create_topic(topic, partitions=1)
@@ -180,3 +183,24 @@ async def test_throw_on_an_undecodable_record_names_its_offset(
     assert f"record {topic}/0@2: invalid JSON: Expecting value at line 1 column 7" in log
     assert "was not committed: it is read again when the worker restarts" in log
     assert [json.loads(r.payload)["n"] for r in recorder.requests] == [0, 1]
+
+
+async def test_tansu_the_demos_broker_delivers_and_commits(
+    tansu: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+) -> None:
+    """Tansu stays as ``make demo``'s broker: one delivery through it keeps it honest."""
+    await tansu.create_topic(unique, partitions=2)
+    values, parts = records(40, 2)
+    await tansu.produce(unique, values, partitions=parts)
+    worker = start_worker(
+        {
+            "name": unique,
+            "bootstrap.servers": tansu.bootstrap,
+            "connect.coap.uri": recorder.uri,
+            "connect.coap.kcql": f"INSERT INTO smoke SELECT seq FROM {unique}",
+        }
+    )
+    worker.wait_until(lambda: len(recorder.requests) >= 40, what="40 requests through Tansu")
+    assert sorted(json.loads(r.payload)["seq"] for r in recorder.requests) == list(range(40))
+    assert worker.stop() == 0
+    assert await tansu.committed_offsets(f"connect-{unique}", unique, partitions=2) == {0: 20, 1: 20}

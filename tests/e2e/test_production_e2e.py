@@ -11,7 +11,7 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.health import LIVENESS_PATH, READINESS_PATH
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from tests.recording_server import RecordingCoapServer
 from tests.scenario import Scenario, json_values
 
@@ -44,7 +44,7 @@ def sink(recorder: RecordingCoapServer, topic: str, **extra: str) -> dict[str, s
 
 
 async def test_takes_over_the_connect_sinks_group_and_offsets(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     """Offsets committed for connect-coap-sink (as the Connect sink left them): nothing replayed or
     skipped. With reset=none, every partition has a commit, so the worker starts."""
@@ -76,7 +76,7 @@ async def test_reset_none_names_the_partitions_without_a_commit(run: Scenario) -
 
 
 async def test_reset_latest_skips_the_backlog_of_a_new_group(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)
@@ -98,7 +98,7 @@ async def test_reset_latest_skips_the_backlog_of_a_new_group(
 
 
 async def test_probes_through_a_retry_hold_and_the_throw_stop_after_it(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     """RETRY holding a record: 503 naming it, still alive. Once RETRY is exhausted the policy stops the
     engine; while the engine drains (a request to a slow second server is in flight, so the drain lasts the

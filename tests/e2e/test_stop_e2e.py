@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from tests.recording_server import RecordingCoapServer
 
 pytestmark = pytest.mark.slow
@@ -20,7 +20,7 @@ FAUST_STOP_S = 4.0
 
 
 async def test_sigterm_abandons_hung_requests_within_the_grace_and_commits_what_was_delivered(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=4)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
-from streamapp_harness.peers import TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.worker import metric_samples
 from tests.recording_server import RecordingCoapServer
 from tests.scenario import Scenario, json_values
@@ -91,7 +91,7 @@ async def test_endpoints_after_a_run_with_two_statements_and_eight_in_flight(run
     shutil.which("chromium") is None, reason="no Chromium: `make install` installs Debian's chromium"
 )
 async def test_the_page_updates_itself_in_a_browser_while_records_flow(
-    broker: TansuBroker, recorder: RecordingCoapServer, start_worker, unique: str
+    broker: KafkaBroker, recorder: RecordingCoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)

@@ -17,7 +17,7 @@ from streamapp.codecs.avro import AvroDecoder, RegistrySource, SchemaCache
 from streamapp.codecs.output import encode_json
 from streamapp.errors import DecodeError
 from streamapp.records import RecordCoordinates
-from streamapp_harness.peers import free_port
+from streamapp_harness.process import free_port
 from tests.registry_server import SchemaRegistryServer
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "avro"

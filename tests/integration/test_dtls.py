@@ -19,7 +19,7 @@ from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import ConfigError, DeliveryError
 from streamapp.records import RecordCoordinates
 from streamapp.settings import Settings
-from streamapp_harness.peers import CoapsCredentials, LibcoapServer
+from streamapp_harness.libcoap import CoapsCredentials, LibcoapServer
 from tests.certs import Pki
 
 WHERE = RecordCoordinates("devices", 0, 42)

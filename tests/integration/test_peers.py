@@ -1,4 +1,5 @@
-"""The test peers against the real binaries: Tansu broker, libcoap coap-server, the recording CoAP server."""
+"""The test peers against the real programs: Apache Kafka, Tansu, libcoap coap-server, the recording CoAP
+server."""
 
 from __future__ import annotations
 
@@ -17,16 +18,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streamapp_harness.peers import (
-    CoapsCredentials,
-    DtlsHandshakeError,
-    LibcoapServer,
-    PeerError,
-    TansuBroker,
-    async_wait_until,
-    free_port,
-    wait_until,
-)
+from streamapp_harness.kafka_broker import KafkaBroker, kafka_version
+from streamapp_harness.libcoap import CoapsCredentials, DtlsHandshakeError, LibcoapServer
+from streamapp_harness.process import PeerError, async_wait_until, free_port, wait_until
+from streamapp_harness.tansu import TansuBroker
 from tests.certs import Pki
 from tests.recording_server import Recorded, RecordingCoapServer
 
@@ -87,13 +82,13 @@ def test_free_port_is_bindable() -> None:
             sock.bind(("127.0.0.1", port))
 
 
-# -- Tansu ---------------------------------------------------------------------------------------------------
+# -- Apache Kafka and Tansu ---------------------------------------------------------------------------------
 
 
-async def test_broker_answers_metadata_as_itself(broker: TansuBroker) -> None:
-    assert broker.bootstrap == f"127.0.0.1:{broker.port}"
-    assert broker.url == f"kafka://127.0.0.1:{broker.port}"
+async def test_broker_answers_metadata_as_itself_on_every_listener(broker: KafkaBroker) -> None:
+    assert broker.url == f"kafka://{broker.bootstrap}"
     assert broker.pid is not None
+    assert broker.version == kafka_version() and broker.version.startswith("4.")
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
     await admin.start()
     try:
@@ -101,11 +96,24 @@ async def test_broker_answers_metadata_as_itself(broker: TansuBroker) -> None:
     finally:
         await admin.close()
     assert cluster["cluster_id"] == broker.cluster_id
-    assert [(b["host"], b["port"]) for b in cluster["brokers"]] == [("127.0.0.1", broker.port)]
+    host, port = broker.bootstrap.split(":")
+    assert [(b["host"], b["port"]) for b in cluster["brokers"]] == [(host, int(port))]
+    assert set(broker.listeners) == {"PLAINTEXT", "SSL", "MTLS", "WRONGHOST", "SASL_PLAINTEXT", "SASL_SSL"}
+    assert len({broker.listener(name) for name in broker.listeners}) == 6
+    with pytest.raises(KeyError, match="no listener 'SASL_MTLS'"):
+        broker.listener("SASL_MTLS")
+
+
+async def test_tansu_answers_metadata_as_itself_and_round_trips_records(tansu: TansuBroker) -> None:
+    assert await tansu.cluster_id_answered() == tansu.cluster_id
+    await tansu.create_topic("smoke", partitions=2)
+    placed = await tansu.produce("smoke", [b"a", b"b"], partitions=[0, 1])
+    assert placed == [(0, 0), (1, 0)]
+    assert [r.value for r in await tansu.consume("smoke", 2)] == [b"a", b"b"]
 
 
 async def test_create_topic_makes_three_partitions_and_is_idempotent(
-    broker: TansuBroker, unique: str
+    broker: KafkaBroker, unique: str
 ) -> None:
     assert await broker.create_topic(unique, partitions=3) == 3
     assert await broker.create_topic(unique, partitions=3) == 3  # already exists: no error
@@ -120,7 +128,7 @@ async def test_create_topic_makes_three_partitions_and_is_idempotent(
 
 
 async def test_produce_returns_offsets_per_partition_and_records_read_back(
-    broker: TansuBroker, unique: str
+    broker: KafkaBroker, unique: str
 ) -> None:
     await broker.create_topic(unique, partitions=3)
     values = [f"v{i}".encode() for i in range(8)]
@@ -165,7 +173,7 @@ async def test_produce_returns_offsets_per_partition_and_records_read_back(
 
 
 async def test_produce_with_default_partitioner_keeps_a_key_on_one_partition(
-    broker: TansuBroker, unique: str
+    broker: KafkaBroker, unique: str
 ) -> None:
     await broker.create_topic(unique, partitions=3)
     placed = await broker.produce(unique, [b"a", b"b", b"c"], keys=[b"same"] * 3)
@@ -176,30 +184,39 @@ async def test_produce_with_default_partitioner_keeps_a_key_on_one_partition(
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[TansuBroker]:
+def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
     """A private broker for lifecycle tests (never pause or stop the shared session broker)."""
-    with TansuBroker(log_path=tmp_path / "tansu.log") as running:
+    with KafkaBroker(tmp_path / "kafka") as running:
         yield running
 
 
-async def test_broker_pause_blocks_and_resume_recovers(own_broker: TansuBroker) -> None:
-    await own_broker.create_topic("t", partitions=1)
+async def test_broker_pause_blocks_resume_recovers_and_a_crash_restart_keeps_everything(
+    own_broker: KafkaBroker,
+) -> None:
+    await own_broker.create_topic("t", partitions=2)
+    assert await own_broker.produce("t", [b"before"], partitions=[0]) == [(0, 0)]
+    await own_broker.commit_offsets("g", "t", {0: 1})
     own_broker.pause()
     with pytest.raises((KafkaError, TimeoutError)):
         await own_broker.produce("t", [b"while paused"], timeout=2)
     own_broker.resume()
-    assert await own_broker.produce("t", [b"after resume"]) == [(0, 0)]
+    placed = await own_broker.produce("t", [b"after resume"], partitions=[1])
+    assert placed == [(1, 0)]
+    pid, addresses = own_broker.pid, {name: own_broker.listener(name) for name in own_broker.listeners}
+    own_broker.restart(crash=True)  # SIGKILL, then the same log directory and ports
+    assert own_broker.pid not in (None, pid)
+    assert {name: own_broker.listener(name) for name in own_broker.listeners} == addresses
+    assert await own_broker.committed_offsets("g", "t", partitions=2) == {0: 1}
+    assert [r.value for r in await own_broker.consume("t", 2)] == [b"before", b"after resume"]
 
 
-def test_broker_stop_kills_it_even_when_paused_and_rejects_a_busy_port(own_broker: TansuBroker) -> None:
-    with pytest.raises(PeerError, match="already in use"):
-        TansuBroker(port=own_broker.port).start()
+def test_broker_stop_kills_it_even_when_paused(own_broker: KafkaBroker) -> None:
     pid = own_broker.pid
     assert pid is not None
     own_broker.pause()
     started = time.monotonic()
     own_broker.stop()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 35
     assert own_broker.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

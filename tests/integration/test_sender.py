@@ -18,7 +18,8 @@ from streamapp.coap import sender as sender_module
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates
-from streamapp_harness.peers import LibcoapServer, free_port
+from streamapp_harness.libcoap import LibcoapServer
+from streamapp_harness.process import free_port
 from tests.recording_server import RecordingCoapServer
 
 WHERE = RecordCoordinates("readings", 0, 12)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamapp_harness.peers import LibcoapServer
+from streamapp_harness.libcoap import LibcoapServer
 
 IN_NAMESPACE_ENV = "STREAMAPP_IN_TEST_NETNS"
 #: The namespace's one IPv4 address (setup.sh): the source of the multicast, so the server answers from it.

@@ -11,7 +11,8 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.discovery import DiscoveryFailed, discover
-from streamapp_harness.peers import LibcoapServer, TansuBroker
+from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.worker import WorkerProcess
 from tests.netns.conftest import NAMESPACE_IPV4
 
@@ -49,7 +50,7 @@ async def test_no_answer_is_a_located_error_after_the_wait() -> None:
 
 @pytest.mark.slow
 async def test_a_worker_with_discover_ip4_delivers_to_the_server_found(
-    broker: TansuBroker, ip4_server: LibcoapServer, start_worker, unique: str
+    broker: KafkaBroker, ip4_server: LibcoapServer, start_worker, unique: str
 ) -> None:
     topic = f"{unique}-t"
     await broker.create_topic(topic, partitions=1)
@@ -89,7 +90,7 @@ def test_a_worker_stops_with_one_line_when_no_server_answers(start_worker, uniqu
 
 @pytest.mark.slow
 async def test_the_documented_quickstart_file_runs_as_it_is(
-    broker: TansuBroker, workers: list[WorkerProcess], tmp_path: Path
+    broker: KafkaBroker, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
     """The stream-reactor quickstart with the keys of its start-up log (spaces around `=`, `#` comments,
     `tasks = 1`, connector.class, `max.retires`, `sink.bind.*`, `certs = []`) names coap://localhost:5683

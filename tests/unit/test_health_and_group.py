@@ -10,7 +10,7 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, UnsupportedSaslMechanismError
+from aiokafka.errors import IllegalSaslStateError, KafkaConnectionError, UnsupportedSaslMechanismError
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streamapp.errors import ConfigError, WorkerStopped
@@ -18,7 +18,7 @@ from streamapp.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
 from streamapp.kafka.group import leave_on_close, no_offset_error, without_committed_offset
 from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
 from streamapp.workdir import data_directory
-from streamapp_harness.peers import free_port
+from streamapp_harness.process import free_port
 
 
 class FakeDispatcher:
@@ -173,6 +173,10 @@ def test_preflight_explanations_name_the_key() -> None:
     assert "sasl.jaas.config" in explain(KeyError("v"), "SASL_SSL", "SCRAM-SHA-512")
     assert "sasl.mechanism=PLAIN" in explain(UnsupportedSaslMechanismError(), "SASL_PLAINTEXT")
     assert "bootstrap.servers" in explain(ConnectionRefusedError(111, "Connection refused"), "PLAINTEXT")
+    no_sasl = explain(IllegalSaslStateError(), "SASL_PLAINTEXT", "SCRAM-SHA-256")
+    assert "does not offer SASL" in no_sasl and "sasl.mechanism=SCRAM-SHA-256" in no_sasl
+    reset = explain(ConnectionResetError(104, "Connection reset by peer"), "SSL")
+    assert "TLS handshake" in reset and "security.protocol=SSL" in reset
 
 
 async def test_preflight_against_a_closed_port() -> None:

