@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import json
@@ -294,11 +295,12 @@ def await_deliveries(
     *,
     join_timeout: float,
     stall_timeout: float,
+    on_first: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Poll the responder until it counted ``expected`` unique deliveries; return its stats.
 
     Deadlines: ``join_timeout`` for the first delivery, then ``stall_timeout`` without a new one. ``check``
-    raises if a client process died meanwhile.
+    raises if a client process died meanwhile; ``on_first`` is told the count once deliveries began.
     """
     started = time.monotonic()
     last_count, last_change = 0, started
@@ -309,6 +311,8 @@ def await_deliveries(
         now = time.monotonic()
         if stats is not None:
             count = stats["deliveries"]
+            if count and not last_count and on_first is not None:
+                on_first(count)
             if count >= expected:
                 return stats
             if count != last_count:
@@ -386,6 +390,11 @@ class RunResult:
     logs: list[str] = field(default_factory=list)
     #: Per worker, the UDP ports its sockets held just before the stop (to split the responder's figures).
     worker_ports: list[set[int]] = field(default_factory=list)
+    #: The workers' CPU (user + system, every thread, from /proc) per record delivered while it was measured:
+    #: from the first delivery to the last, so start-up and the group join are not in it.
+    cpu_us_per_record: float | None = None
+    #: Where time went, by library (py-spy, with ``--profile``): share of the samples.
+    profile: dict[str, float] | None = None
 
     @property
     def span_ns(self) -> int | None:
@@ -444,6 +453,8 @@ class RunResult:
             "responder": {k: v for k, v in stats.items() if k not in hidden},
             "worker_exits": self.worker_exits,
             "per_worker": self.per_worker(),
+            "cpu_us_per_record": None if self.cpu_us_per_record is None else round(self.cpu_us_per_record, 1),
+            "profile": self.profile,
             "problem": self.delivery_problem,
         }
 
@@ -457,6 +468,7 @@ class Bench:
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.token = secrets.token_hex(3)
+        self.profile: str | None = args.profile
 
     def run(self, case: Case, impl: Impl, repeat: int) -> RunResult:
         label = f"{case.name}-{impl.name}-{repeat}"
@@ -553,22 +565,41 @@ class Bench:
                 if worker.returncode is not None:
                     raise RunFailed(f"{worker.label} exited with {worker.returncode}; log {worker.log_path}")
 
+        began: dict[str, Any] = {}
+        profiler: Profiler | None = None
+
+        def first_delivery(count: int) -> None:
+            nonlocal profiler
+            began["cpu"] = sum(cpu_seconds(w.pid) for w in workers)
+            began["count"] = count
+            if self.profile and impl.name == self.profile and len(workers) == 1:
+                profiler = Profiler(workers[0].pid, self.workdir / f"{label}-py-spy.txt")
+
         try:
             for worker in workers:  # all at once, so that they join the group together
                 worker.start()
-            await_deliveries(
+            stats = await_deliveries(
                 responder,
                 impl.records,
                 check,
                 join_timeout=self.join_timeout,
                 stall_timeout=self.stall_timeout,
+                on_first=first_delivery,
             )
+            if "cpu" in began and stats["deliveries"] > began["count"]:
+                spent = sum(cpu_seconds(w.pid) for w in workers) - began["cpu"]
+                result.cpu_us_per_record = spent * 1e6 / (stats["deliveries"] - began["count"])
+            if profiler is not None:
+                result.profile = profiler.finish()
+                result.logs.append(str(profiler.output))
             result.worker_ports = [udp_ports(worker) for worker in workers]
             # SIGTERM to all at once: a worker stopping alone would hand its partitions to the others.
             with concurrent.futures.ThreadPoolExecutor(len(workers)) as pool:
                 exits = list(pool.map(_stop, workers))
             result.worker_exits = exits
         finally:
+            if profiler is not None and profiler.running:
+                profiler.finish()
             for worker in workers:
                 worker.kill()
 
@@ -596,6 +627,85 @@ def udp_ports(worker: WorkerProcess) -> set[int]:
                 if len(fields) > 9 and fields[9] in inodes:
                     ports.add(int(fields[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` and all its threads so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+#: py-spy samples per second; every thread, active samples only (idle threads are not CPU).
+PROFILE_RATE = 200
+#: Where a sample's time is put: the first frame, from the leaf up, whose file is in one of these packages
+#: (py-spy names a frame ``function (package/module.py:line)``).
+PROFILE_LIBRARIES = {
+    "streamapp": "streamapp",
+    "agents": "streamapp",
+    "aiocoap": "aiocoap",
+    "faust": "faust + mode",
+    "mode": "faust + mode",
+    "aiokafka": "aiokafka",
+    "kafka": "aiokafka",
+    "asyncio": "event loop",
+    "uvloop": "event loop",
+}
+
+
+def frame_library(frame: str) -> str | None:
+    """The library of a py-spy frame, ``function (package/module.py:line)``; None: none of them."""
+    start = frame.rfind("(")
+    package = frame[start + 1 :].split("/", 1)[0].split(":", 1)[0].split(".", 1)[0]
+    return PROFILE_LIBRARIES.get(package)
+
+
+class Profiler:
+    """``py-spy record`` attached to a worker while it delivers; :meth:`finish` gives each library's share of
+    the samples (a sample counts for the innermost frame of a known library: stdlib helpers such as json or
+    dataclasses count for whoever called them)."""
+
+    def __init__(self, pid: int, output: Path) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.output = output
+        self._proc = subprocess.Popen(
+            [spy, "record", "-p", str(pid), "-r", str(PROFILE_RATE), "-f", "raw", "-o", str(output)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def finish(self) -> dict[str, float]:
+        if self.running:
+            self._proc.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        return profile_shares(self.output)
+
+
+def profile_shares(collapsed: Path) -> dict[str, float]:
+    """Share of the samples per library, from py-spy's raw (collapsed-stack) output."""
+    counts: collections.Counter[str] = collections.Counter()
+    if not collapsed.exists():
+        return {}
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        library = "other"
+        for frame in reversed(stack.split(";")):
+            found = frame_library(frame)
+            if found is not None:
+                library = found
+                break
+        counts[library] += int(count)
+    total = sum(counts.values()) or 1
+    return {name: round(n / total, 3) for name, n in counts.most_common()}
 
 
 def _stop(worker: WorkerProcess) -> int | None:
@@ -643,6 +753,7 @@ def print_case(case: Case, runs: dict[str, list[RunResult]], timings: dict[str, 
         "implementation",
         "records/s",
         "ratio",
+        "CPU/record",
         "max pending",
         "endpoints",
         "resources",
@@ -658,11 +769,13 @@ def print_case(case: Case, runs: dict[str, list[RunResult]], timings: dict[str, 
         rate = "-" if t is None else f"{t.rate:,.0f}"
         ratio = "" if impl is case.baseline or t is None or base is None else f"{t.rate / base.rate:.2f}x"
         problems = [r.delivery_problem for r in runs[impl.name] if r.delivery_problem is not None]
+        cpu = [r.cpu_us_per_record for r in runs[impl.name] if r.cpu_us_per_record is not None]
         rows.append(
             (
                 impl.label,
                 rate,
                 ratio,
+                f"{min(cpu):.0f} µs" if cpu else "-",
                 str(stats.get("max_pending", "-")),
                 str(stats.get("endpoints", "-")),
                 str(stats.get("resources", "-")),
@@ -706,6 +819,9 @@ def print_case(case: Case, runs: dict[str, list[RunResult]], timings: dict[str, 
                     f"   {impl.name}: worker{i}: {share['deliveries']:,} records, {rate} on its own, "
                     f"{share['endpoints']} endpoints, first delivery +{share['starts_after_s']:g} s"
                 )
+            if run.profile:
+                split = ", ".join(f"{name} {share:.0%}" for name, share in run.profile.items())
+                print(f"   {impl.name}: py-spy: {split}")
             if any(code != 0 for code in run.worker_exits):
                 print(f"   {impl.name}: worker exit codes {run.worker_exits} after SIGTERM", file=sys.stderr)
     sys.stdout.flush()
@@ -757,6 +873,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--stall-timeout", type=float, default=STALL_TIMEOUT_S, help="seconds without progress"
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="IMPL",
+        help="attach py-spy to this implementation's worker while it delivers (e.g. tuned) and print "
+        "where its time went by library (the collapsed stacks stay in the workdir)",
     )
     args = parser.parse_args(argv)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.health import READINESS_PATH
+from streamapp.health import LIVENESS_PATH, READINESS_PATH
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.process import free_port
@@ -160,8 +160,11 @@ class Chaos:
         elif fault == "second worker joins":
             self.second = self.start_worker("second")
         elif fault == "second worker leaves":
-            assert self.second is not None
-            assert self.second.stop() == 0
+            second = self.second
+            assert second is not None
+            # A worker SIGTERMed while it still starts (before Faust's signal handlers) dies by the signal.
+            self.wait(lambda: second.probe(LIVENESS_PATH) is not None, "the second worker running")
+            assert second.stop() == 0
             self.second = None
         else:
             raise AssertionError(fault)
