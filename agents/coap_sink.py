@@ -1,33 +1,24 @@
 """The sink agent: one Faust agent per KCQL source topic, consuming raw bytes and handing each record to the
-delivery engine (``streamapp/dispatch.py``, docs/delivery-engine.md).
+delivery engine (``streamapp/engine/``, docs/delivery-engine.md). It only reads.
 
 Acks are manual. Faust's stream iterator acks in a ``finally`` block, so an exception in an auto-acking
-agent would commit the offset of the very record that failed. Here the agent only reads: the engine tells
-when a record may be acked (every statement reading its topic had it delivered, or the error policy let it
-go, and so every earlier offset of its partition), and the agent's ``Acks`` task acks it, in offset order.
+agent would commit the offset of the very record that failed. Here the engine tells when a record may be
+acked (every statement reading its topic had it delivered, or the error policy let it go, and so every
+earlier offset of its partition) and acks it with the stream's ``ack``, in offset order.
 
-The agent does not wait for a record's delivery before reading the next: it hands each to the intake
-(``streamapp/intake.py``: prepare, then the dispatcher), which waits only while the engine is full; the
-engine keeps up to its window of requests in flight.
-
-On SIGTERM the engine gets the stop grace (``task.shutdown.graceful.timeout.ms``) for the requests in
-flight, abandons the rest, and what was delivered is acked before Faust's commit on the way out.
+The agent does not wait for a record's delivery before reading the next: ``engine.take`` returns once the
+engine has the record, waiting only while the engine is full. Stopping, revocations and the error policy's
+stop are the engine's (``DeliveryEngine.stop`` / ``revoke`` / ``stopped``), called by the app.
 """
 
 from __future__ import annotations
-
-import asyncio
 
 import faust
 import mode
 from faust.types import EventT
 
-from streamapp.dispatch import Dispatcher
-from streamapp.intake import Intake
-from streamapp.offsets import Acks
-from streamapp.pipeline import TopicPipeline
+from streamapp.engine import DeliveryEngine
 from streamapp.records import RawRecord
-from streamapp.stats import Stats
 
 
 def raw_record(event: EventT) -> RawRecord:
@@ -46,33 +37,12 @@ def raw_record(event: EventT) -> RawRecord:
     )
 
 
-def register(
-    app: faust.App,
-    intake: Intake,
-    dispatcher: Dispatcher,
-    pipelines: dict[str, TopicPipeline],
-    stats: Stats,
-    *,
-    stop_grace_s: float,
-) -> tuple[list[faust.types.AgentT], list[Acks]]:
-    """Register one sink agent per source topic; returns the agents and their ack queues (flushed by
-    whoever stops the worker)."""
-    registered = [
-        _sink_agent(app, topic, pipeline, intake, dispatcher, stats, stop_grace_s)
-        for topic, pipeline in pipelines.items()
-    ]
-    return [agent for agent, _ in registered], [acks for _, acks in registered]
+def register(app: faust.App, engine: DeliveryEngine) -> list[faust.types.AgentT]:
+    """Register one sink agent per source topic of the engine's pipelines."""
+    return [_sink_agent(app, topic, engine) for topic in engine.pipelines]
 
 
-def _sink_agent(
-    app: faust.App,
-    topic_name: str,
-    pipeline: TopicPipeline,
-    intake: Intake,
-    dispatcher: Dispatcher,
-    stats: Stats,
-    stop_grace_s: float,
-) -> tuple[faust.types.AgentT, Acks]:
+def _sink_agent(app: faust.App, topic_name: str, engine: DeliveryEngine) -> faust.types.AgentT:
     topic = app.topic(
         topic_name,
         key_type=bytes,
@@ -81,32 +51,14 @@ def _sink_agent(
         value_serializer="raw",
     )
 
-    def acked(raw: RawRecord) -> None:
-        stats.acked(raw.topic, raw.partition, raw.offset)
-
-    acks = Acks(acked)
-
     async def coap_sink(stream: faust.StreamT) -> None:
-        acks.bind(stream.ack)
-        acker = asyncio.ensure_future(acks.run())
-        try:
-            async for event in stream.noack().events():
-                await intake.take(pipeline, raw_record(event), event, acks)
-                if dispatcher.stopped is not None:
-                    return  # the error policy stops the worker (app.py commits what was acked, then crashes)
-        except asyncio.CancelledError:
-            # The worker is stopping (SIGTERM): the requests in flight get the grace, then what they
-            # delivered is acked, so Faust's commit on the way out covers it.
-            await dispatcher.drain(stop_grace_s)
-            await acks.flush()
-            raise
-        finally:
-            acker.cancel()
+        ack = stream.ack
+        async for event in stream.noack().events():
+            await engine.take(raw_record(event), event, ack)
 
-    agent = app.agent(
+    return app.agent(
         topic,
         name=f"coap-sink.{topic_name}",
         concurrency=1,
         supervisor_strategy=mode.CrashingSupervisor,
     )(coap_sink)
-    return agent, acks

@@ -15,19 +15,16 @@ from streamapp.coap.endpoints import exchange_lifetime
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.codecs import build_codecs
-from streamapp.dead_letter import DeadLetters
-from streamapp.dispatch import Dispatcher
-from streamapp.errors import WorkerStopped
-from streamapp.handler import Failures
+from streamapp.engine import DeliveryEngine
+from streamapp.engine.dead_letters import DeadLetters
+from streamapp.engine.failures import Failures
+from streamapp.engine.pipeline import Route, TopicPipeline
+from streamapp.engine.policy import ErrorPolicy
 from streamapp.health import register_probes
-from streamapp.intake import Intake
-from streamapp.kafka.commits import CommitMonitor
+from streamapp.kafka.commits import CommitMonitor, faust_commit
 from streamapp.kafka.group import PromptTableManager, on_assignment
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
-from streamapp.offsets import Acks
-from streamapp.pipeline import Route, TopicPipeline
-from streamapp.policy import ErrorPolicy
 from streamapp.progress import log_progress
 from streamapp.settings import Settings
 from streamapp.stats import Stats
@@ -127,39 +124,6 @@ def create_app(settings: Settings) -> faust.App:
             context=settings.dead_letter_context,
             connector=settings.app_name,
         )
-    all_acks: list[Acks] = []
-
-    async def commit_delivered() -> None:
-        """Ack what the engine finished, then commit it."""
-        for acks in all_acks:
-            await acks.flush()
-        if app._consumer is not None:
-            await app.consumer.commit()
-
-    async def stop_engine() -> None:
-        """Let the requests in flight finish (within the grace), then ack and commit what was delivered."""
-        await dispatcher.drain(settings.stop_grace_s)
-        await commit_delivered()
-
-    async def stop_worker(reason: WorkerStopped) -> None:
-        """The error policy stopped the engine: commit what was acked, then stop the worker with exit
-        code 1; the rest is read again."""
-        await stop_engine()
-        await app.crash(reason)
-
-    app.before_stop = stop_engine
-
-    on_assignment(app, group=settings.group_id, auto_offset_reset=settings.auto_offset_reset)
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: faust.App, revoked: set, **_: object) -> None:
-        """A rebalance takes partitions away: what was delivered of them is committed now, the rest is
-        dropped (their new owner reads it again); Faust's own wait is off (``stream_wait_empty``)."""
-        partitions = {(tp.topic, tp.partition) for tp in revoked}
-        await dispatcher.revoke(partitions, settings.stop_grace_s)
-        await commit_delivered()
-        dispatcher.forget(partitions)
-
     failures = Failures(
         policy,
         stats,
@@ -167,26 +131,44 @@ def create_app(settings: Settings) -> faust.App:
         log_records=settings.log_failures,
         include_messages=settings.log_failed_messages,
     )
-    dispatcher = Dispatcher(
+    engine = DeliveryEngine(
+        pipelines,
         sender,
         failures,
         stats,
         window=settings.max_inflight,
+        grace_s=settings.stop_grace_s,
+        commit=faust_commit(app),
         max_payload=settings.max_payload,
-        on_stop=stop_worker,
         commit_interval_s=settings.commit_interval_s,
     )
+    # The one way each thing reaches the engine: the agents hand it records; the rebalance listener its
+    # revocations; the app's stop its stop; Faust's monitor the commits that landed.
+    agents.register(app, engine)
+    app.before_stop = engine.stop
     monitor = app.monitor
     assert isinstance(monitor, CommitMonitor)
-    monitor.listener = dispatcher
-    _, registered_acks = agents.register(
-        app, Intake(dispatcher, failures), dispatcher, pipelines, stats, stop_grace_s=settings.stop_grace_s
-    )
-    all_acks.extend(registered_acks)
+    monitor.listener = engine
+    on_assignment(app, group=settings.group_id, auto_offset_reset=settings.auto_offset_reset)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: faust.App, revoked: set, **_: object) -> None:
+        """A rebalance takes partitions away: what was delivered of them is committed now, the rest is
+        dropped (their new owner reads it again); Faust's own wait is off (``stream_wait_empty``)."""
+        await engine.revoke({(tp.topic, tp.partition) for tp in revoked})
+
+    @app.task
+    async def stop_when_the_policy_does() -> None:
+        """THROW (or RETRY exhausted) stopped the engine: commit what was delivered, then stop the worker
+        with exit code 1; the rest is read again."""
+        reason = await engine.stopped()
+        await engine.stop()
+        await app.crash(reason)
+
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
     register_views(app, settings, stats, describe_security(dtls), kafka_security)
-    register_probes(app, dispatcher, lambda: assignment(app))
+    register_probes(app, engine, lambda: assignment(app))
 
     @app.task
     async def log_start() -> None:

@@ -15,8 +15,8 @@ def check(_args: argparse.Namespace) -> int:
     from streamapp.coap.discovery import describe as describe_discovery
     from streamapp.coap.discovery import discovery_group
     from streamapp.coap.security import dtls_options, unused_dtls_keys
+    from streamapp.engine.pipeline import Route
     from streamapp.kafka.security import broker_credentials
-    from streamapp.pipeline import Route
 
     try:
         settings = Settings.load()

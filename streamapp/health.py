@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
-from streamapp.dispatch import Dispatcher
+from streamapp.engine import DeliveryEngine
 from streamapp.logs import get_logger
 
 LIVENESS_PATH = "/healthz"
@@ -61,17 +61,17 @@ class BrokerWatch:
 
 
 def readiness_reasons(
-    app: faust.App, dispatcher: Dispatcher, broker: BrokerWatch, assignment: Callable[[], list[Any]]
+    app: faust.App, engine: DeliveryEngine, broker: BrokerWatch, assignment: Callable[[], list[Any]]
 ) -> list[str]:
     """Why the worker is not ready; empty when it is."""
     reasons = []
-    if dispatcher.stopped is not None:
-        reasons.append(f"stopped by the error policy: {dispatcher.stopped}")
-    elif app.should_stop or dispatcher.closing:
+    if engine.stop_reason is not None:
+        reasons.append(f"stopped by the error policy: {engine.stop_reason}")
+    elif app.should_stop or engine.stopping:
         reasons.append("the worker is stopping")
     if not assignment():
         reasons.append("no partitions assigned (joining the consumer group, or more workers than partitions)")
-    for where, attempts in dispatcher.retrying():
+    for where, attempts in engine.retrying():
         reasons.append(f"connect.coap.error.policy=RETRY holds {where} (resent {attempts} time(s) so far)")
     if (broker_reason := broker.reason()) is not None:
         reasons.append(broker_reason)
@@ -79,7 +79,7 @@ def readiness_reasons(
 
 
 def register_probes(
-    app: faust.App, dispatcher: Dispatcher, assignment: Callable[[], list[Any]]
+    app: faust.App, engine: DeliveryEngine, assignment: Callable[[], list[Any]]
 ) -> BrokerWatch:
     broker = BrokerWatch(app)
 
@@ -96,7 +96,7 @@ def register_probes(
 
     @app.page(READINESS_PATH)
     async def readyz(web: View, request: Request) -> Response:
-        reasons = readiness_reasons(app, dispatcher, broker, assignment)
+        reasons = readiness_reasons(app, engine, broker, assignment)
         if reasons:
             return web.json({"status": "not ready", "reasons": reasons}, status=503)
         return web.json({"status": "ready"})

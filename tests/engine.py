@@ -1,6 +1,6 @@
-"""The delivery engine (``streamapp/dispatch.py``) without Faust: records are given to the intake as the
-agent gives them, tokens are the records' positions in the list, and ``deliver`` waits (with a deadline) until
-every record is acked or the engine stopped."""
+"""The delivery engine (``streamapp/engine/``) without Faust: records are handed over as the agent hands
+them, tokens are the records' positions in the list, and ``deliver`` waits (with a deadline) until every
+record is acked or the engine stopped. With a fake sender (``tests/fakes.py``) nothing opens a socket."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import RequestOptions
 from streamapp.codecs import Codecs, build_codecs
-from streamapp.dead_letter import DeadLetters
-from streamapp.dispatch import Dispatcher
+from streamapp.engine import DeliveryEngine
+from streamapp.engine.dead_letters import DeadLetters
+from streamapp.engine.dispatch import Dispatcher
+from streamapp.engine.failures import Failures
+from streamapp.engine.interfaces import Sender
+from streamapp.engine.pipeline import MAX_PAYLOAD, Route, TopicPipeline
+from streamapp.engine.policy import ErrorPolicy
 from streamapp.errors import WorkerStopped
-from streamapp.handler import Failures
-from streamapp.intake import Intake
 from streamapp.kcql import parse_kcql
-from streamapp.offsets import Acks
-from streamapp.pipeline import MAX_PAYLOAD, Route, TopicPipeline
-from streamapp.policy import ErrorPolicy
 from streamapp.records import RawRecord
 from streamapp.stats import Stats
 
@@ -46,48 +47,51 @@ class Delivered:
 
 @dataclass
 class Engine:
-    dispatcher: Dispatcher
-    intake: Intake
+    engine: DeliveryEngine
     pipelines: dict[str, TopicPipeline]
     stats: Stats
     sleeps: Sleeps
     acked: list[int] = field(default_factory=list)
+    #: What had been acked at each commit the engine asked for.
+    commits: list[list[int]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        async def ack(token: int) -> None:
-            self.acked.append(token)
+    async def ack(self, token: Any) -> None:
+        self.acked.append(token)
 
-        self.acks = Acks(lambda raw: self.stats.acked(raw.topic, raw.partition, raw.offset))
-        self.acks.bind(ack)  # type: ignore[arg-type]
+    @property
+    def dispatch(self) -> Dispatcher:
+        return self.engine.dispatch
+
+    async def take(self, raw: RawRecord, token: int) -> None:
+        await self.engine.take(raw, token, self.ack)
 
     async def deliver(self, raws: Sequence[RawRecord], timeout: float = 30.0) -> Delivered:
-        """Submit these records, tokens 0..n-1 (so a second call's tokens start at 0 again)."""
+        """Hand over these records, tokens 0..n-1 (so a second call's tokens start at 0 again)."""
         start = len(self.acked)
-        acks = self.acks
         for i, raw in enumerate(raws):
-            await self.intake.take(self.pipelines[raw.topic], raw, i, acks)
+            await self.take(raw, i)
         deadline = time.monotonic() + timeout
-        while not self._settled(raws, start):
+        while not self._settled():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"engine not settled within {timeout}s: acked {self.acked[start:]}")
-            await acks.flush()
+            await self.engine.acks.flush()
             await asyncio.sleep(0.005)
-        if self.dispatcher.stopped is not None:
-            await self.dispatcher.drain(5.0)
-        await acks.flush()
+        if self.engine.stop_reason is not None:
+            await self.dispatch.drain(5.0)
+        await self.engine.acks.flush()
         order = self.acked[start:]
         done = set(order)
-        return Delivered([i in done for i in range(len(raws))], order, self.dispatcher.stopped)
+        return Delivered([i in done for i in range(len(raws))], order, self.engine.stop_reason)
 
-    def _settled(self, raws: Sequence[RawRecord], start: int) -> bool:
-        if self.dispatcher.stopped is not None:
-            return self.dispatcher.in_flight == 0
-        return self.dispatcher.pending == 0 and self.dispatcher.in_flight == 0
+    def _settled(self) -> bool:
+        if self.engine.stop_reason is not None:
+            return self.dispatch.in_flight.total == 0
+        return self.dispatch.pending == 0 and self.dispatch.in_flight.total == 0
 
 
 def engine(
     kcql: str,
-    sender: CoapSender,
+    sender: Sender,
     policy: ErrorPolicy | None = None,
     dead_letters: DeadLetters | None = None,
     *,
@@ -110,12 +114,21 @@ def engine(
     }
     sleeps = Sleeps()
     failures = Failures(policy or ErrorPolicy("THROW"), stats, dead_letters, sleep=sleep or sleeps)
-    dispatcher = Dispatcher(
+    commits: list[list[int]] = []
+    acked: list[int] = []
+
+    async def commit() -> None:
+        commits.append(list(acked))
+
+    delivery = DeliveryEngine(
+        pipelines,
         sender,
         failures,
         stats,
         window=sender.window,
+        grace_s=5.0,
+        commit=commit,
         max_payload=max_payload,
         commit_interval_s=commit_interval_s,
     )
-    return Engine(dispatcher, Intake(dispatcher, failures), pipelines, stats, sleeps)
+    return Engine(delivery, pipelines, stats, sleeps, acked, commits)

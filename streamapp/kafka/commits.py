@@ -15,7 +15,7 @@ short while, as it did before a commit could pause it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from faust.sensors import Monitor
@@ -54,3 +54,16 @@ class CommitMonitor(Monitor):
         super().on_commit_completed(consumer, own)
         if self.listener is not None:
             self.listener.commit_round_over(started_at)
+
+
+def faust_commit(app: Any) -> Callable[[], Awaitable[object]]:
+    """The engine's ``Commit``: Faust's consumer commits what was acked. Before the worker started there is
+    no consumer (Faust creates one on first access to ``app.consumer``, so its private ``_consumer`` is
+    asked first) and nothing to commit."""
+
+    async def commit() -> object:
+        if app._consumer is None:
+            return False
+        return await app.consumer.commit()
+
+    return commit

@@ -30,9 +30,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streamapp.codecs import build_codecs
+from streamapp.engine.pipeline import Route, TopicPipeline
 from streamapp.errors import ConfigError, KcqlError, RecordError
 from streamapp.kcql import parse_kcql
-from streamapp.pipeline import Route, TopicPipeline
 from streamapp.records import RawRecord, RecordCoordinates
 from streamapp.settings import CONFIG_ENV, Settings
 from streamapp.stats import Stats

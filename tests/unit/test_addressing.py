@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from streamapp.addressing import compile_query, compile_server
+from streamapp.engine.pipeline import Route
 from streamapp.errors import ConfigError, SelectError
-from streamapp.pipeline import Route
 from streamapp.records import Record
 from streamapp.settings import Settings
 

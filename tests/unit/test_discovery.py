@@ -10,8 +10,8 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.discovery import GROUPS, _Answers, discovered_uri, discovery_group
+from streamapp.engine.pipeline import Route
 from streamapp.errors import ConfigError
-from streamapp.pipeline import Route
 from streamapp.settings import Settings
 
 KCQL = "INSERT INTO a SELECT * FROM t"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from streamapp.engine.failures import MESSAGE_TEXT_LIMIT, Failures
+from streamapp.engine.policy import Decision, ErrorPolicy
 from streamapp.errors import ConfigError, DecodeError, DeliveryError, WorkerStopped
-from streamapp.handler import MESSAGE_TEXT_LIMIT, Failures
 from streamapp.kcql import parse_kcql
-from streamapp.policy import Decision, ErrorPolicy
 from streamapp.records import RawRecord
 from streamapp.settings import Settings
 from streamapp.stats import Stats

@@ -21,9 +21,9 @@ from streamapp.workdir import data_directory
 from streamapp_harness.process import free_port
 
 
-class FakeDispatcher:
+class FakeEngine:
     def __init__(self, stopped=None, retrying=(), closing=False) -> None:
-        self.stopped, self._retrying, self.closing = stopped, list(retrying), closing
+        self.stop_reason, self._retrying, self.stopping = stopped, list(retrying), closing
 
     def retrying(self):
         return self._retrying
@@ -37,11 +37,9 @@ class FakeBroker:
         return self._reason
 
 
-def reasons(dispatcher=None, assigned=(("t", 0),), broker=None, should_stop=False) -> list[str]:
+def reasons(engine=None, assigned=(("t", 0),), broker=None, should_stop=False) -> list[str]:
     app = SimpleNamespace(should_stop=should_stop)
-    return readiness_reasons(
-        app, dispatcher or FakeDispatcher(), broker or FakeBroker(), lambda: list(assigned)
-    )
+    return readiness_reasons(app, engine or FakeEngine(), broker or FakeBroker(), lambda: list(assigned))
 
 
 def test_ready_when_assigned_delivering_and_the_broker_answers() -> None:
@@ -50,12 +48,12 @@ def test_ready_when_assigned_delivering_and_the_broker_answers() -> None:
 
 def test_each_reason_is_named() -> None:
     assert "no partitions assigned" in reasons(assigned=())[0]
-    assert reasons(FakeDispatcher(stopped=WorkerStopped("t/0@4: 5.00")))[0].startswith(
+    assert reasons(FakeEngine(stopped=WorkerStopped("t/0@4: 5.00")))[0].startswith(
         "stopped by the error policy: t/0@4"
     )
-    assert reasons(FakeDispatcher(closing=True)) == ["the worker is stopping"]
+    assert reasons(FakeEngine(closing=True)) == ["the worker is stopping"]
     assert reasons(should_stop=True) == ["the worker is stopping"]
-    held = reasons(FakeDispatcher(retrying=[("t/1@7", 3)]))
+    held = reasons(FakeEngine(retrying=[("t/1@7", 3)]))
     assert held == ["connect.coap.error.policy=RETRY holds t/1@7 (resent 3 time(s) so far)"]
     assert reasons(broker=FakeBroker("Kafka broker has not answered for 20 s")) == [
         "Kafka broker has not answered for 20 s"

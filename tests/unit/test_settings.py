@@ -256,8 +256,8 @@ def test_the_option_objects_defaults_are_those_of_keys() -> None:
     from streamapp.coap.credentials import DtlsCredentials
     from streamapp.coap.dtls import DtlsOptions
     from streamapp.coap.security import dtls_options
-    from streamapp.pipeline import MAX_PAYLOAD
-    from streamapp.policy import ErrorPolicy
+    from streamapp.engine.pipeline import MAX_PAYLOAD
+    from streamapp.engine.policy import ErrorPolicy
 
     s = load()
     assert ErrorPolicy() == ErrorPolicy.from_settings(s)

@@ -8,8 +8,8 @@ import json
 import time
 
 from streamapp.coap.sender import RequestOptions
-from streamapp.dispatch import commit_overdue_s
-from streamapp.offsets import Acks, PartitionLog
+from streamapp.engine.dispatch import commit_overdue_s
+from streamapp.engine.offsets import Acks, PartitionLog
 from streamapp.records import RawRecord, RecordCoordinates
 from tests.engine import engine
 
@@ -57,7 +57,10 @@ def test_overdue_is_the_interval_and_half_again_at_least_half_a_second() -> None
 
 
 def test_a_partition_log_measures_the_wait_of_its_oldest_uncommitted_record() -> None:
-    log = PartitionLog(Acks(lambda raw: None))
+    async def ack(token: object) -> None:
+        return None
+
+    log = PartitionLog(Acks(lambda raw: None), ack)
     for n in range(3):
         log.track(raw(n), n).outstanding = 0
     log.advance()
@@ -77,11 +80,11 @@ async def test_a_partition_without_commits_pauses_and_a_landed_commit_resumes_it
     assert sender.sent == [0, 1, 2, 3, 4]
     await wait_for(lambda: (TOPIC, 0) in e.stats.waiting_for_commit)
     for n in range(5, 8):
-        await e.intake.take(e.pipelines[TOPIC], raw(n), n, e.acks)
+        await e.take(raw(n), n)
     await asyncio.sleep(0.2)
     assert sender.sent == [0, 1, 2, 3, 4], "a paused partition sent a request"
     assert e.stats.commit_waits == 1 and e.stats.snapshot()["partitions_waiting_for_commit"] == ["readings/0"]
-    e.dispatcher.committed({(TOPIC, 0): 5})
+    e.engine.committed({(TOPIC, 0): 5})
     await wait_for(lambda: sender.sent == list(range(8)))
     assert not e.stats.waiting_for_commit
 
@@ -92,11 +95,11 @@ async def test_partitions_whose_commits_land_go_on_while_another_waits() -> None
     await e.deliver([raw(0, partition=0), raw(1, partition=1)])
     deadline = time.monotonic() + commit_overdue_s(INTERVAL_S) * 3
     while time.monotonic() < deadline:  # partition 1's commits keep landing, partition 0's never do
-        e.dispatcher.committed({(TOPIC, 1): 2})
+        e.engine.committed({(TOPIC, 1): 2})
         await asyncio.sleep(0.05)
     assert e.stats.waiting_for_commit == {(TOPIC, 0)}
-    await e.intake.take(e.pipelines[TOPIC], raw(2, partition=1), 2, e.acks)
-    await e.intake.take(e.pipelines[TOPIC], raw(10, partition=0), 3, e.acks)
+    await e.take(raw(2, partition=1), 2)
+    await e.take(raw(10, partition=0), 3)
     await wait_for(lambda: 2 in sender.sent)
     await asyncio.sleep(0.1)
     assert 10 not in sender.sent, "the waiting partition sent its next record"

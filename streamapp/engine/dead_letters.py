@@ -41,7 +41,7 @@ def context_headers(
         "connector.name": connector,
         "task.id": "0",
         "stage": stage(error),
-        "class.name": "streamapp.dispatch.Dispatcher",
+        "class.name": "streamapp.engine.dispatch.Dispatcher",
         "exception.class.name": f"{type(error).__module__}.{type(error).__name__}",
         "exception.message": str(error),
         "exception.stacktrace": "".join(traceback.format_exception(error)),

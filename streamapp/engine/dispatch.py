@@ -1,4 +1,5 @@
-"""The delivery engine: which request goes on the wire when, and what happens to its records after.
+"""Dispatch, inside the delivery engine (``engine.py`` owns it): which request goes on the wire when, and
+what happens to its records after.
 
 docs/delivery-engine.md tells the whole design; in short:
 
@@ -13,19 +14,26 @@ docs/delivery-engine.md tells the whole design; in short:
 - **Batches.** A ``BATCH = n`` lane sends up to n of its queued records as one JSON array. An idle lane
   whose first record arrives waits ``LINGER_S`` for more (as Kafka's producer lingers) unless n are queued.
 - **Offsets.** Each record counts its outstanding requests; it is finished when all are delivered or let
-  go by the policy, and acked in offset order per partition (``streamapp/offsets.py``).
-- **Failures** go to the error policy (``streamapp/handler.py``). RETRY holds only the failed request's
+  go by the policy, and acked in offset order per partition (``offsets.py``).
+- **Failures** go to the error policy (``failures.py``). RETRY holds only the failed request's
   lane: it waits ``retry.interval`` and sends the same records again, while other lanes go on. NOOP and
-  dead-lettering let the records go. THROW (or RETRY exhausted) stops the engine: nothing new is sent and
-  the worker stops (``on_stop``).
-- **Intake.** Records come prepared (``streamapp/intake.py``), in partition order, through ``take``.
+  dead-lettering let the records go. THROW (or RETRY exhausted) stops dispatch: nothing new is sent, and
+  ``on_stop`` tells the engine, which stops the worker.
+- **Intake.** Records come prepared (by the engine, ``engine.py``), in partition order, through ``take``.
+- **In flight.** One :class:`InFlight` tally counts the requests on the wire, in all, per server, per
+  statement and per partition: every request is counted in and out in one place each.
 - **Back-pressure.** At most ``max_pending`` records are inside the engine; the intake waits in ``room``.
 - **Bounded replay.** A partition whose acked records have waited for a commit longer than a commit takes
   (``commit_overdue_s``: the commit interval and half of it again) sends nothing more until a commit lands
   (``committed``): while the broker takes no commits, what the engine delivers is what a restart would send
   again, so the pause bounds the replay after an outage to about one commit interval plus the window.
 - **Stopping.** ``drain(grace)`` sends nothing new, gives the requests in flight the grace to finish, then
-  abandons them (their records stay unacked: they are read again).
+  abandons them (their records stay unacked: they are read again). ``land(partitions, grace)`` does the
+  same for revoked partitions only, and ``forget`` drops what is left of them after the engine committed.
+
+Nothing here calls out of the engine: the sender is a :class:`~streamapp.engine.interfaces.Sender`, the
+acks go to the engine's :class:`~streamapp.engine.offsets.Acks`, and a stop is reported through the
+``on_stop`` callback the engine passes in.
 """
 
 from __future__ import annotations
@@ -34,20 +42,21 @@ import asyncio
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import RequestOptions
+from streamapp.engine.failures import Failures
+from streamapp.engine.interfaces import Ack, Sender
+from streamapp.engine.offsets import Acks, PartitionLog, Tracked
+from streamapp.engine.pipeline import MAX_PAYLOAD, Prepared, Request, Route
+from streamapp.engine.policy import Decision
 from streamapp.errors import WorkerStopped
-from streamapp.handler import Failures
 from streamapp.logs import get_logger
-from streamapp.offsets import Acks, PartitionLog, Tracked
-from streamapp.pipeline import MAX_PAYLOAD, Prepared, Request, Route
-from streamapp.policy import Decision
 from streamapp.records import RawRecord, RecordCoordinates
 from streamapp.stats import Stats
 
-log = get_logger("streamapp.dispatch")
+log = get_logger("streamapp.engine.dispatch")
 
 #: How long an idle batching lane waits for its batch to fill before sending what it has.
 LINGER_S = 0.05
@@ -67,6 +76,47 @@ def commit_overdue_s(commit_interval_s: float) -> float:
     return commit_interval_s + max(COMMIT_SLACK_MIN_S, COMMIT_SLACK * commit_interval_s)
 
 
+class InFlight:
+    """The requests on the wire: in all, per server (each has its own window), per statement (its
+    ``max.inflight``) and per partition (a revocation waits for its partitions' requests)."""
+
+    __slots__ = ("by_partition", "by_server", "by_statement", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_server: dict[str | None, int] = {}
+        self.by_statement: dict[int, int] = {}
+        self.by_partition: dict[tuple[str, int], int] = {}
+
+    def of_server(self, server: str | None) -> int:
+        return self.by_server.get(server, 0)
+
+    def of_statement(self, statement: int) -> int:
+        return self.by_statement.get(statement, 0)
+
+    def started(self, lane: Lane) -> None:
+        self.total += 1
+        for counts, key in (
+            (self.by_server, lane.server),
+            (self.by_statement, lane.statement),
+            (self.by_partition, lane.partition),
+        ):
+            counts[key] = counts.get(key, 0) + 1  # type: ignore[index, attr-defined]
+
+    def ended(self, lane: Lane) -> None:
+        self.total -= 1
+        for counts, key in (
+            (self.by_server, lane.server),
+            (self.by_statement, lane.statement),
+            (self.by_partition, lane.partition),
+        ):
+            left = counts[key] - 1  # type: ignore[index]
+            if left:
+                counts[key] = left  # type: ignore[index]
+            else:
+                del counts[key]  # type: ignore[attr-defined]
+
+
 class Lane:
     """The queue of one (statement, server, resource, query, partition)."""
 
@@ -82,11 +132,13 @@ class Lane:
         "route",
         "segments",
         "server",
+        "statement",
     )
 
     def __init__(self, key: tuple[Any, ...], route: Route, request: Request, partition: int) -> None:
         self.key = key
         self.route = route
+        self.statement = route.statement.index
         self.segments = request.segments
         #: The server its requests go to (None: the worker's) and their Uri-Query options.
         self.server = request.server
@@ -126,21 +178,24 @@ class Job:
 class Dispatcher:
     def __init__(
         self,
-        sender: CoapSender,
+        sender: Sender,
         failures: Failures,
         stats: Stats,
+        acks: Acks,
         *,
         window: int,
         max_payload: int = MAX_PAYLOAD,
         max_pending: int | None = None,
-        on_stop: Callable[[WorkerStopped], Awaitable[None]] | None = None,
+        on_stop: Callable[[WorkerStopped], None] | None = None,
         commit_interval_s: float | None = None,
     ) -> None:
-        """``commit_interval_s``: how often offsets are committed; a partition whose records wait for a
-        commit much longer pauses (module doc, "Bounded replay"). None: never paused."""
+        """``on_stop``: told once when the error policy stops dispatch; ``commit_interval_s``: how often
+        offsets are committed; a partition whose records wait for a commit much longer pauses (module doc,
+        "Bounded replay"). None: never paused."""
         self._sender = sender
         self._failures = failures
         self._stats = stats
+        self._acks = acks
         self.window = window
         self._max_payload = max_payload
         self.max_pending = max_pending or max(MIN_PENDING, PENDING_PER_SLOT * window)
@@ -150,9 +205,11 @@ class Dispatcher:
         self._waiting: dict[int, deque[Lane]] = {}  # statement -> lanes held back by its max.inflight
         #: The window is per server (each has its own endpoints): server -> lanes held back by it.
         self._waiting_for_server: dict[str | None, deque[Lane]] = {}
-        self._server_in_flight: dict[str | None, int] = {}
-        self._statement_in_flight: dict[int, int] = {}
-        self.in_flight = 0
+        self.in_flight = InFlight()
+        #: Whether lanes went to more than one server (each has its own window): until they do, a full
+        #: window means nothing can start.
+        self._servers_seen: dict[str | None, bool] = {}
+        self._many_servers = False
         self.pending = 0
         self._room: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,13 +219,9 @@ class Dispatcher:
         self._stopped_at: RecordCoordinates | None = None
         self.closing = False
         self._drained: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Task[None] | None = None
         self._partitions: dict[tuple[str, int], PartitionLog] = {}
-        #: Partitions being revoked: nothing more of them is sent (see ``revoke``).
+        #: Partitions being revoked: nothing more of them is sent (see ``land``).
         self._revoking: set[tuple[str, int]] = set()
-        self._flight_by_partition: dict[tuple[str, int], int] = {}
-        #: Counts revocations: a record read before one is not taken after it.
-        self.generation = 0
         #: Requests that failed and are to be, or are being, sent again under RETRY (``retrying``).
         self._retrying: dict[int, Job] = {}
         #: Partitions paused until a commit lands, and their lanes held back meanwhile.
@@ -179,11 +232,13 @@ class Dispatcher:
 
     # --- intake ----------------------------------------------------------------------------------------
 
-    def partition_log(self, topic: str, partition: int, acks: Acks) -> PartitionLog:
+    def partition_log(self, topic: str, partition: int, ack: Ack) -> PartitionLog:
         key = (topic, partition)
         log_ = self._partitions.get(key)
         if log_ is None:
-            log_ = self._partitions[key] = PartitionLog(acks)
+            log_ = self._partitions[key] = PartitionLog(self._acks, ack)
+        else:
+            log_.ack = ack
         return log_
 
     async def room(self) -> None:
@@ -197,21 +252,19 @@ class Dispatcher:
         raw: RawRecord,
         outcome: Prepared | WorkerStopped | None,
         token: Any,
-        acks: Acks,
-        generation: int,
+        ack: Ack,
     ) -> None:
-        """Take one record (in its partition's offset order) as the intake (``streamapp/intake.py``)
-        prepared it, read in ``generation``: queue its requests; a record with none (tombstones skipped,
-        or let go by the policy) is finished at once; a stop stops the engine. A record read before a
-        revocation of its partition, or given while halted, is not taken (it is read again)."""
+        """Take one record (in its partition's offset order) as the engine prepared it: queue its
+        requests; a record with none (tombstones skipped, or let go by the policy) is finished at once; a
+        stop stops dispatch. A record given while halted is not taken (it is read again)."""
         if isinstance(outcome, WorkerStopped):
             self._stop(outcome, raw.where)
             return
-        if outcome is None or self.halted or generation != self.generation:
+        if outcome is None or self.halted:
             return
         if self._commit_check is None and self.commit_overdue_s is not None:
             self._check_commits()
-        tracked = self.partition_log(raw.topic, raw.partition, acks).track(raw, token)
+        tracked = self.partition_log(raw.topic, raw.partition, ack).track(raw, token)
         outstanding = 0
         for route, request in zip(outcome.routes, outcome.requests, strict=True):
             if request is not None:
@@ -229,6 +282,10 @@ class Dispatcher:
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = Lane(key, route, request, tracked.raw.partition)
+            if not self._many_servers:
+                self._many_servers = self._servers_seen.setdefault(request.server, True) and (
+                    len(self._servers_seen) > 1
+                )
         lane.queue.append((tracked, request))
         batch = route.statement.batch
         if batch is not None and batch > 1:
@@ -267,7 +324,8 @@ class Dispatcher:
         """Start requests while the window has room and lanes are ready."""
         ready = self._ready
         while ready and not self.closing:
-            if len(self._server_in_flight) <= 1 and self.in_flight >= self.window:
+            in_flight = self.in_flight
+            if in_flight.total >= self.window and not self._many_servers:
                 break  # one server and its window is full: nothing can start (the common case, cheap)
             lane = ready.popleft()
             lane.ready = False
@@ -279,25 +337,19 @@ class Dispatcher:
                 lane.ready = True
                 self._held.setdefault(lane.partition, deque()).append(lane)
                 continue
-            server_in_flight = self._server_in_flight.get(lane.server, 0)
-            if server_in_flight >= self.window:
+            if in_flight.of_server(lane.server) >= self.window:
                 lane.ready = True
                 self._waiting_for_server.setdefault(lane.server, deque()).append(lane)
                 continue
-            statement = lane.route.statement.index
-            in_flight = self._statement_in_flight.get(statement, 0)
-            if in_flight >= lane.route.options.max_inflight:
+            if in_flight.of_statement(lane.statement) >= lane.route.options.max_inflight:
                 lane.ready = True
-                self._waiting.setdefault(statement, deque()).append(lane)
+                self._waiting.setdefault(lane.statement, deque()).append(lane)
                 continue
             job = lane.retries.popleft() if lane.retries else self._form_job(lane)
             if job is None:
                 continue
             lane.busy += 1
-            self.in_flight += 1
-            self._server_in_flight[lane.server] = server_in_flight + 1
-            self._statement_in_flight[statement] = in_flight + 1
-            self._flight_by_partition[lane.partition] = self._flight_by_partition.get(lane.partition, 0) + 1
+            in_flight.started(lane)
             task = asyncio.ensure_future(self._run(job))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -335,7 +387,7 @@ class Dispatcher:
 
     async def _run(self, job: Job) -> None:
         lane = job.lane
-        statement = lane.route.statement.index
+        statement = lane.statement
         figures = self._stats.request(statement, lane.server, len(job.items))
         retry = False
         try:
@@ -360,8 +412,7 @@ class Dispatcher:
             self._retrying.pop(id(job), None)
             self._resolve(job)
         finally:
-            self._release(statement, lane.server)
-            self._landed(lane.partition)
+            self._release(lane)
             # No pump follows now when cancelled or a retry first waits out its interval.
             if retry or sys.exc_info()[1] is not None:
                 self._check_waiters()
@@ -379,7 +430,7 @@ class Dispatcher:
 
     async def _failed(self, job: Job, error: Exception) -> bool:
         """Apply the policy to a failed request; True when it is to be sent again after the interval."""
-        statement = job.lane.route.statement.index
+        statement = job.lane.statement
         records = job.records
         where = records[0].where
         try:
@@ -444,22 +495,14 @@ class Dispatcher:
         finally:
             self._waiters.remove(entry)
 
-    def _landed(self, partition: tuple[str, int]) -> None:
-        left = self._flight_by_partition[partition] - 1
-        if left:
-            self._flight_by_partition[partition] = left
-        else:
-            del self._flight_by_partition[partition]
-
-    def _release(self, statement: int, server: str | None) -> None:
-        self.in_flight -= 1
-        self._statement_in_flight[statement] -= 1
-        self._server_in_flight[server] -= 1
-        for waiting in (self._waiting.get(statement), self._waiting_for_server.get(server)):
+    def _release(self, lane: Lane) -> None:
+        """A request of ``lane`` is off the wire: its slot of the window goes to a lane held back for it."""
+        self.in_flight.ended(lane)
+        for waiting in (self._waiting.get(lane.statement), self._waiting_for_server.get(lane.server)):
             if waiting:
-                lane = waiting.popleft()
-                lane.ready = True
-                self._ready.appendleft(lane)
+                held = waiting.popleft()
+                held.ready = True
+                self._ready.appendleft(held)
 
     # --- commits ---------------------------------------------------------------------------------------
 
@@ -533,17 +576,15 @@ class Dispatcher:
 
     # --- rebalancing -----------------------------------------------------------------------------------
 
-    async def revoke(self, partitions: set[tuple[str, int]], grace_s: float) -> None:
-        """These partitions go to another worker: send nothing more of them, give their requests in flight
-        ``grace_s`` to land (what they deliver is acked before the caller commits), then forget their
-        records. Kafka's new owner reads from the last commit: nothing is lost, and only what was in
+    async def land(self, partitions: set[tuple[str, int]], grace_s: float) -> None:
+        """These partitions go to another worker: send nothing more of them and give their requests in
+        flight ``grace_s`` to land (what they deliver is acked before the engine commits; ``forget`` then
+        drops the rest). Kafka's new owner reads from the last commit: nothing is lost, and only what was in
         flight and abandoned is sent twice."""
-        self.generation += 1
         self._revoking = set(partitions)
         self._wake_submitters()
-        landed = await self._wait_for(
-            lambda: not any(p in self._flight_by_partition for p in self._revoking), grace_s
-        )
+        by_partition = self.in_flight.by_partition
+        landed = await self._wait_for(lambda: not any(p in by_partition for p in self._revoking), grace_s)
         if not landed:
             log.warning(
                 "engine.revoked_in_flight",
@@ -600,7 +641,7 @@ class Dispatcher:
                 self._schedule(lane)
         self._pump()
         if self._on_stop is not None:
-            self._stopping = asyncio.ensure_future(self._on_stop(reason))
+            self._on_stop(reason)
 
     def _wake_submitters(self) -> None:
         if self._room is not None and not self._room.done():
@@ -625,10 +666,10 @@ class Dispatcher:
         for lane in self._lanes.values():
             if lane.linger is not None:
                 lane.linger.cancel()
-        if not await self._wait_for(lambda: self.in_flight == 0, grace_s):
+        if not await self._wait_for(lambda: self.in_flight.total == 0, grace_s):
             log.warning(
                 "engine.abandoned",
-                requests=self.in_flight,
+                requests=self.in_flight.total,
                 grace_s=grace_s,
                 why="still unanswered when the stop grace ran out; their records are not committed "
                 "and are read again",

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
+from streamapp.engine.interfaces import Ack
 from streamapp.records import RawRecord
 
 
@@ -55,21 +56,17 @@ class Tracked:
 
 
 class Acks:
-    """Records of one agent's stream that may be acked, acked in the order given by a background task.
+    """Records that may be acked, acked in the order given by one background task.
 
-    ``Stream.ack`` is a coroutine; request completions are callbacks. One long-lived task per agent does
-    the acking, woken when records arrive, so a completion costs no task of its own.
+    Acking is a coroutine (``Stream.ack``); request completions are callbacks. One long-lived task does the
+    acking, woken when records arrive, so a completion costs no task of its own. Each record is acked with
+    its partition's ``ack`` (the stream it was read from).
     """
 
     def __init__(self, on_acked: Callable[[RawRecord], None]) -> None:
-        self._ack: Callable[[Any], Awaitable[object]] | None = None
         self._on_acked = on_acked
         self._ready: list[Tracked] = []
         self._wake = asyncio.Event()
-
-    def bind(self, ack: Callable[[Any], Awaitable[object]]) -> None:
-        """What acks a record's token (the agent's ``stream.ack``, known once its stream runs)."""
-        self._ack = ack
 
     def add(self, tracked: Tracked) -> None:
         self._ready.append(tracked)
@@ -83,12 +80,10 @@ class Acks:
     async def flush(self) -> None:
         """Ack everything handed over so far."""
         self._wake.clear()
-        if self._ack is None:
-            return  # not bound to a stream yet: kept until it is
         while self._ready:
             ready, self._ready = self._ready, []
             for tracked in ready:
-                await self._ack(tracked.token)
+                await tracked.partition_log.ack(tracked.token)
                 self._on_acked(tracked.raw)
 
 
@@ -96,13 +91,15 @@ class PartitionLog:
     """The records of one partition that are in the engine, in offset order, and those acked since the last
     commit that landed."""
 
-    __slots__ = ("_acks", "_records", "_uncommitted")
+    __slots__ = ("_acks", "_records", "_uncommitted", "ack")
 
     #: Acks this close together share one entry of the uncommitted log (its length stays small).
     BUCKET_S = 0.1
 
-    def __init__(self, acks: Acks) -> None:
+    def __init__(self, acks: Acks, ack: Ack) -> None:
         self._acks = acks
+        #: Acks a record of this partition (the stream it was read from; renewed with each record taken).
+        self.ack = ack
         self._records: deque[Tracked] = deque()
         #: [first ack time, last offset acked] per bucket, oldest first, until a commit covers it.
         self._uncommitted: deque[list[float]] = deque()

@@ -1,10 +1,10 @@
 """The engine's window, ordering and offset rules under random completion orders (hypothesis).
 
-A fake sender holds every request until the test completes it, in an order hypothesis picks, with
-successes and failures mixed (NOOP lets failed records go). Checked at every step: never more than the
-window in flight; one (statement, resource, partition) lane never has two requests at once and sends in
-offset order; a record is acked only after every request for it completed, and per partition in offset
-order with nothing skipped.
+A fake sender (``tests/fakes.py``) holds every request until the test completes it, in an order
+hypothesis picks, with successes and failures mixed (NOOP lets failed records go). Checked at every step:
+never more than the window in flight; one (statement, resource, partition) lane never has two requests at
+once and sends in offset order; a record is acked only after every request for it completed, and per
+partition in offset order with nothing skipped.
 """
 
 from __future__ import annotations
@@ -16,46 +16,10 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamapp.coap.sender import RequestOptions
-from streamapp.errors import DeliveryError
-from streamapp.policy import ErrorPolicy
-from streamapp.records import RawRecord, RecordCoordinates
+from streamapp.engine.policy import ErrorPolicy
+from streamapp.records import RawRecord
 from tests.engine import engine
-
-
-class HeldSender:
-    """Every request waits for the test to complete it."""
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.held: list[tuple[tuple[str, ...], list[dict], asyncio.Future[bool], RecordCoordinates]] = []
-        self.max_in_flight = 0
-        self.sent: list[tuple[tuple[str, ...], list[dict]]] = []
-
-    async def send(
-        self,
-        segments: tuple[str, ...],
-        payload: bytes,
-        where: RecordCoordinates,
-        options: RequestOptions,
-        *,
-        server: str | None = None,
-        query: tuple[str, ...] = (),
-    ) -> None:
-        bodies = json.loads(payload)
-        bodies = bodies if isinstance(bodies, list) else [bodies]
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        entry = (segments, bodies, future, where)
-        self.held.append(entry)
-        self.sent.append((segments, bodies))
-        self.max_in_flight = max(self.max_in_flight, len(self.held))
-        try:
-            ok = await future
-        finally:
-            self.held.remove(entry)
-        if not ok:
-            raise DeliveryError(where, "refused", resource="/".join(segments), code="5.03", retriable=True)
-
+from tests.fakes import HeldSender
 
 records_strategy = st.lists(
     st.tuples(st.integers(0, 2), st.integers(0, 2)),  # (partition, device)
@@ -97,9 +61,8 @@ async def _scenario(records, window, batch, ordering, data) -> None:
         assert completed[token] == 2, f"record {token} acked after {completed[token]} of 2 requests"
         acked.append(token)
 
-    e.acks.bind(ack)  # type: ignore[arg-type]
     for i, raw in enumerate(raws):
-        await e.intake.take(e.pipelines["t"], raw, i, e.acks)
+        await e.engine.take(raw, i, ack)
     for _ in range(10):
         await asyncio.sleep(0)
     loops = 0
@@ -107,7 +70,7 @@ async def _scenario(records, window, batch, ordering, data) -> None:
         loops += 1
         assert loops < 2000, "the engine stalled"
         await asyncio.sleep(0.06 if not sender.held else 0)  # lets an idle batching lane's linger end
-        await e.acks.flush()
+        await e.engine.acks.flush()
         if not sender.held:
             continue
         assert len(sender.held) <= window
@@ -142,36 +105,47 @@ async def _scenario(records, window, batch, ordering, data) -> None:
 async def test_a_revoked_partition_lands_what_is_in_flight_and_sends_nothing_more() -> None:
     sender = HeldSender(window=2)
     e = engine("INSERT INTO r SELECT n, p FROM t", sender)  # type: ignore[arg-type]
-    acked: list[int] = []
-
-    async def ack(token: int) -> None:
-        acked.append(token)
-
-    e.acks.bind(ack)  # type: ignore[arg-type]
     raws = [
         RawRecord("t", i % 2, i // 2, None, json.dumps({"n": i, "p": i % 2}).encode(), (), None)
         for i in range(10)
     ]
     for i, raw in enumerate(raws):
-        await e.intake.take(e.pipelines["t"], raw, i, e.acks)
+        await e.take(raw, i)
     await asyncio.sleep(0)
     assert sorted(bodies[0]["n"] for _, bodies, _, _ in sender.held) == [0, 1]
-    revoking = asyncio.ensure_future(e.dispatcher.revoke({("t", 0)}, grace_s=5.0))
+    revoking = asyncio.ensure_future(e.engine.revoke({("t", 0)}))
     await asyncio.sleep(0.01)
     assert not revoking.done(), "the revocation waits for partition 0's request in flight"
     for _, _bodies, future, _ in list(sender.held):
         future.set_result(True)
     await asyncio.wait_for(revoking, 1)
-    await e.acks.flush()
-    assert 0 in acked, "what landed during the revocation is acked before the commit"
-    e.dispatcher.forget({("t", 0)})
+    assert e.commits and 0 in e.commits[-1], "what landed during the revocation is acked before the commit"
     for _ in range(20):
         for _, _, future, _ in list(sender.held):
             if not future.done():
                 future.set_result(True)
         await asyncio.sleep(0)
-    await e.acks.flush()
+    await e.engine.acks.flush()
     sent = [bodies[0]["n"] for _, bodies in sender.sent]
     assert [n for n in sent if n % 2 == 0] == [0], f"partition 0 went on after its revocation: {sent}"
     assert [n for n in sent if n % 2 == 1] == [1, 3, 5, 7, 9]
-    assert sorted(acked) == [0, 1, 3, 5, 7, 9] and e.dispatcher.pending == 0
+    assert sorted(e.acked) == [0, 1, 3, 5, 7, 9] and e.dispatch.pending == 0
+
+
+async def test_a_full_window_at_one_server_does_not_hold_back_another_server() -> None:
+    """The window is per server: a request held by a slow statement server leaves the worker's own free."""
+    sender = HeldSender(window=1)
+    e = engine(  # type: ignore[arg-type]
+        "INSERT INTO r SELECT n FROM t; INSERT INTO s SELECT n FROM u PROPERTIES(uri='coap://slow.example')",
+        sender,
+    )
+    await e.take(RawRecord("u", 0, 0, None, b'{"n": 100}', (), None), 0)
+    await e.take(RawRecord("t", 0, 0, None, b'{"n": 1}', (), None), 1)
+    await e.take(RawRecord("t", 0, 1, None, b'{"n": 2}', (), None), 2)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(bodies[0]["n"] for _, bodies, _, _ in sender.held) == [1, 100]
+    next(f for _, bodies, f, _ in sender.held if bodies[0]["n"] == 1).set_result(True)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sorted(bodies[0]["n"] for _, bodies, _, _ in sender.held) == [2, 100]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from streamapp.engine.policy import Decision, ErrorPolicy
 from streamapp.errors import DecodeError, DeliveryError, SelectError
-from streamapp.policy import Decision, ErrorPolicy
 from streamapp.records import RecordCoordinates
 
 WHERE = RecordCoordinates("t", 0, 1)

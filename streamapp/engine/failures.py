@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
-from streamapp.dead_letter import DeadLetters
+from streamapp.engine.dead_letters import DeadLetters
+from streamapp.engine.policy import Decision, ErrorPolicy, reason, record_fields, stopping
 from streamapp.errors import WorkerStopped
 from streamapp.logs import get_logger
-from streamapp.policy import Decision, ErrorPolicy, reason, record_fields, stopping
 from streamapp.records import RawRecord
 from streamapp.stats import Stats
 
-log = get_logger("streamapp.policy")
+log = get_logger("streamapp.engine.policy")
 
 
 #: How much of a record's key and value a failure line shows (``errors.log.include.messages``).

@@ -1,5 +1,5 @@
-"""The error policies over the real engine, CoapSender and recording CoAP server (the clock and the
-dead-letter producer are test doubles: they are not what is tested here)."""
+"""The error policies (``streamapp/engine/failures.py``, ``policy.py``) over the real engine, on a fake
+sender, a clock that does not wait and a dead-letter producer that records."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import json
 
 from aiocoap.numbers.codes import Code
 
-from streamapp.coap.sender import CoapSender
-from streamapp.dead_letter import DeadLetters
-from streamapp.policy import ErrorPolicy
+from streamapp.engine.dead_letters import DeadLetters
+from streamapp.engine.policy import ErrorPolicy
 from streamapp.records import RawRecord
 from tests.engine import Engine, engine
-from tests.recording_server import RecordingCoapServer
+from tests.fakes import FakeSender
 
 
 class Produced:
@@ -24,9 +23,9 @@ class Produced:
 
 
 def handler(
-    kcql: str, sender: CoapSender, policy: ErrorPolicy, dead_letters: DeadLetters | None = None
+    kcql: str, fake: FakeSender, policy: ErrorPolicy, dead_letters: DeadLetters | None = None
 ) -> Engine:
-    return engine(kcql, sender, policy, dead_letters)
+    return engine(kcql, fake, policy, dead_letters)
 
 
 def raw(offset: int, value: bytes | None, partition: int = 0) -> RawRecord:
@@ -37,25 +36,21 @@ def docs(n: int) -> list[RawRecord]:
     return [raw(i, json.dumps({"n": i}).encode()) for i in range(n)]
 
 
-async def test_retry_until_the_server_recovers_without_resending_what_was_delivered(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
+async def test_retry_until_the_server_recovers_without_resending_what_was_delivered(fake: FakeSender) -> None:
     policy = ErrorPolicy("RETRY", max_retries=5, retry_interval_s=7.0)
-    h = handler("INSERT INTO a SELECT n FROM t; INSERT INTO b SELECT n FROM t", sender, policy)
-    recorder.set_response("b", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":2}', times=3)
+    h = handler("INSERT INTO a SELECT n FROM t; INSERT INTO b SELECT n FROM t", fake, policy)
+    fake.set_response("b", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":2}', times=3)
     handled = await h.deliver(docs(5))
     assert handled.stop is None and handled.acked == [True] * 5
     assert h.sleeps.calls == [7.0, 7.0, 7.0]
     assert h.stats.statements[2].retried == 3 and h.stats.statements[1].retried == 0
-    assert [r.payload for r in recorder.requests_for("a")] == [b'{"n":%d}' % i for i in range(5)]
-    assert [json.loads(r.payload)["n"] for r in recorder.requests_for("b")] == [0, 1, 2, 2, 2, 2, 3, 4]
+    assert [r.payload for r in fake.requests_for("a")] == [b'{"n":%d}' % i for i in range(5)]
+    assert [json.loads(r.payload)["n"] for r in fake.requests_for("b")] == [0, 1, 2, 2, 2, 2, 3, 4]
 
 
-async def test_retry_exhausted_stops_and_acks_only_what_precedes_the_record(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
-    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 2, 1.0))
-    recorder.set_response("a", Code.INTERNAL_SERVER_ERROR, when=lambda body: body == b'{"n":1}')
+async def test_retry_exhausted_stops_and_acks_only_what_precedes_the_record(fake: FakeSender) -> None:
+    h = handler("INSERT INTO a SELECT n FROM t", fake, ErrorPolicy("RETRY", 2, 1.0))
+    fake.set_response("a", Code.INTERNAL_SERVER_ERROR, when=lambda body: body == b'{"n":1}')
     handled = await h.deliver(docs(3))
     assert handled.acked == [True, False, False]
     assert handled.stop is not None
@@ -63,45 +58,37 @@ async def test_retry_exhausted_stops_and_acks_only_what_precedes_the_record(
     assert h.sleeps.calls == [1.0, 1.0]
 
 
-async def test_a_non_retriable_code_is_never_retried(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
-    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("RETRY", 5, 1.0))
-    recorder.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":1}')
+async def test_a_non_retriable_code_is_never_retried(fake: FakeSender) -> None:
+    h = handler("INSERT INTO a SELECT n FROM t", fake, ErrorPolicy("RETRY", 5, 1.0))
+    fake.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":1}')
     handled = await h.deliver(docs(3))
     assert handled.acked == [True, False, False] and handled.stop is not None and h.sleeps.calls == []
 
 
-async def test_noop_skips_a_poison_record_and_delivers_the_rest(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
-    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
+async def test_noop_skips_a_poison_record_and_delivers_the_rest(fake: FakeSender) -> None:
+    h = handler("INSERT INTO a SELECT n FROM t", fake, ErrorPolicy("NOOP"))
     records = docs(5)
     records[2] = raw(2, b"{not json")
     handled = await h.deliver(records)
     assert handled.acked == [True] * 5 and handled.stop is None
-    assert [json.loads(r.payload)["n"] for r in recorder.requests] == [0, 1, 3, 4]
+    assert [json.loads(r.payload)["n"] for r in fake.requests] == [0, 1, 3, 4]
     assert h.stats.records_skipped == 1
 
 
-async def test_noop_skips_a_refused_delivery_and_counts_it(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
-    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP"))
-    recorder.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":1}')
+async def test_noop_skips_a_refused_delivery_and_counts_it(fake: FakeSender) -> None:
+    h = handler("INSERT INTO a SELECT n FROM t", fake, ErrorPolicy("NOOP"))
+    fake.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":1}')
     handled = await h.deliver(docs(3))
     assert handled.acked == [True] * 3
     assert h.stats.statements[1].skipped == 1 and h.stats.statements[1].delivered == 2
 
 
-async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
+async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(fake: FakeSender) -> None:
     produced = Produced()
     dlq = DeadLetters("dlq", produced, context=True, connector="coap-sink")
     policy = ErrorPolicy("THROW", dead_letter_topic="dlq")
-    h = handler("INSERT INTO a SELECT n FROM t", sender, policy, dlq)
-    recorder.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":3}')
+    h = handler("INSERT INTO a SELECT n FROM t", fake, policy, dlq)
+    fake.set_response("a", Code.NOT_FOUND, when=lambda body: body == b'{"n":3}')
     records = docs(5)
     records[1] = raw(1, b"[1, 2")
     handled = await h.deliver(records)
@@ -124,19 +111,17 @@ async def test_dead_letter_keeps_key_value_headers_and_adds_the_error_context(
     assert h.stats.records_dead_lettered == 1 and h.stats.statements[1].dead_lettered == 1
 
 
-async def test_dead_letter_without_context_headers_keeps_only_the_originals(
-    sender: CoapSender, recorder: RecordingCoapServer
-) -> None:
+async def test_dead_letter_without_context_headers_keeps_only_the_originals(fake: FakeSender) -> None:
     produced = Produced()
     dlq = DeadLetters("dlq", produced, context=False, connector="coap-sink")
-    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("NOOP", dead_letter_topic="dlq"), dlq)
+    h = handler("INSERT INTO a SELECT n FROM t", fake, ErrorPolicy("NOOP", dead_letter_topic="dlq"), dlq)
     records = [raw(0, b"nope")]
     await h.deliver(records)
     assert produced.records == [("dlq", b"k0", b"nope", {"trace": b"abc"})]
 
 
-async def test_throw_stops_at_once(sender: CoapSender, recorder: RecordingCoapServer) -> None:
-    h = handler("INSERT INTO a SELECT n FROM t", sender, ErrorPolicy("THROW"))
-    recorder.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":0}')
+async def test_throw_stops_at_once(fake: FakeSender) -> None:
+    h = handler("INSERT INTO a SELECT n FROM t", fake, ErrorPolicy("THROW"))
+    fake.set_response("a", Code.SERVICE_UNAVAILABLE, when=lambda body: body == b'{"n":0}')
     handled = await h.deliver(docs(2))
     assert handled.acked == [False, False] and handled.stop is not None and h.sleeps.calls == []

@@ -29,7 +29,7 @@ from streamapp.logs import get_logger
 from streamapp.records import RecordCoordinates
 from streamapp.settings import Settings
 
-log = get_logger("streamapp.policy")
+log = get_logger("streamapp.engine.policy")
 
 
 class Decision(enum.Enum):

@@ -1,0 +1,45 @@
+"""The seams of the delivery engine: what it needs from the layers below and beside it, declared here so
+that the engine depends on these and not on their implementations (as aiocoap's ``interfaces.py`` declares
+its layers).
+
+- :class:`Sender` carries one request to a CoAP server and says how it ended. ``CoapSender``
+  (``streamapp/coap/sender.py``) is the one the worker uses; the engine tests use fakes that succeed, fail
+  or hold each request (``tests/fakes.py``), with no socket.
+- :data:`Ack` acks one record's token (Faust's ``Stream.ack`` for the record's event).
+- :data:`Commit` commits what was acked (Faust's ``Consumer.commit``): the engine asks for a commit when
+  partitions are revoked and when it stops, and the app hands it in, so the engine never reaches into Faust.
+
+Nothing here calls up: the engine is handed these when it is built (``streamapp/app.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from streamapp.records import RecordCoordinates
+
+#: Acks one record's token (its Faust event): ``Stream.ack``.
+Ack = Callable[[Any], Awaitable[object]]
+
+#: Commits what was acked: ``Consumer.commit``.
+Commit = Callable[[], Awaitable[object]]
+
+
+class Sender(Protocol):
+    """Sends one request; returns once the server answered 2.xx, else raises
+    :class:`~streamapp.errors.DeliveryError` (saying whether sending again could help)."""
+
+    #: Requests in flight per server at most (``connect.coap.max.inflight``).
+    window: int
+
+    async def send(
+        self,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: Any,
+        *,
+        server: str | None = None,
+        query: tuple[str, ...] = (),
+    ) -> object: ...
