@@ -24,8 +24,8 @@ statement it keeps for a topic depends on that order. The four connectors and fo
 **Migration.** The connector delivers and commits the first half of a topic, is stopped (SIGTERM), and a
 streamapp worker with the same properties (same ``name``: group ``connect-<name>``) delivers the rest: nothing
 replayed, nothing skipped. After a SIGKILL instead, what the connector had not committed is delivered again
-(and a worker started while the killed task is still a group member is stuck: a streamapp defect, asserted as
-it is so that the test changes with the fix).
+(and a worker started while the killed task is still a group member waits, saying why, and joins once the
+dead member's session has ended).
 
 This file replaces ``tests/integration/test_stream_reactor_connector.py``: its facts (the start's GET, one
 CON PUT of the value per record, DELETE at the stop, the tombstone failing the task) are asserted here.
@@ -692,32 +692,19 @@ async def test_migration_after_a_sigkill_replays_what_the_connector_had_not_comm
         state, members = await group_state(migration.broker, migration.group)
         assert (state, members) == ("Stable", 1)  # the killed task, until its session (6 s) ends
 
-        # DEFECT (streamapp's to fix): a worker started while the killed task is still a member fails to
-        # join (the group's members speak Kafka's consumer assignors, Faust's worker its own) and never
-        # tries again: it neither delivers nor exits, also long after the dead member left the group, and
-        # its /readyz blames the broker ("Kafka broker has not answered").
-        stuck = start_worker({**migration.properties, "connect.coap.uri": our_server.uri})
-        stuck.wait_until(
-            lambda: "InconsistentGroupProtocolError" in stuck.log_text(), what="the failed group join"
-        )
-
-        async def group_empty() -> bool:
-            return await group_state(migration.broker, migration.group) == ("Empty", 0)
-
-        await wait_for(group_empty, 30, "the killed task's session to end")
-        with pytest.raises(TimeoutError):  # 10 s more with the group empty: still nothing
-            stuck.wait_until(
-                lambda: our_server.count > 0 or (stuck.probe("/readyz") or (0, {}))[0] == 200,
-                timeout=10,
-                what="a delivery or readiness",
-            )
-        readyz = stuck.probe("/readyz")
-        assert readyz is not None and readyz[0] == 503
-        assert stuck.stop() == 0
-
-        # A worker started once the group is empty takes over: everything since the connector's last
-        # commit (here: nothing was committed) is delivered again, then the rest, each once.
+        # A worker started while the killed task is still a member cannot join (the group's members speak
+        # Kafka's consumer assignors, Faust's worker its own): it says so, /readyz names it, and it joins as
+        # soon as the dead member's session ends (streamapp/kafka/group.py, GroupWatch).
         worker = start_worker({**migration.properties, "connect.coap.uri": our_server.uri})
+        worker.wait_until(
+            lambda: "kafka.group_protocol_conflict" in worker.log_text(), what="the protocol conflict named"
+        )
+        readyz = worker.probe("/readyz")
+        assert readyz is not None and readyz[0] == 503, readyz
+        assert any("another partition-assignment protocol" in r for r in readyz[1]["reasons"]), readyz
+        worker.wait_until(
+            lambda: "kafka.group_joined" in worker.log_text(), what="the join once the session ended"
+        )
         await migration.produce(half, MIGRATION_RECORDS)
         ours_committed: dict[int, int] = {}
 
