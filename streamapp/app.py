@@ -22,7 +22,7 @@ from streamapp.engine.pipeline import Route, TopicPipeline
 from streamapp.engine.policy import ErrorPolicy
 from streamapp.health import register_probes
 from streamapp.kafka.commits import CommitMonitor, faust_commit
-from streamapp.kafka.group import PromptTableManager, on_assignment
+from streamapp.kafka.group import PromptTableManager, on_assignment, watch_group
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
 from streamapp.progress import log_progress
@@ -168,7 +168,7 @@ def create_app(settings: Settings) -> faust.App:
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
     register_views(app, settings, stats, describe_security(dtls), kafka_security)
-    register_probes(app, engine, lambda: assignment(app))
+    register_probes(app, engine, lambda: assignment(app), watch_group(app, settings.group_id))
 
     @app.task
     async def log_start() -> None:

@@ -16,7 +16,9 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from streamapp.background import every
 from streamapp.engine import DeliveryEngine
+from streamapp.kafka.group import GroupWatch
 from streamapp.logs import get_logger
 
 LIVENESS_PATH = "/healthz"
@@ -61,7 +63,11 @@ class BrokerWatch:
 
 
 def readiness_reasons(
-    app: faust.App, engine: DeliveryEngine, broker: BrokerWatch, assignment: Callable[[], list[Any]]
+    app: faust.App,
+    engine: DeliveryEngine,
+    broker: BrokerWatch,
+    assignment: Callable[[], list[Any]],
+    group: GroupWatch | None = None,
 ) -> list[str]:
     """Why the worker is not ready; empty when it is."""
     reasons = []
@@ -69,7 +75,9 @@ def readiness_reasons(
         reasons.append(f"stopped by the error policy: {engine.stop_reason}")
     elif app.should_stop or engine.stopping:
         reasons.append("the worker is stopping")
-    if not assignment():
+    if group is not None and (group_reason := group.reason()) is not None:
+        reasons.append(group_reason)
+    elif not assignment():
         reasons.append("no partitions assigned (joining the consumer group, or more workers than partitions)")
     for where, attempts in engine.retrying():
         reasons.append(f"connect.coap.error.policy=RETRY holds {where} (resent {attempts} time(s) so far)")
@@ -79,16 +87,15 @@ def readiness_reasons(
 
 
 def register_probes(
-    app: faust.App, engine: DeliveryEngine, assignment: Callable[[], list[Any]]
+    app: faust.App,
+    engine: DeliveryEngine,
+    assignment: Callable[[], list[Any]],
+    group: GroupWatch | None = None,
 ) -> BrokerWatch:
     broker = BrokerWatch(app)
-
-    @app.task
-    async def watch_broker() -> None:
-        broker.started()
-        while not app.should_stop:
-            await broker.probe()
-            await asyncio.sleep(BROKER_PROBE_INTERVAL_S)
+    # From the app's start, not once partitions are assigned: a worker that cannot join must not be told
+    # the broker is silent (streamapp/background.py).
+    every(app, BROKER_PROBE_INTERVAL_S, broker.probe)
 
     @app.page(LIVENESS_PATH)
     async def healthz(web: View, request: Request) -> Response:
@@ -96,7 +103,7 @@ def register_probes(
 
     @app.page(READINESS_PATH)
     async def readyz(web: View, request: Request) -> Response:
-        reasons = readiness_reasons(app, engine, broker, assignment)
+        reasons = readiness_reasons(app, engine, broker, assignment, group)
         if reasons:
             return web.json({"status": "not ready", "reasons": reasons}, status=503)
         return web.json({"status": "ready"})

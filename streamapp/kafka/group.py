@@ -7,20 +7,38 @@ it (docs/production.md, "Start and restart"). :func:`leave_on_close` makes aioka
 
 ``consumer.override.auto.offset.reset=none``: a partition without a committed offset stops the worker,
 naming every such partition, before any record of it is read.
+
+Joining: aiokafka hands a group error it cannot go past (a member of another partition-assignment protocol
+in the group, a refused session timeout, a group the worker may not use) to the next ``getmany`` and
+waits until it is taken; Faust polls only once partitions are assigned, so the error was never taken and
+the worker hung, neither joining nor exiting. :class:`GroupWatch` takes it every
+:data:`GROUP_CHECK_INTERVAL_S`. A member of another protocol is a Kafka Connect sink still in the group
+(one that crashed stays until its ``session.timeout.ms``, 45 s by default): the worker says so and joins
+as soon as it has left. Any other such error stops the worker with a line naming the key to look at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable, Iterable
 
 import aiokafka
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    InconsistentGroupProtocolError,
+    InvalidSessionTimeoutError,
+    KafkaError,
+)
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from aiokafka.structs import TopicPartition
 from faust.tables.manager import TableManager
 from faust.types import TP
 
+from streamapp.background import every
 from streamapp.errors import ConfigError
 from streamapp.logs import get_logger
 
@@ -115,3 +133,123 @@ class PromptTableManager(TableManager):
     async def on_start(self) -> None:
         await self._update_channels()
         await self.recovery.start()
+
+
+#: How often an error of the group join is looked for (and, for another protocol's member, the join tried).
+GROUP_CHECK_INTERVAL_S = 2.0
+#: At most one ``kafka.group_protocol_conflict`` line this often while the conflict lasts.
+CONFLICT_LINE_INTERVAL_S = 15.0
+
+
+class GroupWatch:
+    """Takes the errors aiokafka's group coordinator keeps for the consumer (see the module docstring)."""
+
+    def __init__(self, app: faust.App, group: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._app = app
+        self._group = group
+        self._clock = clock
+        #: Since when a member of another protocol keeps the worker out of the group (None: it does not).
+        self.conflict_since: float | None = None
+        self._last_line: float | None = None
+
+    def reason(self) -> str | None:
+        """Why the worker cannot join its group, for /readyz; None when nothing keeps it out."""
+        if self.conflict_since is None:
+            return None
+        return (
+            f"cannot join group {self._group!r} for {self._clock() - self.conflict_since:.0f} s: a member "
+            "of another partition-assignment protocol is in it (a Kafka Connect sink still running, or one "
+            "that crashed and stays until its session.timeout.ms)"
+        )
+
+    async def check(self) -> None:
+        """Take the coordinator's pending error, in the consumer's thread, and act on it."""
+        consumer = aiokafka_consumer(self._app)
+        if consumer is None:
+            return
+        coordinator = consumer._coordinator
+
+        def take() -> KafkaError | None:
+            try:
+                coordinator.check_errors()
+            except KafkaError as exc:
+                return exc
+            return None
+
+        # Straight onto the consumer thread's loop, not through its method queue: the calls queued there
+        # wait behind the very join that failed.
+        thread_loop = self._app.consumer._thread.thread_loop
+        taken: concurrent.futures.Future[KafkaError | None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                taken.set_result(take())
+            except BaseException as exc:  # not a KafkaError: whatever it is, the caller sees it
+                taken.set_exception(exc)
+
+        thread_loop.call_soon_threadsafe(run)
+        error = await asyncio.wrap_future(taken)
+        if error is None:
+            if self.conflict_since is not None and coordinator.generation > 0:
+                log.info(
+                    "kafka.group_joined",
+                    group=self._group,
+                    after_s=round(self._clock() - self.conflict_since),
+                )
+                self.conflict_since = self._last_line = None
+            return
+        if isinstance(error, InconsistentGroupProtocolError):
+            self._conflict()
+            return  # taken: aiokafka's coordinator joins again
+        fatal = self._fatal(error)
+        log.error("kafka.group_join_failed", group=self._group, error=str(fatal))
+        await self._app.crash(fatal)
+
+    def _conflict(self) -> None:
+        now = self._clock()
+        if self.conflict_since is None:
+            self.conflict_since = now
+        if self._last_line is None or now - self._last_line >= CONFLICT_LINE_INTERVAL_S:
+            self._last_line = now
+            log.warning(
+                "kafka.group_protocol_conflict",
+                group=self._group,
+                waiting_s=round(now - self.conflict_since),
+                why=f"group {self._group!r} has a member of another partition-assignment protocol, so this "
+                "worker cannot join it: a Kafka Connect sink of this name is still running (stop it) or "
+                "crashed (it leaves when its session.timeout.ms ends, 45 s by default); joining again every "
+                f"{GROUP_CHECK_INTERVAL_S:g} s",
+            )
+
+    def _fatal(self, error: KafkaError) -> Exception:
+        if isinstance(error, InvalidSessionTimeoutError):
+            return ConfigError(
+                "session.timeout.ms",
+                f"the broker refused it for group {self._group!r} ({error}): it must lie within the "
+                "broker's group.min.session.timeout.ms and group.max.session.timeout.ms",
+            )
+        if isinstance(error, GroupAuthorizationFailedError):
+            return ConfigError(
+                "consumer.override.group.id",
+                f"the broker does not let this worker use group {self._group!r} ({error}): grant it "
+                "Read on the group, or name another group",
+            )
+        return error
+
+
+class _ProtocolConflictLines(logging.Filter):
+    """aiokafka logs every refused join at ERROR; ``kafka.group_protocol_conflict`` says it now and then."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "InconsistentGroupProtocolError" not in record.getMessage()
+
+
+def watch_group(app: faust.App, group: str) -> GroupWatch:
+    """Take the group's join errors from the app's start (streamapp/background.py: Faust's own timers start
+    only once partitions are assigned, which a failed join prevents)."""
+    watch = GroupWatch(app, group)
+    every(app, GROUP_CHECK_INTERVAL_S, watch.check)
+    coordinator_log = logging.getLogger("aiokafka.consumer.group_coordinator")
+    if not any(isinstance(f, _ProtocolConflictLines) for f in coordinator_log.filters):
+        coordinator_log.addFilter(_ProtocolConflictLines())
+    return watch

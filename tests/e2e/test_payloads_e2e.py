@@ -1,21 +1,30 @@
-"""Every payload form end to end: records produced to the real broker in Avro (schema in the test registry,
-fetched by the worker with the real client), Kafka Connect JSON envelopes, schemaless JSON, String values and
-Avro keys arrive at the CoAP server as the JSON a device expects."""
+"""Every payload form end to end: records produced to the real broker in Avro, Kafka Connect JSON envelopes,
+schemaless JSON, String values and Avro keys arrive at the CoAP server as the JSON a device expects.
+
+The Avro schemas are in a real Schema Registry, the session's Apicurio Registry (``apicurio``,
+streamapp_harness/apicurio.py, its Confluent-compatible API): registered through python-schema-registry-client
+as a producer registers them, framed with the id it answered, and fetched by the worker with the same client.
+Nothing here needs a registry fault, so the in-process double is not used; that the worker fetched each schema
+exactly once (and asked nothing else) is read from Apicurio's access log.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 import fastavro
 import pytest
+from schema_registry.client import AsyncSchemaRegistryClient
+from schema_registry.client.schema import AvroSchema
 
+from streamapp_harness.apicurio import CCOMPAT_PATH, ApicurioRegistry
 from streamapp_harness.kafka_broker import KafkaBroker
 from tests.recording_server import RecordingCoapServer
-from tests.registry_server import SchemaRegistryServer
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +54,18 @@ DEVICE_KEY = {
     "namespace": "e2e",
     "fields": [{"name": "id", "type": "string"}],
 }
+
+
+async def register(apicurio: ApicurioRegistry, subject: str, schema: dict[str, Any]) -> int:
+    """Register ``schema`` as a producer's serializer does; the id it answers goes in the frame."""
+    return await AsyncSchemaRegistryClient(apicurio.url).register(subject, AvroSchema(schema))
+
+
+def fetched_once(apicurio: ApicurioRegistry, before: Counter[tuple[str, str]], schema_id: int) -> None:
+    """Since ``before``, Apicurio answered one request: the schema by id (its log line may lag a moment)."""
+    request = ("GET", f"{CCOMPAT_PATH}/schemas/ids/{schema_id}")
+    apicurio.wait_served(*request, 1, since=before)
+    assert apicurio.requests() - before == {request: 1}
 
 
 def avro(schema_id: int, schema: dict[str, Any], datum: dict[str, Any]) -> bytes:
@@ -77,14 +98,15 @@ def envelope(i: int) -> bytes:
 async def test_auto_delivers_avro_connect_json_and_plain_json_with_tombstone_delete(
     broker: KafkaBroker,
     recorder: RecordingCoapServer,
-    registry: SchemaRegistryServer,
+    apicurio: ApicurioRegistry,
     start_worker,
     unique: str,
 ) -> None:
     avro_topic, connect_topic, plain_topic = (f"{unique}-{form}" for form in ("avro", "connect", "plain"))
     for topic in (avro_topic, connect_topic, plain_topic):
         await broker.create_topic(topic, partitions=2)
-    schema_id = registry.register(f"{avro_topic}-value", json.dumps(READING))
+    schema_id = await register(apicurio, f"{avro_topic}-value", READING)
+    before = apicurio.requests()
     n = 30
     await broker.produce(
         avro_topic,
@@ -118,7 +140,7 @@ async def test_auto_delivers_avro_connect_json_and_plain_json_with_tombstone_del
             "name": unique,
             "connect.coap.uri": recorder.uri,
             "connect.coap.kcql": kcql,
-            "schema.registry.url": registry.url,
+            "schema.registry.url": apicurio.url,
         }
     )
     worker.wait_until(lambda: len(recorder.requests) >= 3 * n + 1, what=f"{3 * n + 1} requests")
@@ -133,7 +155,7 @@ async def test_auto_delivers_avro_connect_json_and_plain_json_with_tombstone_del
         expected += f'"at":{1_700_000_000_000 + i},"raw":{raw}}}'
         assert request.payload == expected.encode(), f"record {i}"
         assert request.path == f"/avro/d{i % 3}"
-    assert registry.fetches[schema_id] == 1
+    fetched_once(apicurio, before, schema_id)
 
     connect = [json.loads(r.payload, parse_float=Decimal) for r in recorder.requests_for("connect")]
     assert sorted(c["id"] for c in connect) == list(range(n))
@@ -157,13 +179,14 @@ async def test_auto_delivers_avro_connect_json_and_plain_json_with_tombstone_del
 async def test_string_values_with_avro_keys_and_a_located_error_for_bad_json(
     broker: KafkaBroker,
     recorder: RecordingCoapServer,
-    registry: SchemaRegistryServer,
+    apicurio: ApicurioRegistry,
     start_worker,
     unique: str,
 ) -> None:
     topic = f"{unique}-strings"
     await broker.create_topic(topic, partitions=1)
-    key_id = registry.register(f"{topic}-key", json.dumps(DEVICE_KEY))
+    key_id = await register(apicurio, f"{topic}-key", DEVICE_KEY)
+    before = apicurio.requests()
     n = 20
     values = [json.dumps({"v": i, "note": "ok"}).encode() for i in range(n)] + [b"{not json"]
     keys = [avro(key_id, DEVICE_KEY, {"id": f"dev-{i % 4}"}) for i in range(n + 1)]
@@ -176,7 +199,7 @@ async def test_string_values_with_avro_keys_and_a_located_error_for_bad_json(
             "connect.coap.kcql": f"INSERT INTO s/{{_key.id}} SELECT _key.id AS id, v FROM {topic}",
             "value.converter": "org.apache.kafka.connect.storage.StringConverter",
             "key.converter": "io.confluent.connect.avro.AvroConverter",
-            "key.converter.schema.registry.url": registry.url,
+            "key.converter.schema.registry.url": apicurio.url,
         }
     )
     assert worker.wait_exit(timeout=120) != 0
@@ -186,4 +209,4 @@ async def test_string_values_with_avro_keys_and_a_located_error_for_bad_json(
         f"record {topic}/0@{bad_offset}: invalid JSON in string value: Expecting property name"
         in worker.log_text()
     )
-    assert registry.fetches[key_id] == 1
+    fetched_once(apicurio, before, key_id)

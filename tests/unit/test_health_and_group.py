@@ -10,12 +10,18 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-from aiokafka.errors import IllegalSaslStateError, KafkaConnectionError, UnsupportedSaslMechanismError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    IllegalSaslStateError,
+    InvalidSessionTimeoutError,
+    KafkaConnectionError,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.protocol.group import LeaveGroupRequest
 
 from streamapp.errors import ConfigError, WorkerStopped
 from streamapp.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
-from streamapp.kafka.group import leave_on_close, no_offset_error, without_committed_offset
+from streamapp.kafka.group import GroupWatch, leave_on_close, no_offset_error, without_committed_offset
 from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
 from streamapp.workdir import data_directory
 from streamapp_harness.process import free_port
@@ -37,9 +43,11 @@ class FakeBroker:
         return self._reason
 
 
-def reasons(engine=None, assigned=(("t", 0),), broker=None, should_stop=False) -> list[str]:
+def reasons(engine=None, assigned=(("t", 0),), broker=None, should_stop=False, group=None) -> list[str]:
     app = SimpleNamespace(should_stop=should_stop)
-    return readiness_reasons(app, engine or FakeEngine(), broker or FakeBroker(), lambda: list(assigned))
+    return readiness_reasons(
+        app, engine or FakeEngine(), broker or FakeBroker(), lambda: list(assigned), group
+    )
 
 
 def test_ready_when_assigned_delivering_and_the_broker_answers() -> None:
@@ -194,3 +202,24 @@ def test_the_default_data_directory_is_private_and_removed_at_exit(tmp_path) -> 
     assert path.startswith("/") and "streamapp-" in path
     assert not __import__("os").path.exists(path)  # removed when that process exited
     assert list(tmp_path.iterdir()) == []  # nothing written into the working directory
+
+
+def test_a_group_member_of_another_protocol_is_named_for_readiness_and_logged_now_and_then() -> None:
+    clock = Clock()
+    watch = GroupWatch(SimpleNamespace(), "connect-sink", clock=clock)  # type: ignore[arg-type]
+    assert watch.reason() is None
+    watch._conflict()
+    clock.now += 12
+    watch._conflict()
+    reason = watch.reason()
+    assert reason is not None and "cannot join group 'connect-sink' for 12 s" in reason
+    assert "another partition-assignment protocol" in reason
+    assert reasons(group=watch) == [reason]  # replaces "no partitions assigned"
+
+
+def test_other_join_errors_stop_the_worker_naming_the_key() -> None:
+    watch = GroupWatch(SimpleNamespace(), "connect-sink")  # type: ignore[arg-type]
+    refused = watch._fatal(InvalidSessionTimeoutError())
+    assert isinstance(refused, ConfigError) and refused.key == "session.timeout.ms"
+    denied = watch._fatal(GroupAuthorizationFailedError())
+    assert isinstance(denied, ConfigError) and denied.key == "consumer.override.group.id"
