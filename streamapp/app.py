@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import faust
 
 import agents
+from streamapp import patches
 from streamapp.coap.discovery import DISCOVERED_FROM
 from streamapp.coap.endpoints import exchange_lifetime
 from streamapp.coap.security import dtls_options
@@ -53,6 +54,7 @@ class SinkApp(faust.App):
 
 def create_app(settings: Settings) -> faust.App:
     configure_logging(settings.log_format)
+    patches.apply_all()  # before Faust builds its consumer (streamapp/patches.py)
     credentials, kafka_security = broker_credentials(settings)  # reads the truststore and keystore
     app = SinkApp(
         # Faust's app id is its consumer group: Kafka Connect's connect-<name> unless overridden.

@@ -11,6 +11,7 @@ from streamapp.app import create_app
 from streamapp.coap.discovery import DiscoveryFailed, find_server
 from streamapp.errors import ConfigError
 from streamapp.kafka.preflight import SKIP_PREFLIGHT_ENV, BrokerUnusable, preflight
+from streamapp.patches import PatchOutdated
 from streamapp.settings import Settings
 
 # uvloop's event loop, installed before the app asks for a loop: ~1.4x the records/s of asyncio's own at
@@ -23,6 +24,9 @@ try:
     app = create_app(settings)  # reads the DTLS and Kafka TLS key and certificate files
 except ConfigError as exc:
     print(f"streamapp: configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None
+except PatchOutdated as exc:
+    print(f"streamapp: {exc}", file=sys.stderr)
     raise SystemExit(1) from None
 except DiscoveryFailed as exc:
     print(f"streamapp: connect.coap.uri: {settings.uri}: {exc}", file=sys.stderr)

@@ -3,16 +3,18 @@
 ``RawRecord`` is what the agent reads from Kafka (bytes); ``Record`` is the same record decoded, as the
 selector and the templates see it; ``RecordCoordinates`` is where either lives in Kafka, named by every
 record-level error and log line.
+
+``RawRecord`` and ``RecordCoordinates`` are named tuples: one of each is made for every record (a frozen
+dataclass costs several times as much to build), and they are immutable all the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class RecordCoordinates:
+class RecordCoordinates(NamedTuple):
     """Where a record lives in Kafka; printed in every record-level error."""
 
     topic: str
@@ -23,8 +25,7 @@ class RecordCoordinates:
         return f"{self.topic}/{self.partition}@{self.offset}"
 
 
-@dataclass(frozen=True)
-class RawRecord:
+class RawRecord(NamedTuple):
     """What the agent hands over: the Kafka message, undecoded."""
 
     topic: str

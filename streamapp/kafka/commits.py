@@ -7,6 +7,11 @@ cannot reach the broker does not end: aiokafka retries it until it lands, and on
 fire, which is what the engine waits for. :class:`CommitMonitor` is Faust's monitor with these passed on
 to a :class:`CommitListener` (the dispatcher), in the app's loop.
 
+It also keeps none of the per-record figures Faust's monitor collects (messages in and out, events per
+stream, each partition's end offset): nothing of streamapp reads them (the stats page, ``/metrics`` and the
+lag are ``streamapp/stats.py``'s and the consumer's), and they cost a few dictionary updates and clock
+reads for every record (docs/delivery-engine.md, "Where the time goes").
+
 Faust also calls ``on_tp_commit`` when the commit came back refused because the group moved on (the worker
 is about to lose those partitions in the rebalance it has not seen yet): the engine then goes on for that
 short while, as it did before a commit could pause it.
@@ -40,6 +45,22 @@ class CommitMonitor(Monitor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.listener: CommitListener | None = None
+
+    # Per record: nothing kept (see the module docstring).
+    def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
+        return None
+
+    def on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: Any) -> None:
+        return None
+
+    def on_stream_event_out(self, tp: TP, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        return None
+
+    def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
+        return None
+
+    def track_tp_end_offset(self, tp: TP, offset: int) -> None:
+        return None
 
     def on_commit_initiated(self, consumer: Any) -> Any:
         return (super().on_commit_initiated(consumer), time.monotonic())
