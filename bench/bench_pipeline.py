@@ -668,7 +668,19 @@ class Profiler:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.output = output
         self._proc = subprocess.Popen(
-            [spy, "record", "-p", str(pid), "-r", str(PROFILE_RATE), "-f", "raw", "-o", str(output)],
+            [
+                spy,
+                "record",
+                "--nonblocking",
+                "-p",
+                str(pid),
+                "-r",
+                str(PROFILE_RATE),
+                "-f",
+                "raw",
+                "-o",
+                str(output),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -120,9 +120,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                             except StopIteration:
                                 pass  # delivered without waiting: the common case
                             else:
-                                await self.wait_first(
-                                    _resume(delivery, waiting_on), self.suspend_flow.wait()
-                                )
+                                await self.wait_first(_resume(delivery, waiting_on), self.suspend_flow.wait())
                         set_read_offset(tp, offset)
                     else:
                         self.log.dev(

@@ -1,1 +1,1 @@
-"""CoAP delivery: the sender service that owns the aiocoap context."""
+"""CoAP delivery: the sender service, its endpoint pool, and the exchange layer that carries its requests."""

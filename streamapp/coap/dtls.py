@@ -1,9 +1,12 @@
-"""``coaps://`` for aiocoap's client, on python-mbedtls (Mbed TLS 2.28, DTLS 1.2).
+"""``coaps://`` for the sink's exchange layer, on python-mbedtls (Mbed TLS 2.28, DTLS 1.2).
 
-aiocoap's own DTLS transport speaks PSK only (tinydtls) and cannot do CBC_SHA256 or certificates. This
-module is an aiocoap *message interface*: aiocoap keeps doing CoAP (message ids, retransmission,
-deduplication, blockwise) and hands us encoded messages for a :class:`DtlsRemote`; we encrypt them in an
-Mbed TLS session held in memory buffers and move the datagrams ourselves on an asyncio UDP endpoint.
+aiocoap's own DTLS transport speaks PSK only (tinydtls) and cannot do CBC_SHA256 or certificates, so this
+module does DTLS itself. A :class:`DtlsLink` is the link of one ``coaps://`` endpoint of ``exchange.py``:
+the endpoint keeps doing CoAP (Message IDs, retransmission, matching, block-wise) and hands the link encoded
+messages; the link encrypts them in an Mbed TLS session (:class:`_Session`) held in memory buffers, moves
+the datagrams itself on an asyncio UDP endpoint and hands decrypted datagrams back to the endpoint. (Until
+the exchange layer it was an aiocoap *message interface* under aiocoap's message manager; the session code
+is the same.)
 
 Mbed TLS facts this code is built around (each one bit somebody):
 
@@ -30,18 +33,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiocoap import error, interfaces
-from aiocoap.message import Direction, Message
 from aiocoap.numbers import COAPS_PORT
-from aiocoap.util import hostportjoin, hostportsplit
+from aiocoap.util import hostportjoin
 from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
+from streamapp.coap import exchange
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 from streamapp.keys import default_seconds
@@ -49,6 +50,7 @@ from streamapp.logs import get_logger
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials
+    from streamapp.coap.exchange import ClientEndpoint
 
 log = get_logger("streamapp.dtls")
 
@@ -130,7 +132,7 @@ class _Session(asyncio.DatagramProtocol):
     """One Mbed TLS session over one connected UDP socket: handshake, then records both ways."""
 
     def __init__(
-        self, remote: DtlsRemote, configuration: tls.DTLSConfiguration, progress: HandshakeProgress
+        self, remote: DtlsLink, configuration: tls.DTLSConfiguration, progress: HandshakeProgress
     ) -> None:
         self.remote = remote
         self.buffer = tls.ClientContext(configuration).wrap_buffers(remote.server_hostname)
@@ -213,7 +215,7 @@ class _Session(asyncio.DatagramProtocol):
     def fail(self, exc: DtlsError) -> None:
         if not self.established.done():
             self.established.set_exception(exc)
-            self.established.exception()  # retrieved: the remote reports it to aiocoap
+            self.established.exception()  # retrieved: the link reports it to the endpoint
         self.close()
 
     # -- records ------------------------------------------------------------------------------------------
@@ -265,60 +267,45 @@ class _Session(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-class DtlsRemote(interfaces.EndpointAddress):
-    """A ``coaps://`` server as aiocoap sees it: one per host and port, surviving session changes."""
+class DtlsLink:
+    """One endpoint's ``coaps://`` link to one server: the DTLS session, renewed on a new socket when it
+    dies, and the datagrams waiting for a handshake. Decrypted datagrams go to the endpoint
+    (``ClientEndpoint.datagram_received``), a failed handshake to its exchange in flight (``link_failed``)."""
 
-    scheme = "coaps"
-    is_multicast = False
-    is_multicast_locally = False
-
-    def __init__(self, interface: DtlsMessageInterface, host: str, port: int) -> None:
-        self._interface = interface
+    def __init__(
+        self,
+        endpoint: ClientEndpoint,
+        options: DtlsOptions,
+        configuration: tls.DTLSConfiguration,
+        host: str,
+        port: int,
+    ) -> None:
+        self._endpoint = endpoint
+        self.options = options
+        self._configuration = configuration
         self.host = host
         self.port = port
         self.server_hostname = None if _is_ip(host) else host
+        self._address: tuple[Any, ...] | None = None
         self._session: _Session | None = None
         self._starting: asyncio.Task[None] | None = None
         self._queue: list[bytes] = []
         self.server_certificates: list[bytes] = []  # DER, as seen in the last handshake (for error messages)
         self._certificate_parser = _CertificateCapture(self.server_certificates)
-
-    # -- EndpointAddress ------------------------------------------------------------------------------------
+        self._closed = False
 
     @property
     def hostinfo(self) -> str:
         return hostportjoin(self.host, None if self.port == COAPS_PORT else self.port)
 
-    @property
-    def hostinfo_local(self) -> str:
-        session = self._session
-        if session is None or session.transport is None:
-            raise error.AnonymousHost("no DTLS session open")
-        host, port, *_ = session.transport.get_extra_info("sockname")
-        return hostportjoin(host, port)
-
-    @property
-    def uri_base(self) -> str:
-        return f"coaps://{self.hostinfo}"
-
-    @property
-    def uri_base_local(self) -> str:
-        return f"coaps://{self.hostinfo_local}"
-
-    @property
-    def blockwise_key(self) -> tuple[str, int]:
-        return (self.host, self.port)
-
     def __repr__(self) -> str:
-        return f"<DtlsRemote {self.uri_base}>"
-
-    @property
-    def options(self) -> DtlsOptions:
-        return self._interface.options
+        return f"<DtlsLink coaps://{self.hostinfo}>"
 
     # -- sending --------------------------------------------------------------------------------------------
 
     def send(self, data: bytes) -> None:
+        if self._closed:
+            return
         session = self._session
         if session is not None and session.established.done() and not session.closed:
             if session.sent_since_received >= STALE_SENDS:
@@ -335,7 +322,8 @@ class DtlsRemote(interfaces.EndpointAddress):
                     return
                 except TLSError as exc:
                     self.session_lost(session, DtlsError(f"DTLS session with {self.hostinfo} broke: {exc}"))
-        self._queue.append(data)
+        if data not in self._queue:  # a retransmission of a datagram still waiting for the handshake
+            self._queue.append(data)
         if self._starting is None:
             self._starting = asyncio.get_running_loop().create_task(
                 self._start(), name=f"DTLS {self.hostinfo}"
@@ -346,7 +334,7 @@ class DtlsRemote(interfaces.EndpointAddress):
             session = await self._open()
         except DtlsError as exc:
             self._queue.clear()
-            self._interface.report(exc, self)
+            self._endpoint.link_failed(exc)
             return
         finally:
             self._starting = None
@@ -394,15 +382,24 @@ class DtlsRemote(interfaces.EndpointAddress):
         self._certificate_parser.reset()
         loop = asyncio.get_running_loop()
         try:
-            address = await self._interface.resolve(self.host, self.port)
-            session = _Session(self, self._interface.configuration, progress)
+            if self._address is None:
+                # Resolved once (aiocoap resolving per request cost ~25 % of its CPU), again after a failure.
+                self._address = await exchange.resolve(self.host, self.port)
+            session = _Session(self, self._configuration, progress)
             await loop.create_datagram_endpoint(
-                lambda: session, remote_addr=address, local_addr=self.options.local_bind
+                lambda: session, remote_addr=self._address, local_addr=self.options.local_bind
             )
         except OSError as exc:
             raise DtlsError(f"cannot reach {self.hostinfo} over UDP: {exc}") from exc
+        if self._closed:
+            session.close()
+            raise DtlsError(f"the link to {self.hostinfo} was closed")
         self._session = session
         return session
+
+    def forget_address(self) -> None:
+        """Resolve the server's address again for the next handshake (a request went unanswered)."""
+        self._address = None
 
     # -- receiving ------------------------------------------------------------------------------------------
 
@@ -411,13 +408,7 @@ class DtlsRemote(interfaces.EndpointAddress):
             self._certificate_parser.feed(data)
 
     def deliver(self, data: bytes) -> None:
-        try:
-            message = Message.decode(data, self)
-        except error.UnparsableMessage:
-            log.warning("dtls.unparsable_message", server=self.hostinfo)
-            return
-        message.direction = Direction.INCOMING
-        self._interface.dispatch(message)
+        self._endpoint.datagram_received(data)
 
     def session_lost(self, session: _Session, exc: DtlsError) -> None:
         session.close()
@@ -426,6 +417,8 @@ class DtlsRemote(interfaces.EndpointAddress):
         log.warning("dtls.session_lost", server=self.hostinfo, why=str(exc))
 
     def close(self) -> None:
+        self._closed = True
+        self._queue.clear()
         if self._starting is not None:
             self._starting.cancel()
         if self._session is not None:
@@ -494,78 +487,3 @@ class _CertificateCapture:
             self.out.append(message[position + 3 : position + 3 + size])
             position += 3 + size
         self.done = True
-
-
-class DtlsMessageInterface(interfaces.MessageInterface):
-    """The ``coaps`` message interface of one aiocoap context."""
-
-    def __init__(self, message_manager: interfaces.MessageManager, options: DtlsOptions) -> None:
-        self._ctx = message_manager
-        self.options = options
-        self.configuration = options.configuration()
-        self._remotes: dict[tuple[str, int], DtlsRemote] = {}
-        self._resolved: dict[tuple[str, int], tuple[str, int]] = {}
-        self._shutting_down = False
-
-    async def determine_remote(self, request: Message) -> DtlsRemote | None:
-        if request.requested_scheme != "coaps":
-            return None
-        if self._shutting_down:
-            raise error.LibraryShutdown()
-        if request.unresolved_remote:
-            host, port = hostportsplit(request.unresolved_remote)
-        elif request.opt.uri_host:
-            host, port = request.opt.uri_host, request.opt.uri_port
-        else:
-            raise ValueError("no host to send the request to")
-        key = (host, port or COAPS_PORT)
-        remote = self._remotes.get(key)
-        if remote is None:
-            remote = self._remotes[key] = DtlsRemote(self, *key)
-        return remote
-
-    async def recognize_remote(self, remote: Any) -> bool:
-        return isinstance(remote, DtlsRemote) and self._remotes.get((remote.host, remote.port)) is remote
-
-    def send(self, message: Message) -> None:
-        message.remote.send(message.encode())
-
-    async def shutdown(self) -> None:
-        self._shutting_down = True
-        for remote in self._remotes.values():
-            remote.close()
-        self._remotes.clear()
-
-    # -- for DtlsRemote --------------------------------------------------------------------------------------
-
-    async def resolve(self, host: str, port: int) -> tuple[str, int]:
-        """The server's address, resolved once (aiocoap resolving per request costs ~25 % of its CPU)."""
-        key = (host, port)
-        if key not in self._resolved:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-            if not infos:
-                raise OSError(f"{host} has no address")
-            family, _, _, _, sockaddr = infos[0]
-            self._resolved[key] = (sockaddr[0], sockaddr[1]) if family == socket.AF_INET else sockaddr[:2]
-        return self._resolved[key]
-
-    def dispatch(self, message: Message) -> None:
-        self._ctx.dispatch_message(message)
-
-    def report(self, exc: DtlsError, remote: DtlsRemote) -> None:
-        self._ctx.dispatch_error(exc, remote)
-
-
-async def add_dtls_transport(context: Any, options: DtlsOptions) -> DtlsMessageInterface:
-    """Give an aiocoap client context a ``coaps`` transport.
-
-    aiocoap (0.4.17) has no public hook for adding a transport; this is the one private call, isolated here.
-    """
-    created: list[DtlsMessageInterface] = []
-
-    async def construct(message_manager: interfaces.MessageManager) -> DtlsMessageInterface:
-        created.append(DtlsMessageInterface(message_manager, options))
-        return created[0]
-
-    await context._append_tokenmanaged_messagemanaged_transport(construct)
-    return created[0]

@@ -15,7 +15,7 @@ from mbedtls import tls, x509
 from mbedtls.exceptions import TLSError
 
 if TYPE_CHECKING:
-    from streamapp.coap.dtls import DtlsRemote
+    from streamapp.coap.dtls import DtlsLink
 
 #: Mbed TLS error codes (positive, as python-mbedtls reports them).
 SSL_TIMEOUT = 0x6800
@@ -43,7 +43,7 @@ class DtlsError(error.NetworkError):
 
 
 def explain_silence(
-    remote: DtlsRemote,
+    remote: DtlsLink,
     steps: set[tls.HandshakeStep],
     received_any: bool,
     timeout_s: float,
@@ -64,7 +64,7 @@ def explain_silence(
     return DtlsError(f"{where} during {max(steps, key=lambda s: s.value).name}")
 
 
-def _after_finished(where: str, remote: DtlsRemote) -> DtlsError:
+def _after_finished(where: str, remote: DtlsLink) -> DtlsError:
     if remote.options.credentials.mode == "psk":
         return DtlsError(
             f"{where} after our Finished message, which is what a wrong PSK (connect.coap.password) or an "
@@ -73,7 +73,7 @@ def _after_finished(where: str, remote: DtlsRemote) -> DtlsError:
     return DtlsError(f"{where} after our Finished message: does the server trust our certificate?")
 
 
-def explain_handshake_failure(exc: TLSError, remote: DtlsRemote, steps: set[tls.HandshakeStep]) -> DtlsError:
+def explain_handshake_failure(exc: TLSError, remote: DtlsLink, steps: set[tls.HandshakeStep]) -> DtlsError:
     """``steps``: every handshake step the session went through (Mbed TLS resets the step on an alert)."""
     code = getattr(exc, "err", None)
     where = f"DTLS handshake with {remote.hostinfo} failed"
@@ -94,7 +94,7 @@ def explain_handshake_failure(exc: TLSError, remote: DtlsRemote, steps: set[tls.
     return DtlsError(f"{where} during {step}: {getattr(exc, 'msg', '') or type(exc).__name__}")
 
 
-def certificate_problem(remote: DtlsRemote) -> str:
+def certificate_problem(remote: DtlsLink) -> str:
     """What is wrong with the certificate the server presented, checked against our trust store."""
     if not remote.server_certificates:
         return "the server sent no certificate we could read"

@@ -6,21 +6,21 @@ response it cached for the earlier message: the new request is never delivered. 
 so one endpoint (one UDP socket, one source address and port) may start at most 65 536 messages in any
 EXCHANGE_LIFETIME: about 265 per second. A sink that is faster spreads its requests over several endpoints.
 
-aiocoap hands out the IDs of one endpoint in sequence (its message manager's counter), so the ID it is
-about to reuse is the one handed out 65 536 messages ago, and reusing it is safe exactly when fewer than
-65 536 IDs were handed out within the last EXCHANGE_LIFETIME. :class:`MessageIdLedger` counts them, per
-second, by wrapping that counter (the one place streamapp touches aiocoap's message manager): every ID is
-counted, block-wise continuations too, and an ID that would come back early raises instead of being sent.
+Each endpoint (``exchange.py``'s :class:`~streamapp.coap.exchange.ClientEndpoint`) hands out its IDs in
+sequence from a random start, so the ID it is about to reuse is the one handed out 65 536 messages ago,
+and reusing it is safe exactly when fewer than 65 536 IDs were handed out within the last
+EXCHANGE_LIFETIME. :class:`MessageIdLedger` counts them, per second: the endpoint counts every ID it hands
+out (block-wise continuations too), and an ID that would come back early raises instead of being sent.
 
-:class:`EndpointPool` owns the endpoints, each an aiocoap client context with its own socket (and, for
-``coaps://``, its own DTLS session). An endpoint carries one exchange at a time: aiocoap itself keeps one
-confirmable exchange per remote (NSTART = 1) and would queue a second one behind it, so concurrency comes
-from endpoints, never from aiocoap's backlog. Free endpoints are reused most recent first (few sockets
-and sessions at low rates); one whose IDs are spent rests until they age out, and a new endpoint is opened
-when no free one has room, up to ``window + SPARE_ENDPOINTS``; past that a request waits for the first
-endpoint to have room again. Endpoints are kept, not closed, while they have IDs within the lifetime: the
-operating system could hand a closed socket's port to a new one, and the server would take it for the
-same endpoint.
+:class:`EndpointPool` owns the endpoints, each with its own socket (and, for ``coaps://``, its own DTLS
+session). An endpoint carries one exchange at a time (NSTART = 1 per endpoint), so concurrency comes from
+endpoints. Free endpoints are reused most recent first (few sockets and sessions at low rates); one whose
+IDs are spent rests until they age out, and a new endpoint is opened when no free one has room, up to
+``window + SPARE_ENDPOINTS``; past that a request waits for the first endpoint to have room again.
+Endpoints are kept, not closed, while they have IDs within the lifetime: the operating system could hand a
+closed socket's port to a new one, and the server would take it for the same endpoint. An exchange that
+fails without an answer keeps its endpoint too (the exchange layer stops retransmitting at once, so nothing
+stalls behind it; only the server's address is resolved again before the next request).
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-import aiocoap
-from aiocoap.messagemanager import MessageManager
 from aiocoap.numbers.constants import TransportTuning
 
 from streamapp.logs import get_logger
@@ -56,6 +54,11 @@ def exchange_lifetime(options: Iterable[RequestOptions]) -> float:
     """The lifetime the ledgers keep IDs for: RFC 7252 EXCHANGE_LIFETIME of the statements' transmission
     parameters, and never less than the default one (the server may use the defaults whatever ours are)."""
     return max([DEFAULT_EXCHANGE_LIFETIME_S, *(o.tuning.EXCHANGE_LIFETIME for o in options)])
+
+
+class PoolClosed(RuntimeError):
+    """The pool was closed (the sender stopped, or the server was closed) while a request waited for an
+    endpoint."""
 
 
 class MessageIdsExhausted(RuntimeError):
@@ -108,63 +111,44 @@ class MessageIdLedger:
         self.live += 1
         self.total += 1
 
-    def watch(self, manager: MessageManager) -> None:
-        """Count every ID ``manager`` hands out (wrapping its ID counter; see the module docstring)."""
-        next_id = manager._next_message_id
 
-        def counted() -> int:
-            self.take()
-            return next_id()
+class PooledEndpoint(Protocol):
+    """What the pool needs of an endpoint (``exchange.ClientEndpoint``)."""
 
-        manager._next_message_id = counted  # type: ignore[method-assign]
+    ledger: MessageIdLedger
+    closed: bool
 
-
-def message_managers(context: aiocoap.Context) -> list[MessageManager]:
-    """The message managers of a client context's transports (UDP, and DTLS when added)."""
-    managers = []
-    for interface in context.request_interfaces:
-        manager = getattr(interface, "token_interface", None)
-        if isinstance(manager, MessageManager):
-            managers.append(manager)
-    return managers
+    def close(self) -> None: ...
 
 
-class Endpoint:
-    """One source endpoint: an aiocoap client context, its ID ledger and the server address it resolved."""
-
-    def __init__(self, context: aiocoap.Context, ledger: MessageIdLedger) -> None:
-        self.context = context
-        self.ledger = ledger
-        #: The server's address as aiocoap resolved it for the last answered request (see CoapSender.send).
-        self.remote: Any = None
+E = TypeVar("E", bound=PooledEndpoint)
 
 
-ContextFactory = Callable[[], Awaitable[aiocoap.Context]]
+class EndpointPool(Generic[E]):
+    """Endpoints for at most ``window`` concurrent exchanges, each keeping the Message-ID rule.
 
-
-class EndpointPool:
-    """Endpoints for at most ``window`` concurrent exchanges, each keeping the Message-ID rule."""
+    ``open_endpoint(ledger)`` opens one whose Message IDs ``ledger`` counts."""
 
     def __init__(
         self,
-        create_context: ContextFactory,
+        open_endpoint: Callable[[MessageIdLedger], Awaitable[E]],
         window: int,
         *,
         lifetime_s: float = DEFAULT_EXCHANGE_LIFETIME_S,
         max_endpoints: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._create_context = create_context
+        self._open_endpoint = open_endpoint
         self.window = window
         self.lifetime_s = lifetime_s
         self.max_endpoints = max_endpoints if max_endpoints is not None else window + SPARE_ENDPOINTS
         self._clock = clock
-        self.endpoints: list[Endpoint] = []
-        self._free: list[Endpoint] = []  # a stack: the most recently released on top
+        self.endpoints: list[E] = []
+        self._free: list[E] = []  # a stack: the most recently released on top
         self._waiters: list[asyncio.Future[None]] = []
         self._opening = 0
         self._warned_full = False
-        self._closing: set[asyncio.Task[None]] = set()
+        self.closed = False
 
     @property
     def busy(self) -> int:
@@ -175,9 +159,11 @@ class EndpointPool:
         """No exchange in flight, none being opened, nobody waiting for an endpoint: safe to close."""
         return self.busy == 0 and not self._waiters
 
-    async def acquire(self, ids: int = 1) -> Endpoint:
+    async def acquire(self, ids: int = 1) -> E:
         """An endpoint with room for ``ids`` Message IDs and no exchange in flight, for this caller only."""
         while True:
+            if self.closed:
+                raise PoolClosed("the endpoints were closed")
             if self.busy < self.window:
                 endpoint = self._take_free(ids)
                 if endpoint is not None:
@@ -186,39 +172,48 @@ class EndpointPool:
                     return await self._open()
             await self._wait_for_room(ids)
 
-    def release(self, endpoint: Endpoint) -> None:
-        self._free.append(endpoint)
-        self._notify()
+    def take_nowait(self, ids: int = 1) -> E | None:
+        """A free endpoint with room for ``ids`` IDs within the window, without waiting; else None (then
+        :meth:`acquire`)."""
+        if self.busy < self.window:
+            return self._take_free(ids)
+        return None
 
-    def retire(self, endpoint: Endpoint) -> None:
-        """The exchange failed (no answer, cancelled): aiocoap keeps retransmitting an abandoned confirmable
-        message and queues every later one to the same server behind it (NSTART = 1), so this endpoint
-        would stall the next requests. It is closed, and a fresh one opened when needed."""
+    def release(self, endpoint: E) -> None:
+        if endpoint.closed:
+            self.retire(endpoint)
+            return
+        self._free.append(endpoint)
+        if self._waiters:
+            self._notify()
+
+    def retire(self, endpoint: E) -> None:
+        """Close an endpoint for good (its link broke); a fresh one is opened when needed."""
         if endpoint in self.endpoints:
             self.endpoints.remove(endpoint)
-        task = asyncio.ensure_future(endpoint.context.shutdown())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        endpoint.close()
         self._notify()
 
-    def _take_free(self, ids: int) -> Endpoint | None:
+    def _take_free(self, ids: int) -> E | None:
         free = self._free
+        if not free:
+            return None
         now = self._clock()
         for i in range(len(free) - 1, -1, -1):
             if free[i].ledger.room(now) >= ids:
                 return free.pop(i)
         return None
 
-    async def _open(self) -> Endpoint:
+    async def _open(self) -> E:
         self._opening += 1
+        ledger = MessageIdLedger(self.lifetime_s, self._clock)
         try:
-            context = await self._create_context()
+            endpoint = await self._open_endpoint(ledger)
         finally:
             self._opening -= 1
-        ledger = MessageIdLedger(self.lifetime_s, self._clock)
-        for manager in message_managers(context):
-            ledger.watch(manager)
-        endpoint = Endpoint(context, ledger)
+        if self.closed:
+            endpoint.close()
+            raise PoolClosed("the endpoints were closed")
         self.endpoints.append(endpoint)
         if len(self.endpoints) > self.window:
             log.info(
@@ -263,8 +258,8 @@ class EndpointPool:
                 waiter.set_result(None)
 
     async def close(self) -> None:
+        self.closed = True
         endpoints, self.endpoints, self._free = self.endpoints, [], []
         for endpoint in endpoints:
-            await endpoint.context.shutdown()
-        if self._closing:
-            await asyncio.wait(self._closing, timeout=2.0)
+            endpoint.close()
+        self._notify()

@@ -1,14 +1,17 @@
-"""The CoAP client side of the sink: one aiocoap context, one request per (record, statement).
+"""The CoAP client side of the sink: one request per (record, statement), over a pool of source endpoints
+per server.
 
 A request is delivered when the server answers 2.xx. Every other outcome raises :class:`DeliveryError`
-with the response code (or the exception) and whether resending could help.
+with the response code (or the exception) and whether resending could help. The requests are carried by the
+sink's own exchange layer (``exchange.py``, message format ``wire.py``, DTLS ``dtls.py``), not by aiocoap's
+(docs/delivery-engine.md, "Which library carries a request and why"); aiocoap's numbers (codes, transmission
+parameters) and its URI composition for error messages are still used.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -17,12 +20,25 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import aiocoap
 import mode
+from aiocoap.numbers import COAP_PORT, COAPS_PORT
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.constants import TransportTuning
+from aiocoap.util import hostportjoin
+from mbedtls import tls
 
-from streamapp.coap import address_cache
-from streamapp.coap.dtls import DtlsOptions, add_dtls_transport
-from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, Endpoint, EndpointPool
+from streamapp.coap import exchange, wire
+from streamapp.coap.dtls import DtlsLink, DtlsOptions
+from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, EndpointPool, MessageIdLedger
+from streamapp.coap.exchange import (
+    UNMATCHED_LINE_INTERVAL_S,
+    BlockwiseError,
+    ClientEndpoint,
+    Exchange,
+    Reset,
+    Response,
+    ResponseTimeout,
+    RetransmitsExceeded,
+)
 from streamapp.errors import DeliveryError
 from streamapp.kcql.model import STATEMENT_PROPERTIES
 from streamapp.keys import KEYS_BY_NAME, in_seconds
@@ -33,8 +49,11 @@ log = get_logger("streamapp.coap")
 
 #: 4.xx codes that mean "try again later" rather than "this request is wrong".
 RETRIABLE_CLIENT_ERRORS = frozenset({Code.REQUEST_ENTITY_INCOMPLETE, Code.TOO_MANY_REQUESTS})
-#: The largest body aiocoap sends in one message (block size 2 ** (DEFAULT_BLOCK_SIZE_EXP + 4) = 1024 bytes).
-ONE_BLOCK = 2 ** (TransportTuning.DEFAULT_BLOCK_SIZE_EXP + 4)
+#: The largest body sent in one message (block size 2 ** (6 + 4) = 1024 bytes, as aiocoap's); larger ones go
+#: block-wise (RFC 7959 Block1).
+ONE_BLOCK = 16 << wire.DEFAULT_SZX
+#: Every code by its number (aiocoap's ``Code``: what ``send`` returns).
+_CODES = tuple(Code(number) for number in range(256))
 #: Statements' own servers with open endpoints at most; beyond it the least recently used idle one is closed
 #: (docs/addressing.md, "Many servers").
 MAX_OPEN_SERVERS = 256
@@ -115,6 +134,19 @@ class RequestOptions:
         return Code[self.method]
 
     @cached_property
+    def exchange_parameters(self) -> tuple[int, bool, float, float, int, float]:
+        """What ``exchange.Exchange`` takes, worked out once: the method's code, CON or NON, ACK_TIMEOUT,
+        ACK_RANDOM_FACTOR, MAX_RETRANSMIT and the response timeout."""
+        return (
+            int(self.code),
+            self.confirmable,
+            self.ack_timeout_s,
+            self.tuning.ACK_RANDOM_FACTOR,
+            self.max_retransmit,
+            self.response_timeout_s,
+        )
+
+    @cached_property
     def tuning(self) -> Transmission:
         return Transmission(self.confirmable, self.ack_timeout_s, self.max_retransmit)
 
@@ -122,9 +154,9 @@ class RequestOptions:
     def response_timeout_s(self) -> float:
         """How long one request may take: the configured timeout, else RFC 7252 MAX_TRANSMIT_WAIT (the
         time a CON sender keeps retransmitting and then waits for the last answer; 93 s by default) and one
-        ACK_TIMEOUT more (95 s), so the timeout never cuts CoAP's own retransmission short: aiocoap gives
-        up at MAX_TRANSMIT_WAIT itself when its random factor is the largest, and its error, naming the
-        transmissions, must win that race."""
+        ACK_TIMEOUT more (95 s), so the timeout never cuts CoAP's own retransmission short: the exchange
+        gives up at MAX_TRANSMIT_WAIT itself when its random factor is the largest, and its error, naming
+        the transmissions, must win that race."""
         if self.timeout_s is not None:
             return self.timeout_s
         return self.tuning.MAX_TRANSMIT_WAIT + self.ack_timeout_s
@@ -139,15 +171,17 @@ class Server:
         parts = urlsplit(uri)
         self.origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self.base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
-        #: The Uri-Host / Uri-Port options the URI puts on a request (none for an IP literal and the
-        #: scheme's default port).
+        self.secure = parts.scheme.lower() == "coaps"
+        self.host = parts.hostname or ""
+        self.port = parts.port or (COAPS_PORT if self.secure else COAP_PORT)
+        #: The server as log lines name it.
+        self.remote = hostportjoin(self.host, self.port)
+        # The Uri-Host option the URI puts on a request, as aiocoap derives it: a host name, lower case;
+        # none for an IP literal. (Uri-Port is never needed: the request goes to that port.)
         probe = aiocoap.Message(code=Code.PUT, uri=self.origin)
-        self.uri_options = {
-            name: value
-            for name, value in (("uri_host", probe.opt.uri_host), ("uri_port", probe.opt.uri_port))
-            if value is not None
-        }
-        self.pool: EndpointPool | None = None
+        #: The encoded options of this server's requests, per resource.
+        self.options = wire.OptionCache(probe.opt.uri_host, self.base_path)
+        self.pool: EndpointPool[ClientEndpoint] | None = None
         self.last_used = 0.0  # loop time it was last addressed (CoapSender._server)
 
     @property
@@ -159,12 +193,14 @@ class CoapSender(mode.Service):
     """Sends the sink's requests to its server over a pool of source endpoints.
 
     ``window`` (``connect.coap.max.inflight``) bounds the exchanges in flight; each exchange has an
-    endpoint of its own (:class:`~streamapp.coap.endpoints.EndpointPool`: one aiocoap client context and
-    UDP socket each, and for ``coaps://`` a DTLS session each), so that aiocoap's one confirmable exchange
-    per remote (NSTART = 1) holds per endpoint and no endpoint reuses a Message ID within
-    EXCHANGE_LIFETIME. Which request goes when is the dispatcher's business (docs/delivery-engine.md); the
-    sender only keeps these rules. aiocoap is not forked; it is touched in two documented places: the
-    ledger wraps each message manager's ID counter, and ``address_cache`` memoises its address helpers.
+    endpoint of its own (:class:`~streamapp.coap.endpoints.EndpointPool` of
+    :class:`~streamapp.coap.exchange.ClientEndpoint`: one UDP socket each, and for ``coaps://`` a DTLS
+    session each), so that one exchange per endpoint (NSTART = 1) holds and no endpoint reuses a Message ID
+    within EXCHANGE_LIFETIME. Which request goes when is the dispatcher's business
+    (docs/delivery-engine.md); the sender only keeps these rules.
+
+    :meth:`send` is a coroutine; :meth:`submit` does the same and returns a future at once (no task per
+    request), for a caller that attaches done-callbacks.
     """
 
     def __init__(
@@ -189,15 +225,11 @@ class CoapSender(mode.Service):
         self._servers: dict[str, Server] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.default_options = options or RequestOptions()
+        self._dtls_configuration: tls.DTLSConfiguration | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def on_start(self) -> None:
-        # aiocoap logs every message at DEBUG; `faust worker` sets the root logger low, and building those
-        # records costs ~12 % of throughput (docs/delivery-engine.md). Pin aiocoap's loggers.
-        address_cache.install()
-        coap_log = logging.getLogger("coap")
-        coap_log.setLevel(logging.INFO)
-        if not any(isinstance(f, UnmatchedResponses) for f in coap_log.filters):
-            coap_log.addFilter(UnmatchedResponses())
+        self._loop = asyncio.get_running_loop()
         log.info(
             "coap.sender_started",
             window=self.window,
@@ -205,21 +237,32 @@ class CoapSender(mode.Service):
         )
         self._accepting = True
 
-    def _pool_of(self, server: Server) -> EndpointPool:
+    def _pool_of(self, server: Server) -> EndpointPool[ClientEndpoint]:
         if server.pool is None:
+
+            async def open_endpoint(ledger: MessageIdLedger) -> ClientEndpoint:
+                return await self._open_endpoint(server, ledger)
+
             server.pool = EndpointPool(
-                self._create_context,
+                open_endpoint,
                 self.window,
                 lifetime_s=self._lifetime_s,
                 max_endpoints=self._max_endpoints,
             )
         return server.pool
 
-    async def _create_context(self) -> aiocoap.Context:
-        context = await aiocoap.Context.create_client_context(transports=["udp6"])
-        if self._dtls is not None:
-            await add_dtls_transport(context, self._dtls)
-        return context
+    async def _open_endpoint(self, server: Server, ledger: MessageIdLedger) -> ClientEndpoint:
+        """A new source endpoint toward ``server``: a connected UDP socket (the address resolved now), or a
+        DTLS link that handshakes on its first request."""
+        endpoint = ClientEndpoint(ledger, server.remote, self._lifetime_s)
+        if server.secure:
+            assert self._dtls is not None  # submit() checks
+            if self._dtls_configuration is None:
+                self._dtls_configuration = self._dtls.configuration()
+            endpoint.link = DtlsLink(endpoint, self._dtls, self._dtls_configuration, server.host, server.port)
+        else:
+            await exchange.connect_udp(endpoint, server.host, server.port)
+        return endpoint
 
     @mode.Service.timer(IDLE_SWEEP_INTERVAL_S)
     async def _sweep_idle_servers(self) -> None:
@@ -276,22 +319,33 @@ class CoapSender(mode.Service):
         """Message IDs handed out so far, over every endpoint (block-wise continuations included)."""
         return sum(e.ledger.total for pool in self._pools for e in pool.endpoints)
 
-    def _server(self, uri: str | None, where: RecordCoordinates, resource: str) -> Server:
+    def _server(self, uri: str | None, where: RecordCoordinates, segments: tuple[str, ...]) -> Server:
         if uri is None:
-            return self._default
-        server = self._servers.get(uri)
-        if server is None:
-            if uri.lower().startswith("coaps:") and self._dtls is None:
-                raise DeliveryError(
-                    where,
-                    f"{uri} is a coaps:// server, and the worker has no DTLS credentials",
-                    resource=resource,
-                    retriable=False,
-                )
-            if len(self._servers) >= MAX_OPEN_SERVERS:
-                self._make_room_for_a_server()
-            server = self._servers[uri] = Server(uri)
-        server.last_used = asyncio.get_running_loop().time()  # addressed now: a request follows at once
+            server = self._default
+        else:
+            server = self._servers.get(uri) or self._new_server(uri, where, "/".join(segments))
+        if server.secure and self._dtls is None:
+            raise DeliveryError(
+                where,
+                f"{server.uri} is a coaps:// server, and the worker has no DTLS credentials",
+                resource="/".join(segments),
+                retriable=False,
+            )
+        # addressed now: a request follows at once
+        server.last_used = self._loop.time()  # type: ignore[union-attr]
+        return server
+
+    def _new_server(self, uri: str, where: RecordCoordinates, resource: str) -> Server:
+        if uri.lower().startswith("coaps:") and self._dtls is None:
+            raise DeliveryError(
+                where,
+                f"{uri} is a coaps:// server, and the worker has no DTLS credentials",
+                resource=resource,
+                retriable=False,
+            )
+        if len(self._servers) >= MAX_OPEN_SERVERS:
+            self._make_room_for_a_server()
+        server = self._servers[uri] = Server(uri)
         return server
 
     def resource_uri(
@@ -315,93 +369,86 @@ class CoapSender(mode.Service):
     ) -> Code:
         """Send one request to ``<server or base uri>/<segments>?<query>``; return the 2.xx code or raise
         DeliveryError."""
+        return await self.submit(segments, payload, where, options, server=server, query=query)
+
+    def submit(
+        self,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: RequestOptions | None = None,
+        *,
+        server: str | None = None,
+        query: tuple[str, ...] = (),
+    ) -> asyncio.Future[Code]:
+        """:meth:`send` without a coroutine: a future with the 2.xx code or the DeliveryError. Cancelling
+        it abandons the request (no more retransmissions; a late answer is unmatched)."""
         if not self._accepting:
             raise RuntimeError("CoapSender.send() before the service started")
-        target = self._server(server, where, "/".join(segments))
-        pool = self._pool_of(target)
-        options = options or self.default_options
-        # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.
-        blockwise = len(payload) > ONE_BLOCK
-        endpoint: Endpoint | None = await pool.acquire(1 + len(payload) // ONE_BLOCK if blockwise else 1)
+        loop = self._loop
+        assert loop is not None
+        future = _Outcome(loop=loop)
         try:
-            message = self._message(target, options, payload, segments, query, endpoint.remote)
-            try:
-                # aiocoap's blockwise wrapper costs a repr of every message; only a larger body needs it.
-                exchange = endpoint.context.request(message, handle_blockwise=blockwise).response
-                async with asyncio.timeout(options.response_timeout_s):  # one timer; wait_for costs a task
-                    response = await exchange
-            except BaseException as exc:
-                # Any failure (cancellation too) retires the endpoint, and with it the address it resolved
-                # and the exchange aiocoap would go on retransmitting (docs/delivery-engine.md).
-                pool.retire(endpoint)
-                endpoint = None
-                if isinstance(exc, aiocoap.error.ResolutionError):
-                    raise DeliveryError(
-                        where,
-                        f"{target.uri}: the host cannot be resolved ({exc})",
-                        resource="/".join(segments),
-                        retriable=False,
-                    ) from None
-                if isinstance(exc, TimeoutError | aiocoap.error.Error):
-                    why, cause = self._no_response(exc, segments, options, server, query)
-                    raise DeliveryError(where, why, resource="/".join(segments), retriable=True) from cause
-                raise
-            endpoint.remote = message.remote
-        finally:
-            if endpoint is not None:
-                pool.release(endpoint)
-        code = response.code
-        if code.is_successful():
+            target = self._server(server, where, segments)
+        except DeliveryError as exc:
+            future.set_exception(exc)
+            return future
+        pool = target.pool or self._pool_of(target)
+        request = _Request(
+            self,
+            target,
+            pool,
+            segments,
+            payload,
+            where,
+            options or self.default_options,
+            server,
+            query,
+            future,
+        )
+        future.request = request
+        # A body of one block is one message (one Message ID); a larger one goes block-wise, one per block.
+        ids = 1 + len(payload) // ONE_BLOCK if len(payload) > ONE_BLOCK else 1
+        endpoint = pool.take_nowait(ids)
+        if endpoint is not None and not endpoint.stale:
+            request.start(endpoint)
+        else:
+            # No free endpoint (open one, or wait for one), or its server's address is to be resolved again.
+            request.task = loop.create_task(request.acquire(ids, endpoint))
+        return future
+
+    def _no_answer(self, request: _Request, exc: BaseException) -> DeliveryError:
+        """The DeliveryError of a request that got no final answer."""
+        segments = request.segments
+        resource = "/".join(segments)
+        if isinstance(exc, socket.gaierror):
+            return DeliveryError(
+                request.where,
+                f"{request.target.uri}: the host cannot be resolved ({exc})",
+                resource=resource,
+                retriable=False,
+            )
+        why, cause = self._no_response(exc, segments, request.options, request.server, request.query)
+        error = DeliveryError(request.where, why, resource=resource, retriable=True)
+        error.__cause__ = cause
+        return error
+
+    def _answered(self, request: _Request, response: Response) -> Code | DeliveryError:
+        """The code of a 2.xx answer, else its DeliveryError."""
+        code = _CODES[response.code]
+        if 64 <= response.code < 96:  # 2.xx
             return code
         retriable = code.class_ == 5 or code in RETRIABLE_CLIENT_ERRORS
-        detail = response.payload.decode("utf-8", "replace")[:200] if response.payload else ""
-        raise DeliveryError(
-            where,
-            f"{self.resource_uri(segments, server, query)} answered {code}"
+        payload = response.payload
+        detail = payload.decode("utf-8", "replace")[:200] if payload else ""
+        return DeliveryError(
+            request.where,
+            f"{self.resource_uri(request.segments, request.server, request.query)} answered {code}"
             + (f": {detail}" if detail else ""),
-            resource="/".join(segments),
+            resource="/".join(request.segments),
             code=code.dotted,
             retriable=retriable,
         )
-
-    @staticmethod
-    def _message(
-        target: Server,
-        options: RequestOptions,
-        payload: bytes,
-        segments: tuple[str, ...],
-        query: tuple[str, ...],
-        remote: Any,
-    ) -> aiocoap.Message:
-        """The request. With the endpoint's server address known (its last answered request), the URI is
-        not parsed again: the message gets that remote and the Uri-Host/Uri-Port options the URI gave
-        (``Server.uri_options``); else aiocoap resolves the URI. aiocoap's own ``recognize_remote`` check
-        still runs, so a renewed coaps session is resolved anew.
-        Any failure forgets the address (see send)."""
-        # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
-        content_format = options.content_format if payload else None
-        path = target.base_path + segments
-        if remote is None:
-            return aiocoap.Message(
-                code=options.code,
-                transport_tuning=options.tuning,
-                payload=payload,
-                content_format=content_format,
-                uri=target.origin,
-                uri_path=path,
-                uri_query=query,
-            )
-        message = aiocoap.Message(
-            code=options.code,
-            transport_tuning=options.tuning,
-            payload=payload,
-            content_format=content_format,
-            uri_path=path,
-            uri_query=query,
-            **target.uri_options,
-        )
-        message.remote = remote
-        return message
 
     def _no_response(
         self,
@@ -411,53 +458,173 @@ class CoapSender(mode.Service):
         server: str | None,
         query: tuple[str, ...],
     ) -> tuple[str, BaseException | None]:
-        """Why a request got no response, and the exception to keep as the cause (aiocoap's own errors)."""
+        """Why a request got no response, and the exception to keep as the cause."""
         uri = self.resource_uri(segments, server, query)
-        if isinstance(exc, aiocoap.error.ConRetransmitsExceeded):
+        if isinstance(exc, RetransmitsExceeded):
             return (
                 f"no answer from {uri} to {options.max_retransmit + 1} transmissions of a confirmable "
                 f"request (connect.coap.max.retransmit={options.max_retransmit}, "
                 f"connect.coap.ack.timeout={options.ack_timeout_s * 1000:g} ms)"
             ), None
-        if isinstance(exc, aiocoap.error.Error):
-            return f"request to {uri} failed: {type(exc).__name__}: {exc}", exc
-        return f"no response from {uri} within {options.response_timeout_s:g} s", None
+        if isinstance(exc, ResponseTimeout):
+            return f"no response from {uri} within {options.response_timeout_s:g} s", None
+        return f"request to {uri} failed: {type(exc).__name__}: {exc}", exc
 
 
-#: At most one ``coap.unmatched_response`` line this often; the line counts those left out since the last.
-UNMATCHED_LINE_INTERVAL_S = 10.0
+class _Outcome(asyncio.Future):  # type: ignore[type-arg]
+    """The future :meth:`CoapSender.submit` returns: cancelling it (the caller's task cancelled while it
+    awaits it, too) abandons the request at once. (A subclass rather than a done-callback: that would cost
+    every request one more callback through the loop.)"""
+
+    request: _Request
+
+    def cancel(self, msg: Any = None) -> bool:
+        cancelled = super().cancel(msg)
+        if cancelled:
+            self.request.abandon()
+        return cancelled
 
 
-class UnmatchedResponses(logging.Filter):
-    """Turns aiocoap's INFO "could not be matched to any request" into a WARNING with the details.
+class _Request:
+    """One request of :meth:`CoapSender.submit`, from taking an endpoint to settling its future."""
 
-    A response that matches no request is a server answering a request we gave up on, or answering a
-    reused Message ID with the cached response of an earlier request (RFC 7252 4.4): worth seeing.
-    """
+    __slots__ = (
+        "endpoint",
+        "exchange",
+        "future",
+        "options",
+        "payload",
+        "pool",
+        "query",
+        "segments",
+        "sender",
+        "server",
+        "target",
+        "task",
+        "where",
+    )
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._last_line: float | None = None
-        self._suppressed = 0
+    future: _Outcome
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not (isinstance(record.msg, str) and record.msg.startswith("Response %r could not be matched")):
-            return True
-        # Anybody can send datagrams to a source port: a flood of them must not become a flood of lines.
-        now = time.monotonic()
-        if self._last_line is not None and now - self._last_line < UNMATCHED_LINE_INTERVAL_S:
-            self._suppressed += 1
-            return False
-        suppressed, self._suppressed, self._last_line = self._suppressed, 0, now
-        response = record.args[0] if isinstance(record.args, tuple) and record.args else None
-        log.warning(
-            "coap.unmatched_response",
-            suppressed_since_last_line=suppressed,
-            remote=str(getattr(response, "remote", None)),
-            mid=getattr(response, "mid", None),
-            token=getattr(getattr(response, "token", b""), "hex", lambda: "")(),
-            code=str(getattr(response, "code", None)),
-            why="a response that matches no request in flight (late, or the server took a reused "
-            "Message ID for a repetition)",
+    def __init__(
+        self,
+        sender: CoapSender,
+        target: Server,
+        pool: EndpointPool[ClientEndpoint],
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: RequestOptions,
+        server: str | None,
+        query: tuple[str, ...],
+        future: _Outcome,
+    ) -> None:
+        self.sender = sender
+        self.target = target
+        self.pool = pool
+        self.segments = segments
+        self.payload = payload
+        self.where = where
+        self.options = options
+        self.server = server
+        self.query = query
+        self.future = future
+        self.endpoint: ClientEndpoint | None = None
+        self.exchange: Exchange | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def acquire(self, ids: int, endpoint: ClientEndpoint | None) -> None:
+        """The slow path: wait for (or open) an endpoint, resolve the server again if due, then start."""
+        pool = self.pool
+        try:
+            if endpoint is None:
+                endpoint = await pool.acquire(ids)
+            if endpoint.stale:
+                if self.target.secure:
+                    endpoint.stale = False  # the DTLS link resolves again at its next handshake
+                else:
+                    await exchange.connect_udp(endpoint, self.target.host, self.target.port)
+        except BaseException as exc:
+            if endpoint is not None:
+                pool.release(endpoint)
+            if not self.future.done():
+                if isinstance(exc, Exception):
+                    self.future.set_exception(self.sender._no_answer(self, exc))
+                else:
+                    self.future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        finally:
+            self.task = None
+        if self.future.done():  # cancelled meanwhile
+            pool.release(endpoint)
+            return
+        self.start(endpoint)
+
+    def start(self, endpoint: ClientEndpoint) -> None:
+        self.endpoint = endpoint
+        parameters = self.options.exchange_parameters
+        code, confirmable, ack_timeout, random_factor, max_retransmit, timeout_s = parameters
+        payload = self.payload
+        # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
+        encoded, last = self.target.options.get(
+            self.segments, self.query, self.options.content_format if payload else None
         )
-        return False
+        self.exchange = request = Exchange(
+            code,
+            confirmable,
+            encoded,
+            last,
+            payload,
+            ack_timeout=ack_timeout,
+            random_factor=random_factor,
+            max_retransmit=max_retransmit,
+            timeout_s=timeout_s,
+            on_done=self.done,
+        )
+        endpoint.start(request)
+
+    def done(self, response: Response | None, exc: BaseException | None) -> None:
+        """The exchange ended: the endpoint goes back to the pool, the future gets the outcome."""
+        endpoint, self.endpoint = self.endpoint, None
+        self.exchange = None
+        if endpoint is not None:
+            if exc is not None and not isinstance(exc, Reset | BlockwiseError):
+                # No answer: the server's address is resolved again before the endpoint's next request.
+                endpoint.forget_address()
+            self.pool.release(endpoint)
+        future = self.future
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(self.sender._no_answer(self, exc))
+            return
+        assert response is not None
+        outcome = self.sender._answered(self, response)
+        if isinstance(outcome, DeliveryError):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    def abandon(self) -> None:
+        """The caller cancelled the future: the exchange stops (no more retransmissions) and its endpoint is
+        free again."""
+        if self.task is not None:
+            self.task.cancel()
+        endpoint, self.endpoint = self.endpoint, None
+        if endpoint is not None:
+            if self.exchange is not None:
+                endpoint.abort(self.exchange)
+                self.exchange = None
+            self.pool.release(endpoint)
+
+
+__all__ = [
+    "ONE_BLOCK",
+    "RETRIABLE_CLIENT_ERRORS",
+    "UNMATCHED_LINE_INTERVAL_S",
+    "CoapSender",
+    "RequestOptions",
+    "Server",
+]

@@ -9,11 +9,10 @@ import socket
 import time
 from collections.abc import AsyncIterator
 
-import aiocoap
 import pytest
 from aiocoap.numbers.codes import Code
-from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
+from streamapp.coap import exchange
 from streamapp.coap import sender as sender_module
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError
@@ -151,13 +150,13 @@ async def test_the_server_is_resolved_once_and_again_after_a_failure(
     recorder: RecordingCoapServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     resolutions = []
-    resolve = MessageInterfaceUDP6.determine_remote
+    resolve = exchange.resolve
 
-    async def counted(self: MessageInterfaceUDP6, request: aiocoap.Message) -> object:
-        resolutions.append(request.get_request_uri())
-        return await resolve(self, request)
+    async def counted(host: str, port: int) -> tuple[object, ...]:
+        resolutions.append((host, port))
+        return await resolve(host, port)
 
-    monkeypatch.setattr(MessageInterfaceUDP6, "determine_remote", counted)
+    monkeypatch.setattr(exchange, "resolve", counted)
     sender = await started(recorder.uri, timeout_s=0.5)
     try:
         for n in range(20):
@@ -172,7 +171,7 @@ async def test_the_server_is_resolved_once_and_again_after_a_failure(
     finally:
         await sender.stop()
     # the first request's, then none until the timeout made the sender forget the address, then one more
-    assert resolutions == [f"{recorder.uri}/r/0", f"{recorder.uri}/again/0"], resolutions
+    assert resolutions == [("127.0.0.1", recorder.port)] * 2, resolutions
     assert len([r for r in recorder.requests if r.path.startswith("/r/")]) == 20
 
 
@@ -264,7 +263,7 @@ async def test_servers_opened_in_one_burst_at_the_limit_each_close_a_different_i
         for n in (1, 2):
             await sender.send(("a",), str(n).encode(), WHERE, server=f"{recorder.uri}/gw{n}")
         for n in (3, 4):
-            sender._server(f"{recorder.uri}/gw{n}", WHERE, "a")
+            sender._server(f"{recorder.uri}/gw{n}", WHERE, ("a",))
         closes = list(sender._closing)  # the closes run as their own tasks; none of them may fail
         async with asyncio.timeout(5):
             results = await asyncio.gather(*closes, return_exceptions=True)

@@ -24,14 +24,14 @@ class Clock:
         return self.now
 
 
-class FakeContext:
-    """What the pool needs of an aiocoap context: its transports (none here) and shutdown."""
+class FakeEndpoint:
+    """What the pool needs of an endpoint: its ledger, whether it is closed, and close."""
 
-    def __init__(self) -> None:
-        self.request_interfaces: list[object] = []
+    def __init__(self, ledger: MessageIdLedger) -> None:
+        self.ledger = ledger
         self.closed = False
 
-    async def shutdown(self) -> None:
+    def close(self) -> None:
         self.closed = True
 
 
@@ -78,34 +78,34 @@ def test_the_lifetime_is_never_shorter_than_the_rfc_default() -> None:
 
 
 async def test_the_pool_gives_each_exchange_its_own_endpoint_within_the_window() -> None:
-    contexts: list[FakeContext] = []
+    opened_endpoints: list[FakeEndpoint] = []
 
-    async def create() -> FakeContext:
-        contexts.append(FakeContext())
-        return contexts[-1]
+    async def create(ledger: MessageIdLedger) -> FakeEndpoint:
+        opened_endpoints.append(FakeEndpoint(ledger))
+        return opened_endpoints[-1]
 
     pool = EndpointPool(create, window=2)  # type: ignore[arg-type]
     a = await pool.acquire()
     b = await pool.acquire()
-    assert a is not b and len(contexts) == 2
+    assert a is not b and len(opened_endpoints) == 2
     third = asyncio.ensure_future(pool.acquire())
     await asyncio.sleep(0.01)
     assert not third.done(), "a third exchange in a window of 2"
     pool.release(a)
     assert await asyncio.wait_for(third, 1) is a, "the released endpoint is reused, none opened"
-    assert len(contexts) == 2
+    assert len(opened_endpoints) == 2
     await pool.close()
-    assert all(c.closed for c in contexts)
+    assert all(c.closed for c in opened_endpoints)
 
 
 async def test_an_endpoint_whose_ids_are_spent_rests_and_another_is_opened() -> None:
     clock = Clock()
     opened = 0
 
-    async def create() -> FakeContext:
+    async def create(ledger: MessageIdLedger) -> FakeEndpoint:
         nonlocal opened
         opened += 1
-        return FakeContext()
+        return FakeEndpoint(ledger)
 
     pool = EndpointPool(create, window=1, lifetime_s=247.0, max_endpoints=2, clock=clock)  # type: ignore[arg-type]
     first = await pool.acquire()
@@ -126,17 +126,32 @@ async def test_an_endpoint_whose_ids_are_spent_rests_and_another_is_opened() -> 
     assert got in (first, second) and got.ledger.room() > 0 and opened == 2
 
 
-async def test_a_failed_exchange_retires_its_endpoint_and_a_fresh_one_is_opened() -> None:
-    contexts: list[FakeContext] = []
+async def test_a_retired_endpoint_is_closed_and_a_fresh_one_is_opened() -> None:
+    opened_endpoints: list[FakeEndpoint] = []
 
-    async def create() -> FakeContext:
-        contexts.append(FakeContext())
-        return contexts[-1]
+    async def create(ledger: MessageIdLedger) -> FakeEndpoint:
+        opened_endpoints.append(FakeEndpoint(ledger))
+        return opened_endpoints[-1]
 
     pool = EndpointPool(create, window=1)  # type: ignore[arg-type]
     first = await pool.acquire()
     pool.retire(first)
     second = await asyncio.wait_for(pool.acquire(), 1)
-    assert second is not first and len(contexts) == 2 and pool.endpoints == [second]
+    assert second is not first and len(opened_endpoints) == 2 and pool.endpoints == [second]
     await pool.close()
-    assert contexts[0].closed and contexts[1].closed
+    assert opened_endpoints[0].closed and opened_endpoints[1].closed
+
+
+async def test_take_nowait_gives_a_free_endpoint_within_the_window_and_never_opens_one() -> None:
+    async def create(ledger: MessageIdLedger) -> FakeEndpoint:
+        return FakeEndpoint(ledger)
+
+    pool = EndpointPool(create, window=1)
+    assert pool.take_nowait() is None, "nothing open yet: acquire() opens"
+    first = await pool.acquire()
+    assert pool.take_nowait() is None, "the window of 1 is in use"
+    pool.release(first)
+    assert pool.take_nowait() is first
+    first.closed = True  # its link broke: released, it is retired instead of reused
+    pool.release(first)
+    assert pool.endpoints == [] and pool.take_nowait() is None

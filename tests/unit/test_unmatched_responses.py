@@ -1,48 +1,50 @@
-"""aiocoap's INFO line about a response that matches no request becomes a WARNING with the details."""
+"""A response that matches no request in flight is the WARNING ``coap.unmatched_response`` with the details,
+at most one line per interval (exchange.py's UnmatchedLog; the endpoint's own reports are proven against
+real peers in tests/integration/test_exchange_rules.py)."""
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterator
 
-import aiocoap
-from aiocoap.numbers.codes import Code
+import pytest
+import structlog
 from structlog.testing import capture_logs
 
-from streamapp.coap.sender import UnmatchedResponses
+from streamapp.coap import exchange
+from streamapp.coap.exchange import UnmatchedLog, code_text
 
 
-def record(msg: str, *args: object) -> logging.LogRecord:
-    return logging.LogRecord("coap", logging.INFO, __file__, 1, msg, args, None)
+@pytest.fixture(autouse=True)
+def uncached_logger(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``capture_logs`` sees the exchange layer's lines even when an earlier test configured structlog to
+    cache each logger on first use (streamapp.logs does): a fresh, uncached logger for each test."""
+    monkeypatch.setattr(exchange, "log", structlog.get_logger("streamapp.coap"))
+    cached = structlog.get_config()["cache_logger_on_first_use"]
+    structlog.configure(cache_logger_on_first_use=False)
+    yield
+    structlog.configure(cache_logger_on_first_use=cached)
 
 
 def test_an_unmatched_response_is_a_warning_naming_mid_token_and_code() -> None:
-    response = aiocoap.Message(code=Code.CHANGED, mid=4711)
-    response.token = b"\x0a\x0b"
     with capture_logs() as logs:
-        line_in = record("Response %r could not be matched to any request", response)
-        kept = UnmatchedResponses().filter(line_in)
-    assert kept is False, "aiocoap's own INFO line is replaced, not repeated"
+        UnmatchedLog().report("127.0.0.1:5683", 4711, b"\x0a\x0b".hex(), code_text(0x44))
     (line,) = logs
     assert line["log_level"] == "warning" and line["event"] == "coap.unmatched_response"
-    assert (line["mid"], line["token"], line["code"]) == (4711, "0a0b", "2.04 Changed")
-
-
-def test_other_aiocoap_lines_pass_untouched() -> None:
-    with capture_logs() as logs:
-        assert UnmatchedResponses().filter(record("Sending message %r", "x")) is True
-    assert logs == []
+    assert (line["remote"], line["mid"], line["token"], line["code"]) == (
+        "127.0.0.1:5683",
+        4711,
+        "0a0b",
+        "2.04 Changed",
+    )
 
 
 def test_a_flood_of_unmatched_responses_is_one_line_per_interval_counting_the_rest(monkeypatch) -> None:
-    from streamapp.coap import sender
-
     clock = [1000.0]
-    monkeypatch.setattr(sender.time, "monotonic", lambda: clock[0])
-    flood = UnmatchedResponses()
-    response = aiocoap.Message(code=Code.CONTENT)
+    monkeypatch.setattr(exchange.time, "monotonic", lambda: clock[0])
+    flood = UnmatchedLog()
     with capture_logs() as logs:
         for _ in range(500):
-            flood.filter(record("Response %r could not be matched to any request", response))
-        clock[0] += sender.UNMATCHED_LINE_INTERVAL_S
-        flood.filter(record("Response %r could not be matched to any request", response))
+            flood.report("127.0.0.1:5683", 1, "", code_text(0x45))
+        clock[0] += exchange.UNMATCHED_LINE_INTERVAL_S
+        flood.report("127.0.0.1:5683", 1, "", code_text(0x45))
     assert [line["suppressed_since_last_line"] for line in logs] == [0, 499]
