@@ -10,11 +10,20 @@ cannot report. Every ``--sample-s`` seconds the bench samples the worker process
 memory from ``/proc/<pid>/status``, open file descriptors from ``/proc/<pid>/fd``) and its ``/metrics``
 (``streamapp_asyncio_tasks``, the counters).
 
-The baseline is the first sample after ``--warmup-s`` (caches, endpoints and lanes are full by then);
-each figure is printed as a ratio against it at the end. Targets: resident memory within +10 %, file
-descriptors and tasks flat (at most ``FLAT_SLACK`` more), and the worker's counters exactly what the
-responder received (records per statement, requests per server, no duplicate). The run is appended to
-``bench/results.json``; the exit status is 1 when a target is missed or a record is missing.
+The baseline is the first sample after ``--warmup-s`` (caches and lanes are full by then); each figure is
+printed as a ratio against it at the end. Targets: resident memory within +10 %; tasks flat (at most
+``FLAT_SLACK`` more); the CoAP endpoints within the bound the Message-ID rule sets (below), and every file
+descriptor beyond the baseline one of those endpoints; the worker's counters exactly what the responder
+received (records per statement, requests per server, no duplicate).
+
+Endpoints are not flat, by design (docs/delivery-engine.md, "Why one endpoint per exchange"): one endpoint
+starts at most 65 536 messages per EXCHANGE_LIFETIME (247 s), then rests, socket and port held, until its
+oldest IDs age out, while another carries on. At ``R`` requests/s the worker therefore holds up to
+``window + ceil(R * 247 / 65 536)`` endpoints (at most ``window + SPARE_ENDPOINTS``), one UDP socket each:
+:func:`endpoint_bound`. A long fast run grows its descriptors by exactly that, then stays.
+
+The run is appended to ``bench/results.json``; the exit status is 1 when a target is missed or a record is
+missing.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import tempfile
 import time
@@ -32,6 +42,7 @@ from typing import Any
 
 from bench.bench_pipeline import Responder, RunFailed
 from bench.harness import RESULTS, append_result, run_entry
+from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, MESSAGE_IDS, SPARE_ENDPOINTS
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.process import wait_until
 from streamapp_harness.worker import WorkerProcess
@@ -42,7 +53,7 @@ RESOURCES = 1000
 BATCH = 20
 #: Resident memory may grow this much over the baseline (ratio).
 RSS_GATE = 1.10
-#: File descriptors and tasks may differ from the baseline by this many (a request in flight more or less).
+#: Tasks (and descriptors beyond the endpoints) may differ from the baseline by this many.
 FLAT_SLACK = 8
 PRODUCE_CHUNK = 50_000
 
@@ -54,6 +65,8 @@ class Sample:
     fds: int
     tasks: int
     delivered: dict[str, int]
+    endpoints: int = 0
+    requests: int = 0
 
     @property
     def total(self) -> int:
@@ -79,13 +92,38 @@ def sample(worker: WorkerProcess, started: float) -> Sample:
         for (name, labels), value in figures.items()
         if name == "streamapp_records_delivered_total"
     }
+    requests = sum(
+        int(value)
+        for (name, _), value in figures.items()
+        if name == "streamapp_server_requests_delivered_total"
+    )
     return Sample(
         at_s=round(time.monotonic() - started, 1),
         rss_kib=worker.rss_kib(),
         fds=len(os.listdir(f"/proc/{worker.pid}/fd")),
         tasks=int(figures[("streamapp_asyncio_tasks", ())]),
         delivered=delivered,
+        endpoints=int(figures.get(("streamapp_coap_endpoints", ()), 0)),
+        requests=requests,
     )
+
+
+def peak_request_rate(samples: list[Sample]) -> float:
+    """The most requests/s over any EXCHANGE_LIFETIME of the run (the whole run when it is shorter)."""
+    best = 0.0
+    for i, first in enumerate(samples):
+        for last in samples[i + 1 :]:
+            span = last.at_s - first.at_s
+            if span >= DEFAULT_EXCHANGE_LIFETIME_S or last is samples[-1]:
+                best = max(best, (last.requests - first.requests) / max(span, 1e-9))
+                break
+    return best
+
+
+def endpoint_bound(window: int, requests_per_s: float) -> int:
+    """The endpoints the Message-ID rule needs at this rate (module doc), capped as the pool caps them."""
+    needed = window + math.ceil(requests_per_s * DEFAULT_EXCHANGE_LIFETIME_S / MESSAGE_IDS)
+    return min(needed, window + SPARE_ENDPOINTS)
 
 
 async def fill(broker: KafkaBroker, topic: str, records: int) -> None:
@@ -101,7 +139,8 @@ async def fill(broker: KafkaBroker, topic: str, records: int) -> None:
 def verdict(
     baseline: Sample,
     last: Sample,
-    peak_kib: int,
+    samples: list[Sample],
+    window: int,
     worker_stats: dict[str, Any],
     responder: dict[str, Any],
     records: int,
@@ -109,11 +148,18 @@ def verdict(
     """The growth figures and every target missed."""
     requests = sum(s["delivered"] for s in worker_stats["servers"])
     per_statement = {str(s["statement"]): s["delivered"] for s in worker_stats["statements"]}
+    rate = peak_request_rate(samples)
+    bound = endpoint_bound(window, rate)
+    most_endpoints = max(s.endpoints for s in samples)
     figures = {
         "rss_ratio": round(last.rss_kib / baseline.rss_kib, 3),
         "rss_kib": [baseline.rss_kib, last.rss_kib],
-        "rss_peak_kib": peak_kib,
+        "rss_peak_kib": max(s.rss_kib for s in samples),
         "fds": [baseline.fds, last.fds],
+        "endpoints": [baseline.endpoints, last.endpoints],
+        "endpoints_most": most_endpoints,
+        "endpoint_bound": bound,
+        "peak_requests_per_s": round(rate),
         "tasks": [baseline.tasks, last.tasks],
         "records_per_statement": per_statement,
         "requests_delivered_by_worker": requests,
@@ -124,10 +170,19 @@ def verdict(
     missed = []
     if figures["rss_ratio"] > RSS_GATE:
         missed.append(f"resident memory grew {figures['rss_ratio']:.3f}x after warm-up (gate {RSS_GATE})")
-    for name in ("fds", "tasks"):
-        start, end = figures[name]
-        if end - start > FLAT_SLACK:
-            missed.append(f"{name} grew from {start} to {end} after warm-up")
+    if last.tasks - baseline.tasks > FLAT_SLACK:
+        missed.append(f"tasks grew from {baseline.tasks} to {last.tasks} after warm-up")
+    if most_endpoints > bound:
+        missed.append(
+            f"{most_endpoints} CoAP endpoints, more than the {bound} the Message-ID rule needs at "
+            f"{rate:,.0f} requests/s with a window of {window}"
+        )
+    beyond = (last.fds - baseline.fds) - (last.endpoints - baseline.endpoints)
+    if beyond > FLAT_SLACK:
+        missed.append(
+            f"file descriptors grew from {baseline.fds} to {last.fds} after warm-up, {beyond} of them not "
+            f"CoAP endpoints ({baseline.endpoints} -> {last.endpoints})"
+        )
     if per_statement != {"1": records, "2": records, "3": records}:
         missed.append(f"records per statement {per_statement}, expected {records:,} each")
     if requests != responder["deliveries"] or responder["duplicates"]:
@@ -180,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 samples.append(current)
                 print(
                     f"  {current.at_s:7.1f} s  {current.total:>10,} of {expected:,} records  "
-                    f"rss {current.rss_kib / 1024:7.1f} MiB  fds {current.fds:4}  tasks {current.tasks:4}",
+                    f"rss {current.rss_kib / 1024:7.1f} MiB  fds {current.fds:4}  "
+                    f"endpoints {current.endpoints:3}  tasks {current.tasks:4}",
                     flush=True,
                 )
                 if current.total >= expected:
@@ -199,8 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"soak: FAILED the run ended {samples[-1].at_s:.0f} s in, before a baseline after warm-up")
         return 1
     baseline, last = warm[0], warm[-1]
-    peak = max(s.rss_kib for s in samples)
-    figures, missed = verdict(baseline, last, peak, worker_stats, server, args.records)
+    figures, missed = verdict(baseline, last, samples, args.inflight, worker_stats, server, args.records)
     span = last.at_s - samples[0].at_s
     figures["records_per_s"] = round(3 * args.records / max(span, 1e-9))
     for name, value in figures.items():

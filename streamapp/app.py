@@ -169,7 +169,7 @@ def create_app(settings: Settings) -> faust.App:
 
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
-    register_views(app, settings, stats, describe_security(dtls), kafka_security)
+    register_views(app, settings, stats, describe_security(dtls), kafka_security, lambda: sender.endpoints)
     register_probes(app, engine, lambda: assignment(app), watch_group(app, settings.group_id))
 
     @app.task

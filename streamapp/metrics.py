@@ -30,10 +30,12 @@ class StatsCollector(Collector):
         stats: Stats,
         lag: Callable[[], Mapping[tuple[str, int], int | None]],
         tasks: Callable[[], int] | None = None,
+        endpoints: Callable[[], int] | None = None,
     ) -> None:
         self._stats = stats
         self._lag = lag
         self._tasks = tasks
+        self._endpoints = endpoints
 
     def collect(self) -> Iterator[Metric]:
         statements = list(self._stats.statements.values())
@@ -123,6 +125,13 @@ class StatsCollector(Collector):
         yield GaugeMetricFamily(
             "streamapp_uptime_seconds", "Seconds since the worker started.", value=self._stats.uptime_s
         )
+        if self._endpoints is not None:
+            yield GaugeMetricFamily(
+                "streamapp_coap_endpoints",
+                "CoAP source endpoints open (sockets or DTLS sessions), at most the window + 64 per server; "
+                "beyond the window they rest until their Message IDs age out.",
+                value=self._endpoints(),
+            )
         if self._tasks is not None:
             yield GaugeMetricFamily(
                 "streamapp_asyncio_tasks",
@@ -135,11 +144,12 @@ def metrics_registry(
     stats: Stats,
     lag: Callable[[], Mapping[tuple[str, int], int | None]],
     tasks: Callable[[], int] | None = None,
+    endpoints: Callable[[], int] | None = None,
 ) -> CollectorRegistry:
     """The worker's metrics, and the process' own (resident memory, open file descriptors, CPU: the
     figures a leak shows in) from prometheus-client's process collector."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(StatsCollector(stats, lag, tasks))
+    registry.register(StatsCollector(stats, lag, tasks, endpoints))
     ProcessCollector(registry=registry)
     return registry
 

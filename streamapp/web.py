@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -82,9 +83,11 @@ def register_views(
     stats: Stats,
     security: str,
     kafka_security: str,
+    endpoints: Callable[[], int] | None = None,
 ) -> None:
+    """``endpoints``: how many CoAP source endpoints are open (``/metrics``)."""
     registry = metrics_registry(
-        stats, lambda: consumer_lag(app, stats), lambda: len(asyncio.all_tasks(app.loop))
+        stats, lambda: consumer_lag(app, stats), lambda: len(asyncio.all_tasks(app.loop)), endpoints
     )
     page = _page()
 

@@ -59,7 +59,26 @@ class _Override:
     times: int | None
 
 
-class FakeSender:
+class _Submits:
+    """``submit`` (what the engine calls) as a task around ``send``."""
+
+    async def send(self, *args: Any, **kwargs: Any) -> Code:
+        raise NotImplementedError
+
+    def submit(
+        self,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: Any,
+        *,
+        server: str | None = None,
+        query: tuple[str, ...] = (),
+    ) -> asyncio.Future[Code]:
+        return asyncio.ensure_future(self.send(segments, payload, where, options, server=server, query=query))
+
+
+class FakeSender(_Submits):
     """Answers every request itself (see the module doc)."""
 
     def __init__(self, window: int = 1) -> None:
@@ -128,7 +147,7 @@ class FakeSender:
         return code
 
 
-class HeldSender:
+class HeldSender(_Submits):
     """Every request waits until the test completes it: ``held`` entries are (segments, bodies, future,
     where); set the future to True (2.04) or False (5.03)."""
 

@@ -39,10 +39,10 @@ acks go to the engine's :class:`~streamapp.engine.offsets.Acks`, and a stop is r
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from streamapp.coap.sender import RequestOptions
@@ -54,7 +54,7 @@ from streamapp.engine.policy import Decision
 from streamapp.errors import WorkerStopped
 from streamapp.logs import get_logger
 from streamapp.records import RawRecord, RecordCoordinates
-from streamapp.stats import Stats
+from streamapp.stats import RequestFigures, Stats
 
 log = get_logger("streamapp.engine.dispatch")
 
@@ -159,7 +159,7 @@ class Lane:
 class Job:
     """One request: the records it carries (several for a batch), its body and its attempts so far."""
 
-    __slots__ = ("attempts", "items", "lane", "options", "payload")
+    __slots__ = ("attempts", "figures", "items", "lane", "options", "payload")
 
     def __init__(
         self, lane: Lane, items: list[tuple[Tracked, Request]], payload: bytes, options: RequestOptions
@@ -169,6 +169,7 @@ class Job:
         self.payload = payload
         self.options = options
         self.attempts = 0
+        self.figures: RequestFigures | None = None
 
     @property
     def records(self) -> list[RawRecord]:
@@ -212,7 +213,9 @@ class Dispatcher:
         self._many_servers = False
         self.pending = 0
         self._room: asyncio.Future[None] | None = None
+        #: Failures being handled by the policy (a task each), and the requests on the wire.
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flying: set[asyncio.Future[object]] = set()
         #: (condition, future) of those waiting for requests to land: a drain, a revocation.
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.stopped: WorkerStopped | None = None
@@ -350,9 +353,7 @@ class Dispatcher:
                 continue
             lane.busy += 1
             in_flight.started(lane)
-            task = asyncio.ensure_future(self._run(job))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(job)
             if not lane.ordered:
                 self._schedule(lane)
 
@@ -385,43 +386,68 @@ class Dispatcher:
 
     # --- one request -----------------------------------------------------------------------------------
 
-    async def _run(self, job: Job) -> None:
+    def _start(self, job: Job) -> None:
+        """Put ``job``'s request on the wire: no task of its own, its future's callback goes on."""
         lane = job.lane
-        statement = lane.statement
-        figures = self._stats.request(statement, lane.server, len(job.items))
-        retry = False
-        try:
-            try:
-                await self._sender.send(
-                    lane.segments,
-                    job.payload,
-                    job.items[0][0].raw.where,
-                    job.options,
-                    server=lane.server,
-                    query=lane.query,
-                )
-            finally:
-                figures.ended()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            figures.failed(exc)
-            retry = await self._failed(job, exc)
-        else:
+        job.figures = self._stats.request(lane.statement, lane.server, len(job.items))
+        future = self._sender.submit(
+            lane.segments,
+            job.payload,
+            job.items[0][0].raw.where,
+            job.options,
+            server=lane.server,
+            query=lane.query,
+        )
+        self._flying.add(future)
+        future.add_done_callback(partial(self._landed, job))
+
+    def _landed(self, job: Job, future: asyncio.Future[object]) -> None:
+        """The request's answer (or its end): a delivery is settled here at once; a failure goes to the
+        error policy in a task (it may write a dead letter, and RETRY waits out its interval)."""
+        self._flying.discard(future)
+        lane = job.lane
+        figures = job.figures
+        assert figures is not None
+        figures.ended()
+        if future.cancelled():  # abandoned by the drain: its records stay unacked (read again)
+            self._release(lane)
+            self._check_waiters()
+            return
+        error = future.exception()
+        if error is None:
             figures.delivered()
             self._retrying.pop(id(job), None)
             self._resolve(job)
+            self._release(lane)
+            self._next(lane)
+            return
+        figures.failed(error)
+        task = asyncio.ensure_future(self._after_failure(job, error))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_failure(self, job: Job, error: BaseException) -> None:
+        lane = job.lane
+        retry = False
+        try:
+            if isinstance(error, Exception):
+                retry = await self._failed(job, error)
+            else:
+                raise error
         finally:
             self._release(lane)
             # No pump follows now when cancelled or a retry first waits out its interval.
-            if retry or sys.exc_info()[1] is not None:
-                self._check_waiters()
+            self._check_waiters()
         if retry:
             self._retrying[id(job)] = job
             try:
                 await self._failures.wait_to_retry()
             finally:
                 lane.retries.append(job)
+        self._next(lane)
+
+    def _next(self, lane: Lane) -> None:
+        """A request of ``lane`` is settled: the lane may send again, the window has room."""
         lane.busy -= 1
         self._schedule(lane)
         self._pump()
@@ -676,6 +702,8 @@ class Dispatcher:
             )
         self.closing = True
         current = asyncio.current_task()
+        for future in list(self._flying):
+            future.cancel()  # abandoned: no more retransmissions, a late answer is unmatched
         tasks = [t for t in self._tasks if t is not current and not t.done()]
         for task in tasks:
             task.cancel()

@@ -14,6 +14,7 @@ Nothing here calls up: the engine is handed these when it is built (``streamapp/
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -27,13 +28,15 @@ Commit = Callable[[], Awaitable[object]]
 
 
 class Sender(Protocol):
-    """Sends one request; returns once the server answered 2.xx, else raises
-    :class:`~streamapp.errors.DeliveryError` (saying whether sending again could help)."""
+    """Carries requests: :meth:`submit` puts one on the wire and returns a future that ends with the 2.xx
+    code, or with :class:`~streamapp.errors.DeliveryError` (saying whether sending again could help).
+    Cancelling the future abandons the request. The engine attaches a callback to it: no task per
+    request."""
 
     #: Requests in flight per server at most (``connect.coap.max.inflight``).
     window: int
 
-    async def send(
+    def submit(
         self,
         segments: tuple[str, ...],
         payload: bytes,
@@ -42,4 +45,4 @@ class Sender(Protocol):
         *,
         server: str | None = None,
         query: tuple[str, ...] = (),
-    ) -> object: ...
+    ) -> asyncio.Future[Any]: ...

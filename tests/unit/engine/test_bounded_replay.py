@@ -7,36 +7,26 @@ import asyncio
 import json
 import time
 
-from streamapp.coap.sender import RequestOptions
 from streamapp.engine.dispatch import commit_overdue_s
 from streamapp.engine.offsets import Acks, PartitionLog
-from streamapp.records import RawRecord, RecordCoordinates
+from streamapp.records import RawRecord
 from tests.engine import engine
+from tests.fakes import FakeSender
 
 TOPIC = "readings"
 #: Overdue after 0.05 + 0.5 s.
 INTERVAL_S = 0.05
 
 
-class CountingSender:
-    """Answers every request at once; counts what it was sent, per partition."""
-
-    window = 4
+class CountingSender(FakeSender):
+    """Answers every request at once; ``sent``: the records' ``n`` in the order they were sent."""
 
     def __init__(self) -> None:
-        self.sent: list[int] = []
+        super().__init__(window=4)
 
-    async def send(
-        self,
-        segments: tuple[str, ...],
-        payload: bytes,
-        where: RecordCoordinates,
-        options: RequestOptions,
-        *,
-        server: str | None = None,
-        query: tuple[str, ...] = (),
-    ) -> None:
-        self.sent.append(json.loads(payload)["n"])
+    @property
+    def sent(self) -> list[int]:
+        return [json.loads(r.payload)["n"] for r in self.requests]
 
 
 def raw(n: int, partition: int = 0) -> RawRecord:
