@@ -16,7 +16,12 @@ delivery - first unique delivery), so start-up (the consumer group's join) is no
   given (``$STREAMAPP_STREAM_REACTOR_COAP_JAR``); the line says so when it is not;
 - ``default``: ``faust -A streamapp.main worker`` (tests/worker.py) with ``connect.coap.max.inflight`` unset;
 - ``tuned``: the same with ``connect.coap.max.inflight=N``;
-- case ``two_workers`` compares two tuned workers in one consumer group with one tuned worker.
+- case ``two_workers`` compares two tuned workers in one consumer group with one tuned worker;
+- case ``dtls_psk`` compares a tuned worker over ``coaps://`` (PSK, TLS_PSK_WITH_AES_128_CCM_8) with the same
+  worker over ``coap://``, both to one libcoap ``coap-server-openssl`` (plain on P, DTLS on P+1: the responder
+  speaks no DTLS). libcoap counts nothing, so this case counts at the worker (its ``/coap/stats.json``,
+  polled every 50 ms): the rate is the records delivered between the first poll that saw a delivery and the
+  poll that saw the last, scaled to the whole backlog.
 
 A target missed is reported (and recorded as ``passed: false``), not a failure: the exit status is 1 only
 when a run did not deliver every record exactly once (unique deliveries and distinct bodies == records), or
@@ -52,6 +57,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.harness import RESULTS, ROOT, Comparison, Timing, append_result, run_entry
 from streamapp_harness.connect import CONNECTOR_JAR_ENV, KafkaConnectStandalone, connector_jar
 from streamapp_harness.kafka_broker import KafkaBroker
+from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.process import wait_until
 from streamapp_harness.worker import WorkerProcess
 
@@ -62,6 +68,8 @@ JOIN_TIMEOUT_S = 180.0
 #: A run fails when the responder sees no new delivery for this long after the first one.
 STALL_TIMEOUT_S = 60.0
 POLL_S = 0.05
+#: The pre-shared key of case dtls_psk (identity "bench").
+DTLS_PSK = "bench-psk-0123456789"
 
 
 # --- cases --------------------------------------------------------------------------------------------------
@@ -76,6 +84,7 @@ class Impl:
     workers: int = 0  # 0: the in-process loop (or the connector)
     max_inflight: int | None = None  # None: connect.coap.max.inflight not set
     connector: bool = False  # stream-reactor's sink in Kafka Connect
+    dtls: bool = False  # coaps:// with a PSK (case dtls_psk)
 
     @property
     def label(self) -> str:
@@ -85,7 +94,8 @@ class Impl:
             return f"{self.name} (aiokafka + aiocoap, one PUT at a time)"
         inflight = "unset" if self.max_inflight is None else str(self.max_inflight)
         count = f"{self.workers} workers, " if self.workers > 1 else ""
-        return f"{self.name} ({count}max.inflight={inflight})"
+        scheme = "coaps:// PSK, " if self.dtls else ""
+        return f"{self.name} ({scheme}{count}max.inflight={inflight})"
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class Case:
     target: Target
     #: stream-reactor's sink in Kafka Connect, the second baseline (None: not in this case, or no jar).
     connector: Impl | None = None
+    #: True: a libcoap coap-server-openssl serves the case and the workers' own counters are read.
+    libcoap: bool = False
 
     @property
     def implementations(self) -> tuple[Impl, ...]:
@@ -128,7 +140,7 @@ class Case:
         )
 
 
-CASE_NAMES = ("loopback", "rtt20_one_resource", "rtt20_64_resources", "two_workers")
+CASE_NAMES = ("loopback", "rtt20_one_resource", "rtt20_64_resources", "two_workers", "dtls_psk")
 
 
 def build_cases(args: argparse.Namespace) -> dict[str, Case]:
@@ -173,7 +185,7 @@ def build_cases(args: argparse.Namespace) -> dict[str, Case]:
             partitions=4,
             baseline=Impl("loop", many_slow),
             candidates=(Impl("default", many_slow, workers=1), Impl("tuned", many, 1, max_inflight=64)),
-            target=Target("tuned", 40),
+            target=Target("tuned", 50),
         ),
         "two_workers": Case(
             "two_workers",
@@ -182,7 +194,17 @@ def build_cases(args: argparse.Namespace) -> dict[str, Case]:
             partitions=8,
             baseline=Impl("one_worker", two, workers=1, max_inflight=16),
             candidates=(Impl("two_workers", two, workers=2, max_inflight=16),),
-            target=Target("two_workers", 1.6),
+            target=Target("two_workers", 1.8),
+        ),
+        "dtls_psk": Case(
+            "dtls_psk",
+            delay_ms=0,
+            resources=1,
+            partitions=4,
+            baseline=Impl("coap", loopback, 1, max_inflight=16),
+            candidates=(Impl("coaps_psk", loopback, 1, max_inflight=16, dtls=True),),
+            target=Target("coaps_psk", 0.85),
+            libcoap=True,
         ),
     }
 
@@ -288,8 +310,34 @@ class Responder:
                 proc.wait(10)
 
 
+class WorkerCount:
+    """The workers' own delivered counters as the responder's ``stats()`` (case ``dtls_psk``: libcoap's
+    server counts nothing). ``span_ns`` is the time between the first poll that saw a delivery and the poll
+    that saw the last, scaled from the records delivered in between to the whole backlog."""
+
+    def __init__(self, workers: Sequence[WorkerProcess], records: int) -> None:
+        self._workers, self._records = workers, records
+        self._first: tuple[int, int] | None = None  # (count, monotonic_ns) at the first poll that saw one
+
+    def check_alive(self) -> None:
+        """The workers are checked by the caller's ``check``."""
+
+    def stats(self, timeout: float = 1.0) -> dict[str, Any] | None:
+        now = time.monotonic_ns()
+        counts = [worker.stats() for worker in self._workers]
+        if any(c is None for c in counts):
+            return None
+        count = sum(s["delivered"] for c in counts if c is not None for s in c["statements"])
+        if count and self._first is None:
+            self._first = (count, now)
+        span = 0
+        if self._first is not None and count >= self._records > self._first[0]:
+            span = round((now - self._first[1]) * self._records / (count - self._first[0]))
+        return {"deliveries": count, "span_ns": span, "counted_by": "worker"}
+
+
 def await_deliveries(
-    responder: Responder,
+    responder: Responder | WorkerCount,
     expected: int,
     check: Callable[[], None],
     *,
@@ -407,6 +455,11 @@ class RunResult:
         if self.error is not None:
             return self.error
         assert self.stats is not None
+        if self.stats.get("counted_by") == "worker":  # no server figures: the count, and a span
+            if self.stats["deliveries"] != self.records:
+                counted = self.stats["deliveries"]
+                return f"the worker counted {counted:,} deliveries of {self.records:,} records"
+            return None if self.stats["span_ns"] else "too few records to measure"
         unique, bodies = self.stats["deliveries"], self.stats["distinct_payloads"]
         if unique != self.records or bodies != self.records:
             return (
@@ -419,7 +472,7 @@ class RunResult:
     def per_worker(self) -> list[dict[str, Any]]:
         """Each worker's share, from the responder's per-client figures: deliveries, its own rate, and when it
         began (s after the run's first delivery). Empty for the loop or without stats."""
-        if self.stats is None or not self.worker_ports:
+        if self.stats is None or not self.worker_ports or "clients" not in self.stats:
             return []
         shares = []
         for ports in self.worker_ports:
@@ -474,6 +527,8 @@ class Bench:
         label = f"{case.name}-{impl.name}-{repeat}"
         name = f"bench-{label}-{self.token}".replace("_", "-")
         result = RunResult(impl, impl.records)
+        if case.libcoap:
+            return self._run_on_libcoap(case, impl, name, label, result)
         responder = Responder(case.delay_ms, self.workdir, f"{label}-responder")
         result.logs.append(str(responder.log_path))
         try:
@@ -542,16 +597,47 @@ class Bench:
                 stall_timeout=self.stall_timeout,
             )
 
+    def _run_on_libcoap(self, case: Case, impl: Impl, name: str, label: str, result: RunResult) -> RunResult:
+        """Case ``dtls_psk``: one libcoap coap-server-openssl; the worker's own counters (see the module)."""
+        server = LibcoapServer(
+            flavour="openssl", psk=DTLS_PSK.encode(), log_path=self.workdir / f"{label}-libcoap.log"
+        )
+        result.logs.append(str(self.workdir / f"{label}-libcoap.log"))
+        try:
+            values, parts = make_records(impl.records, case.resources, case.partitions)
+            self.loop.run_until_complete(self.broker.create_topic(name, case.partitions))
+            self.loop.run_until_complete(self.broker.produce(name, values, partitions=parts, timeout=120))
+            server.start()
+            extra = {"connect.coap.username": "bench", "connect.coap.password": DTLS_PSK} if impl.dtls else {}
+            self._run_workers(
+                case, impl, name, label, None, result, server.coaps_uri if impl.dtls else server.uri, extra
+            )
+        except Exception as exc:  # reported with the run; the other runs go on
+            result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            server.stop()
+        return result
+
     def _run_workers(
-        self, case: Case, impl: Impl, name: str, label: str, responder: Responder, result: RunResult
+        self,
+        case: Case,
+        impl: Impl,
+        name: str,
+        label: str,
+        responder: Responder | None,
+        result: RunResult,
+        uri: str | None = None,
+        extra: dict[str, str] | None = None,
     ) -> None:
+        """``responder`` counts the deliveries; None: the workers' own counters do (``uri`` then given)."""
         properties = {
             "name": name,
             "bootstrap.servers": self.broker.bootstrap,
-            "connect.coap.uri": responder.uri,
+            "connect.coap.uri": uri or (responder.uri if responder else ""),
             "connect.coap.kcql": f"INSERT INTO r/{{id}} SELECT * FROM {name}",
             "connect.coap.error.policy": "THROW",
             "log.format": "json",
+            **(extra or {}),
         }
         if impl.max_inflight is not None:
             properties["connect.coap.max.inflight"] = str(impl.max_inflight)
@@ -579,13 +665,15 @@ class Bench:
             for worker in workers:  # all at once, so that they join the group together
                 worker.start()
             stats = await_deliveries(
-                responder,
+                responder or WorkerCount(workers, impl.records),
                 impl.records,
                 check,
                 join_timeout=self.join_timeout,
                 stall_timeout=self.stall_timeout,
                 on_first=first_delivery,
             )
+            if responder is None:
+                result.stats = stats
             if "cpu" in began and stats["deliveries"] > began["count"]:
                 spent = sum(cpu_seconds(w.pid) for w in workers) - began["cpu"]
                 result.cpu_us_per_record = spent * 1e6 / (stats["deliveries"] - began["count"])
