@@ -21,6 +21,7 @@ from streamapp.engine.dead_letters import DeadLetters
 from streamapp.engine.failures import Failures
 from streamapp.engine.pipeline import Route, TopicPipeline
 from streamapp.engine.policy import ErrorPolicy
+from streamapp.engine.replies import Replies
 from streamapp.health import register_probes
 from streamapp.kafka.commits import CommitMonitor, faust_commit
 from streamapp.kafka.group import PromptTableManager, on_assignment, watch_group
@@ -114,12 +115,12 @@ def create_app(settings: Settings) -> faust.App:
         for topic in settings.source_topics
     }
     policy = ErrorPolicy.from_settings(settings)
+
+    async def produce(topic: str, key: bytes | None, value: bytes | None, headers: list) -> object:
+        return await app.producer.send_and_wait(topic, key, value, None, None, headers)
+
     dead_letters = None
     if settings.dead_letter_topic is not None:
-
-        async def produce(topic: str, key: bytes | None, value: bytes | None, headers: list) -> object:
-            return await app.producer.send_and_wait(topic, key, value, None, None, headers)
-
         dead_letters = DeadLetters(
             settings.dead_letter_topic,
             produce,
@@ -143,6 +144,7 @@ def create_app(settings: Settings) -> faust.App:
         commit=faust_commit(app),
         max_payload=settings.max_payload,
         commit_interval_s=settings.commit_interval_s,
+        replies=Replies(produce),
     )
     # The one way each thing reaches the engine: the agents hand it records; the rebalance listener its
     # revocations; the app's stop its stop; Faust's monitor the commits that landed.

@@ -6,7 +6,7 @@ key, the KCQL statement and column, or the record's topic/partition/offset.
 
 from __future__ import annotations
 
-from streamapp.records import RecordCoordinates
+from streamapp.records import Answer, RecordCoordinates
 
 
 class StreamappError(Exception):
@@ -74,7 +74,8 @@ class DeliveryError(RecordError):
     """The CoAP server did not confirm the record with a 2.xx response.
 
     ``code`` is the CoAP response code as text (``4.04``) when the server answered, else ``None``
-    (timeout, network error). ``retriable`` tells the error policy whether resending can help.
+    (timeout, network error), and ``answer`` the whole response then (for a reply topic).
+    ``retriable`` tells the error policy whether resending can help.
     """
 
     def __init__(
@@ -85,11 +86,13 @@ class DeliveryError(RecordError):
         resource: str,
         code: str | None = None,
         retriable: bool,
+        answer: Answer | None = None,
     ) -> None:
         super().__init__(where, message)
         self.resource = resource
         self.code = code
         self.retriable = retriable
+        self.answer = answer
 
 
 class WorkerStopped(StreamappError):

@@ -513,6 +513,22 @@ KEYS: tuple[Key, ...] = (
         "What a tombstone (null value) does: skip (counted), empty (empty body) or delete (CoAP DELETE).",
     ),
     Key(
+        "connect.coap.reply.topic",
+        _parse_str,
+        None,
+        "Topic that receives one record per CoAP response: the source record's key and headers, the "
+        "response payload as the value, and coap.code, coap.uri, coap.content.format, source.topic, "
+        "source.partition, source.offset and kcql.statement headers (docs/replies.md). It is produced "
+        "before the source offset is committed. A statement's PROPERTIES(reply.topic=...) overrides it.",
+    ),
+    Key(
+        "connect.coap.reply.on",
+        _choice("all", "success", "failure", upper=False),
+        "all",
+        "Which responses reach the reply topic: all, success (2.xx) or failure (4.xx, 5.xx; a request "
+        "that got no response has nothing to reply). A statement's PROPERTIES(reply.on=...) overrides it.",
+    ),
+    Key(
         "errors.deadletterqueue.topic.name",
         _parse_str,
         None,

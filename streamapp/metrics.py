@@ -21,6 +21,7 @@ COUNTERS = (
     ("records_retried", "retried", "Retries under connect.coap.error.policy=RETRY."),
     ("records_skipped", "skipped", "Records skipped under NOOP after a failed delivery."),
     ("records_dead_lettered", "dead_lettered", "Records written to the dead-letter topic."),
+    ("replies", "replies", "Reply records produced to the reply topic (one per CoAP response)."),
 )
 
 

@@ -2,7 +2,8 @@
 
 ``RawRecord`` is what the agent reads from Kafka (bytes); ``Record`` is the same record decoded, as the
 selector and the templates see it; ``RecordCoordinates`` is where either lives in Kafka, named by every
-record-level error and log line.
+record-level error and log line. ``Answer`` is what the CoAP server answered to a record's request, which
+a reply topic carries back to Kafka (docs/replies.md).
 
 ``RawRecord`` and ``RecordCoordinates`` are named tuples: one of each is made for every record (a frozen
 dataclass costs several times as much to build), and they are immutable all the same.
@@ -23,6 +24,20 @@ class RecordCoordinates(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.topic}/{self.partition}@{self.offset}"
+
+
+class Answer(NamedTuple):
+    """A CoAP server's final response to a request: the code (class << 5 | detail, RFC 7252 §3), the
+    payload as received (the first block's) and the Content-Format (None when the response has none)."""
+
+    code: int
+    payload: bytes
+    content_format: int | None = None
+
+    @property
+    def dotted(self) -> str:
+        """The code as RFC 7252 writes it: ``2.04``."""
+        return f"{self.code >> 5}.{self.code & 0x1F:02d}"
 
 
 class RawRecord(NamedTuple):

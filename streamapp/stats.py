@@ -67,6 +67,8 @@ class StatementStats:
     retried: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    #: Reply records produced to the statement's reply topic (docs/replies.md).
+    replies: int = 0
     in_flight: int = 0
     last_error: str | None = None
     last_error_at: float | None = None
@@ -114,6 +116,7 @@ class StatementStats:
             "retried": self.retried,
             "skipped": self.skipped,
             "dead_lettered": self.dead_lettered,
+            "replies": self.replies,
             "in_flight": self.in_flight,
             "records_per_s_1m": round(self.rate.per_second(), 2),
             "latency_ms_p50": None if p50 is None else round(p50 * 1000, 2),
@@ -235,6 +238,10 @@ class Stats:
             self.records_dead_lettered += 1
         else:
             self.statements[statement].dead_lettered += 1
+
+    def replied(self, statement: int) -> None:
+        """One reply record reached the statement's reply topic."""
+        self.statements[statement].replies += 1
 
     def tombstone_skipped(self) -> None:
         self.tombstones_skipped += 1

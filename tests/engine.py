@@ -19,6 +19,7 @@ from streamapp.engine.failures import Failures
 from streamapp.engine.interfaces import Sender
 from streamapp.engine.pipeline import MAX_PAYLOAD, Route, TopicPipeline
 from streamapp.engine.policy import ErrorPolicy
+from streamapp.engine.replies import Replies
 from streamapp.errors import WorkerStopped
 from streamapp.kcql import parse_kcql
 from streamapp.records import RawRecord
@@ -100,6 +101,7 @@ def engine(
     max_payload: int = MAX_PAYLOAD,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     commit_interval_s: float | None = None,
+    replies: Replies | None = None,
 ) -> Engine:
     statements = parse_kcql(kcql)
     stats = Stats.for_statements(statements)
@@ -130,5 +132,6 @@ def engine(
         commit=commit,
         max_payload=max_payload,
         commit_interval_s=commit_interval_s,
+        replies=replies,
     )
     return Engine(delivery, pipelines, stats, sleeps, acked, commits)

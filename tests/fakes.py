@@ -2,8 +2,9 @@
 request recorded as a CoAP server would see it, answered as the test says.
 
 - :class:`FakeSender` answers each request at once (or after :meth:`FakeSender.set_delay`), 2.04 unless
-  :meth:`FakeSender.set_response` says otherwise for a path; a non-2.xx answer raises the
-  :class:`~streamapp.errors.DeliveryError` CoapSender would raise (the code, and whether resending helps).
+  :meth:`FakeSender.set_response` says otherwise for a path (with a payload and a Content-Format if it
+  says so); a non-2.xx answer raises the :class:`~streamapp.errors.DeliveryError` CoapSender would raise
+  (the code, whether resending helps, and the answer).
 - :class:`HeldSender` holds every request until the test completes it (``held``), in any order.
 
 The requests are :class:`tests.recording_server.Recorded`, the same shape the real recording server keeps,
@@ -22,7 +23,7 @@ from aiocoap.numbers.codes import Code
 
 from streamapp.coap.sender import RETRIABLE_CLIENT_ERRORS
 from streamapp.errors import DeliveryError
-from streamapp.records import RecordCoordinates
+from streamapp.records import Answer, RecordCoordinates
 from tests.recording_server import Recorded
 
 #: The base URI the fakes pretend to send to (it appears in error texts only).
@@ -41,7 +42,7 @@ def recorded(segments: tuple[str, ...], payload: bytes, options: Any, query: tup
     )
 
 
-def refused(where: RecordCoordinates, path: str, code: Code) -> DeliveryError:
+def refused(where: RecordCoordinates, path: str, code: Code, answer: Answer | None = None) -> DeliveryError:
     """What CoapSender raises for a non-2.xx answer."""
     return DeliveryError(
         where,
@@ -49,6 +50,7 @@ def refused(where: RecordCoordinates, path: str, code: Code) -> DeliveryError:
         resource=path.lstrip("/"),
         code=code.dotted,
         retriable=code.class_ == 5 or code in RETRIABLE_CLIENT_ERRORS,
+        answer=answer or Answer(int(code), b""),
     )
 
 
@@ -57,6 +59,8 @@ class _Override:
     code: Code
     when: Callable[[bytes], bool] | None
     times: int | None
+    payload: bytes = b""
+    content_format: int | None = None
 
 
 class _Submits:
@@ -64,6 +68,19 @@ class _Submits:
 
     async def send(self, *args: Any, **kwargs: Any) -> Code:
         raise NotImplementedError
+
+    def answer_to(self, path: str, code: Code) -> Answer:
+        """The whole answer to a 2.xx request to ``path`` (only the code, unless a subclass says more)."""
+        return Answer(int(code), b"")
+
+    def resource_uri(
+        self, segments: tuple[str, ...], server: str | None = None, query: tuple[str, ...] = ()
+    ) -> str:
+        return (server or FAKE_URI) + "/" + "/".join(segments) + ("?" + "&".join(query) if query else "")
+
+    async def _answered(self, segments: tuple[str, ...], *args: Any, **kwargs: Any) -> Answer:
+        code = await self.send(segments, *args, **kwargs)
+        return self.answer_to("/" + "/".join(segments), code)
 
     def submit(
         self,
@@ -74,8 +91,10 @@ class _Submits:
         *,
         server: str | None = None,
         query: tuple[str, ...] = (),
-    ) -> asyncio.Future[Code]:
-        return asyncio.ensure_future(self.send(segments, payload, where, options, server=server, query=query))
+    ) -> asyncio.Future[Answer]:
+        return asyncio.ensure_future(
+            self._answered(segments, payload, where, options, server=server, query=query)
+        )
 
 
 class FakeSender(_Submits):
@@ -88,6 +107,8 @@ class FakeSender(_Submits):
         self._concurrent = 0
         self._delay_s = 0.0
         self._overrides: dict[str, _Override] = {}
+        #: The last answer an override gave per path (its payload and Content-Format).
+        self._answers: dict[str, Answer] = {}
 
     def set_response(
         self,
@@ -96,10 +117,15 @@ class FakeSender(_Submits):
         *,
         when: Callable[[bytes], bool] | None = None,
         times: int | None = None,
+        payload: bytes = b"",
+        content_format: int | None = None,
     ) -> None:
         """Answer requests to ``path`` with ``code`` (only those whose body satisfies ``when``; only the next
-        ``times`` of them)."""
-        self._overrides["/" + path.lstrip("/")] = _Override(code, when, times)
+        ``times`` of them), and this payload and Content-Format."""
+        self._overrides["/" + path.lstrip("/")] = _Override(code, when, times, payload, content_format)
+
+    def answer_to(self, path: str, code: Code) -> Answer:
+        return self._answers.get(path) or Answer(int(code), b"")
 
     def set_delay(self, seconds: float) -> None:
         """Answer each request this long after it arrived (so requests overlap as on a real link)."""
@@ -115,7 +141,9 @@ class FakeSender(_Submits):
     def _answer(self, request: Recorded) -> Code:
         override = self._overrides.get(request.path)
         if override is None or (override.when is not None and not override.when(request.payload)):
+            self._answers.pop(request.path, None)
             return Code.CHANGED
+        self._answers[request.path] = Answer(int(override.code), override.payload, override.content_format)
         if override.times is not None:
             override.times -= 1
             if override.times == 0:
@@ -143,7 +171,7 @@ class FakeSender(_Submits):
         finally:
             self._concurrent -= 1
         if not code.is_successful():
-            raise refused(where, request.path, code)
+            raise refused(where, request.path, code, self.answer_to(request.path, code))
         return code
 
 

@@ -23,7 +23,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiocoap
 from aiocoap import resource
@@ -88,6 +88,8 @@ class _Override:
     code: Code
     when: Callable[[bytes], bool] | None
     times: int | None
+    payload: bytes = b""
+    content_format: int | None = None
 
 
 def _normalize(path: str | Iterable[str]) -> str:
@@ -193,8 +195,11 @@ class RecordingCoapServer(ThreadedServer):
         *,
         when: Callable[[bytes], bool] | None = None,
         times: int | None = None,
+        payload: bytes = b"",
+        content_format: int | None = None,
     ) -> None:
-        """Answer requests to ``path`` with ``code`` (e.g. ``Code.NOT_FOUND``) and an empty payload.
+        """Answer requests to ``path`` with ``code`` (e.g. ``Code.NOT_FOUND``) and ``payload`` (with the
+        Content-Format option when ``content_format`` is given).
 
         ``when``: only requests whose payload satisfies it get ``code`` (it runs in the server thread; if it
         raises, the request is answered 5.00). ``times=n``: only the next ``n`` such requests, then the
@@ -204,7 +209,7 @@ class RecordingCoapServer(ThreadedServer):
         if times is not None and times < 1:
             raise ValueError("times must be >= 1")
         with self._cond:
-            self._overrides[_normalize(path)] = _Override(Code(code), when, times)
+            self._overrides[_normalize(path)] = _Override(Code(code), when, times, payload, content_format)
 
     def clear_response(self, path: str) -> None:
         with self._cond:
@@ -330,8 +335,11 @@ class RecordingCoapServer(ThreadedServer):
                     if override.times <= 1:
                         del self._overrides[path]
                     else:
-                        self._overrides[path] = _Override(override.code, override.when, override.times - 1)
-                return aiocoap.Message(code=override.code), delay, timing
+                        self._overrides[path] = replace(override, times=override.times - 1)
+                answer = aiocoap.Message(code=override.code, payload=override.payload)
+                if override.content_format is not None:
+                    answer.opt.content_format = override.content_format
+                return answer, delay, timing
             if request.code == Code.GET:
                 stored = self._stored.get(path)
                 response = (

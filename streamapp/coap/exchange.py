@@ -85,10 +85,12 @@ _EARLY = 1e-6
 
 
 class Response(NamedTuple):
-    """The final answer to a request: its code (class << 5 | detail) and payload (the first block's)."""
+    """The final answer to a request: its code (class << 5 | detail), payload (the first block's) and
+    Content-Format (None when it has none)."""
 
     code: int
     payload: bytes
+    content_format: int | None = None
 
 
 class ExchangeError(Exception):
@@ -514,14 +516,14 @@ class Exchange:
             if code == REQUEST_ENTITY_TOO_LARGE and self._smaller_block(message.block1, len(self.payload)):
                 self._send_block(0)  # RFC 7959 §2.9.3: a hint to send block-wise at that size
                 return
-            self.finish(Response(code, message.payload))
+            self.finish(Response(code, message.payload, message.content_format))
             return
         number, more, szx = block
         if code >= 128:  # 4.xx, 5.xx
             if code == REQUEST_ENTITY_TOO_LARGE and self._smaller_block(message.block1, 16 << szx):
                 self._send_block(0)  # the body again, from the start, in the smaller blocks
                 return
-            self.finish(Response(code, message.payload))
+            self.finish(Response(code, message.payload, message.content_format))
             return
         block1 = message.block1
         if block1 is None:
@@ -533,7 +535,7 @@ class Exchange:
                     code=code_text(code),
                     why="the server answered a block of the body without Block1: taken as the final answer",
                 )
-            self.finish(Response(code, message.payload))
+            self.finish(Response(code, message.payload, message.content_format))
             return
         if block1 >> 4 != number:
             self.fail(BlockwiseError(f"the server answered block {block1 >> 4} to block {number}"))
@@ -542,7 +544,7 @@ class Exchange:
             if block1 & 0x08 or code == CONTINUE:
                 self.fail(BlockwiseError("the server asked for more data at the end of the body"))
                 return
-            self.finish(Response(code, message.payload))
+            self.finish(Response(code, message.payload, message.content_format))
             return
         # 2.31 Continue (or another 2.xx: the server takes the body block by block): the next block, at the
         # server's block size if it asked for a smaller one (the same byte offset in smaller blocks).

@@ -43,7 +43,7 @@ from streamapp.errors import DeliveryError
 from streamapp.kcql.model import STATEMENT_PROPERTIES
 from streamapp.keys import KEYS_BY_NAME, in_seconds
 from streamapp.logs import get_logger
-from streamapp.records import RecordCoordinates
+from streamapp.records import Answer, RecordCoordinates
 
 log = get_logger("streamapp.coap")
 
@@ -87,6 +87,8 @@ _FROM_KEY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "tombstone": ("connect.coap.tombstone", str),
     "max_inflight": ("connect.coap.max.inflight", int),
     "ordered": ("connect.coap.ordering", lambda v: v == "partition"),
+    "reply_topic": ("connect.coap.reply.topic", lambda v: v),
+    "reply_on": ("connect.coap.reply.on", str),
 }
 _DEFAULT = {name: convert(KEYS_BY_NAME[key].default) for name, (key, convert) in _FROM_KEY.items()}
 
@@ -111,6 +113,15 @@ class RequestOptions:
     max_inflight: int = _DEFAULT["max_inflight"]
     #: One partition's records reach one resource in offset order (``connect.coap.ordering=partition``).
     ordered: bool = _DEFAULT["ordered"]
+    #: Where the responses go back to Kafka (None: nowhere) and which of them: all, success, failure.
+    reply_topic: str | None = _DEFAULT["reply_topic"]
+    reply_on: str = _DEFAULT["reply_on"]
+
+    def replies_to(self, success: bool) -> str | None:
+        """The reply topic of a response that succeeded (or not), or None when it gets no reply."""
+        if self.reply_topic is None or self.reply_on == ("failure" if success else "success"):
+            return None
+        return self.reply_topic
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any]) -> RequestOptions:
@@ -369,7 +380,8 @@ class CoapSender(mode.Service):
     ) -> Code:
         """Send one request to ``<server or base uri>/<segments>?<query>``; return the 2.xx code or raise
         DeliveryError."""
-        return await self.submit(segments, payload, where, options, server=server, query=query)
+        answer = await self.submit(segments, payload, where, options, server=server, query=query)
+        return _CODES[answer.code]
 
     def submit(
         self,
@@ -380,9 +392,10 @@ class CoapSender(mode.Service):
         *,
         server: str | None = None,
         query: tuple[str, ...] = (),
-    ) -> asyncio.Future[Code]:
-        """:meth:`send` without a coroutine: a future with the 2.xx code or the DeliveryError. Cancelling
-        it abandons the request (no more retransmissions; a late answer is unmatched)."""
+    ) -> asyncio.Future[Answer]:
+        """:meth:`send` without a coroutine: a future with the 2.xx :class:`Answer` or the DeliveryError
+        (with the answer, when there was one). Cancelling it abandons the request (no more
+        retransmissions; a late answer is unmatched)."""
         if not self._accepting:
             raise RuntimeError("CoapSender.send() before the service started")
         loop = self._loop
@@ -433,11 +446,11 @@ class CoapSender(mode.Service):
         error.__cause__ = cause
         return error
 
-    def _answered(self, request: _Request, response: Response) -> Code | DeliveryError:
-        """The code of a 2.xx answer, else its DeliveryError."""
-        code = _CODES[response.code]
+    def _answered(self, request: _Request, response: Response) -> Answer | DeliveryError:
+        """A 2.xx answer, else its DeliveryError."""
         if 64 <= response.code < 96:  # 2.xx
-            return code
+            return Answer(response.code, response.payload, response.content_format)
+        code = _CODES[response.code]
         retriable = code.class_ == 5 or code in RETRIABLE_CLIENT_ERRORS
         payload = response.payload
         detail = payload.decode("utf-8", "replace")[:200] if payload else ""
@@ -448,6 +461,7 @@ class CoapSender(mode.Service):
             resource="/".join(request.segments),
             code=code.dotted,
             retriable=retriable,
+            answer=Answer(response.code, payload, response.content_format),
         )
 
     def _no_response(

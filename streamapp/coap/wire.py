@@ -10,11 +10,12 @@ a block-wise transfer (RFC 7959; numbers 27 and 60 come after every option above
 the payload. The bytes are exactly what aiocoap encodes for the same message (tests/unit/test_wire.py
 compares them).
 
-Decoding reads the header, the token, the two block options (Block1 27, Block2 23) and the payload, and
-skips every other option. A datagram that breaks the format (version other than 1, a token longer than 8
-bytes, a truncated option, the reserved nibble 15, a payload marker before an empty payload) is
-:data:`None`: the caller drops it, as aiocoap drops what it cannot parse. Unknown options, critical ones
-too, are skipped as aiocoap does (it keeps them opaque and never rejects a response for one).
+Decoding reads the header, the token, the two block options (Block1 27, Block2 23), the Content-Format
+(12, for a reply record) and the payload, and skips every other option. A datagram that breaks the
+format (version other than 1, a token longer than 8 bytes, a truncated option, the reserved nibble 15, a
+payload marker before an empty payload) is :data:`None`: the caller drops it, as aiocoap drops what it
+cannot parse. Unknown options, critical ones too, are skipped as aiocoap does (it keeps them opaque and
+never rejects a response for one).
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ class Incoming(NamedTuple):
     block1: int | None
     block2: int | None
     payload: bytes
+    #: The Content-Format option (§5.10.3) of a response, for its reply record; None when absent.
+    content_format: int | None = None
 
 
 def decode(data: bytes) -> Incoming | None:
@@ -179,7 +182,7 @@ def decode(data: bytes) -> Incoming | None:
     code = data[1]
     mid = data[2] << 8 | data[3]
     token = data[4:position]
-    block1 = block2 = None
+    block1 = block2 = content_format = None
     number = 0
     while position < size:
         head = data[position]
@@ -187,7 +190,7 @@ def decode(data: bytes) -> Incoming | None:
         if head == 0xFF:
             if position == size:
                 return None  # a payload marker must be followed by a payload (§3)
-            return Incoming(mtype, code, mid, token, block1, block2, data[position:])
+            return Incoming(mtype, code, mid, token, block1, block2, data[position:], content_format)
         delta = head >> 4
         length = head & 0x0F
         if delta >= 13:
@@ -220,11 +223,13 @@ def decode(data: bytes) -> Incoming | None:
         if end > size:
             return None
         number += delta
-        if number in (BLOCK1, BLOCK2):
+        if number in (BLOCK1, BLOCK2, CONTENT_FORMAT):
             value = int.from_bytes(data[position:end], "big")
             if number == BLOCK1:
                 block1 = value
-            else:
+            elif number == BLOCK2:
                 block2 = value
+            else:
+                content_format = value
         position = end
-    return Incoming(mtype, code, mid, token, block1, block2, b"")
+    return Incoming(mtype, code, mid, token, block1, block2, b"", content_format)

@@ -8,18 +8,14 @@ The record's offset is acked only after the dead-letter write is confirmed by th
 from __future__ import annotations
 
 import traceback
-from collections.abc import Awaitable, Callable
-from typing import Any
 
+from streamapp.engine.interfaces import Produce
 from streamapp.errors import DecodeError, DeliveryError, SelectError
 from streamapp.records import RawRecord
 
 #: Kafka Connect's DeadLetterQueueReporter header names.
 CONNECT_PREFIX = "__connect.errors."
 STREAMAPP_PREFIX = "__streamapp.errors."
-
-#: ``(topic, key, value, headers) -> awaitable`` that completes when the broker has the record.
-Produce = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[Any]]
 
 
 def stage(error: BaseException) -> str:

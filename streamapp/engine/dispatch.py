@@ -15,6 +15,9 @@ docs/delivery-engine.md tells the whole design; in short:
   whose first record arrives waits ``LINGER_S`` for more (as Kafka's producer lingers) unless n are queued.
 - **Offsets.** Each record counts its outstanding requests; it is finished when all are delivered or let
   go by the policy, and acked in offset order per partition (``offsets.py``).
+- **Replies.** A statement with a reply topic gets one reply record per response (``replies.py``),
+  produced before the request is settled (so before its offsets can be committed); a reply that cannot be
+  produced fails the request like a delivery would.
 - **Failures** go to the error policy (``failures.py``). RETRY holds only the failed request's
   lane: it waits ``retry.interval`` and sends the same records again, while other lanes go on. NOOP and
   dead-lettering let the records go. THROW (or RETRY exhausted) stops dispatch: nothing new is sent, and
@@ -41,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
 
@@ -51,9 +54,10 @@ from streamapp.engine.interfaces import Ack, Sender
 from streamapp.engine.offsets import Acks, PartitionLog, Tracked
 from streamapp.engine.pipeline import MAX_PAYLOAD, Prepared, Request, Route
 from streamapp.engine.policy import Decision
-from streamapp.errors import WorkerStopped
+from streamapp.engine.replies import Replies, ReplyError
+from streamapp.errors import DeliveryError, WorkerStopped
 from streamapp.logs import get_logger
-from streamapp.records import RawRecord, RecordCoordinates
+from streamapp.records import Answer, RawRecord, RecordCoordinates
 from streamapp.stats import RequestFigures, Stats
 
 log = get_logger("streamapp.engine.dispatch")
@@ -189,11 +193,13 @@ class Dispatcher:
         max_pending: int | None = None,
         on_stop: Callable[[WorkerStopped], None] | None = None,
         commit_interval_s: float | None = None,
+        replies: Replies | None = None,
     ) -> None:
         """``on_stop``: told once when the error policy stops dispatch; ``commit_interval_s``: how often
         offsets are committed; a partition whose records wait for a commit much longer pauses (module doc,
         "Bounded replay"). None: never paused."""
         self._sender = sender
+        self._replies = replies
         self._failures = failures
         self._stats = stats
         self._acks = acks
@@ -416,15 +422,60 @@ class Dispatcher:
         error = future.exception()
         if error is None:
             figures.delivered()
-            self._retrying.pop(id(job), None)
-            self._resolve(job)
-            self._release(lane)
-            self._next(lane)
+            if self._replies is not None and job.options.reply_topic is not None:
+                self._in_task(self._reply(job, future.result(), None))
+                return
+            self._settled(job)
             return
         figures.failed(error)
-        task = asyncio.ensure_future(self._after_failure(job, error))
+        if (
+            self._replies is not None
+            and isinstance(error, DeliveryError)
+            and error.answer is not None
+            and job.options.reply_topic is not None
+        ):
+            self._in_task(self._reply(job, error.answer, error))
+            return
+        self._in_task(self._after_failure(job, error))
+
+    def _in_task(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _settled(self, job: Job) -> None:
+        """``job``'s request was delivered (and its reply produced): its records may be acked."""
+        lane = job.lane
+        self._retrying.pop(id(job), None)
+        self._resolve(job)
+        self._release(lane)
+        self._next(lane)
+
+    async def _reply(self, job: Job, answer: Answer, error: BaseException | None) -> None:
+        """Produce the reply to ``answer`` (if ``reply.on`` wants it), then settle the request: delivered,
+        or the policy's for ``error``. A reply that cannot be produced is the request's failure."""
+        lane = job.lane
+        topic = job.options.replies_to(error is None)
+        if topic is not None:
+            assert self._replies is not None
+            uri = self._sender.resource_uri(lane.segments, lane.server, lane.query)
+            try:
+                await self._replies.send(topic, job.records, answer, uri, lane.statement)
+            except ReplyError as exc:
+                assert job.figures is not None
+                if error is None:
+                    job.figures.failed(exc)
+                await self._after_failure(job, exc)
+                return
+            except asyncio.CancelledError:  # the drain abandoned it: the records stay unacked
+                self._release(lane)
+                self._check_waiters()
+                raise
+            self._stats.replied(lane.statement)
+        if error is None:
+            self._settled(job)
+        else:
+            await self._after_failure(job, error)
 
     async def _after_failure(self, job: Job, error: BaseException) -> None:
         lane = job.lane

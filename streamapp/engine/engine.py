@@ -35,6 +35,7 @@ from streamapp.engine.interfaces import Ack, Commit, Sender
 from streamapp.engine.offsets import Acks
 from streamapp.engine.pipeline import MAX_PAYLOAD, Prepared, TopicPipeline
 from streamapp.engine.policy import Decision
+from streamapp.engine.replies import Replies
 from streamapp.errors import WorkerStopped
 from streamapp.records import RawRecord, RecordCoordinates
 from streamapp.stats import Stats
@@ -68,10 +69,12 @@ class DeliveryEngine:
         max_payload: int = MAX_PAYLOAD,
         max_pending: int | None = None,
         commit_interval_s: float | None = None,
+        replies: Replies | None = None,
     ) -> None:
         """``pipelines``: each source topic's compiled statements; ``grace_s``: how long requests in flight
         may take to land when the worker stops or partitions are revoked; ``commit``: commits what was
-        acked; ``commit_interval_s``: the commit cadence (bounded replay: docs/delivery-engine.md)."""
+        acked; ``commit_interval_s``: the commit cadence (bounded replay: docs/delivery-engine.md);
+        ``replies``: produces the reply records of statements with a reply topic (docs/replies.md)."""
         self.pipelines = pipelines
         self._failures = failures
         self._stats = stats
@@ -88,6 +91,7 @@ class DeliveryEngine:
             max_pending=max_pending,
             on_stop=self._stopped_by_policy,
             commit_interval_s=commit_interval_s,
+            replies=replies,
         )
         self._assignment = Assignment()
         self._acker: asyncio.Task[None] | None = None

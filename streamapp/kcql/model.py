@@ -22,6 +22,8 @@ STATEMENT_PROPERTIES = {
     "ordering": "connect.coap.ordering",
     "tombstone": "connect.coap.tombstone",
     "uri": "connect.coap.uri",
+    "reply.topic": "connect.coap.reply.topic",
+    "reply.on": "connect.coap.reply.on",
 }
 
 
