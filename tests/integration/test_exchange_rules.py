@@ -26,7 +26,7 @@ from streamapp.coap.endpoints import MessageIdLedger
 from streamapp.coap.exchange import ClientEndpoint, Exchange, Response, UnmatchedLog
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError
-from streamapp.records import RecordCoordinates
+from streamapp.records import Answer, RecordCoordinates
 from streamapp_harness.californium import CaliforniumServer
 from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.process import async_wait_until, free_port
@@ -328,13 +328,13 @@ async def test_submit_returns_a_future_to_attach_done_callbacks_to(peer) -> None
     scripted = await peer(piggybacked)
     sender = await sending(scripted.uri, window=4, timeout_s=5.0)
     try:
-        done: list[object] = []
+        done: list[Answer] = []
         futures = [sender.submit(("r", str(n)), b"{}", WHERE) for n in range(8)]
         for future in futures:
             future.add_done_callback(lambda f: done.append(f.result()))
         await asyncio.wait_for(asyncio.gather(*futures), 5)
         await async_wait_until(lambda: len(done) == 8, timeout=5)
-        assert done == [Code.CHANGED] * 8
+        assert [answer.dotted for answer in done] == ["2.04"] * 8
         refused = sender.submit(("r",), b"{}", WHERE, server="coaps://127.0.0.1:5684")
         assert refused.done() and isinstance(refused.exception(), DeliveryError)
         assert "no DTLS credentials" in str(refused.exception())

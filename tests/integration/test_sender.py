@@ -16,7 +16,7 @@ from streamapp.coap import exchange
 from streamapp.coap import sender as sender_module
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.errors import DeliveryError
-from streamapp.records import RecordCoordinates
+from streamapp.records import Answer, RecordCoordinates
 from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.process import free_port
 from tests.recording_server import RecordingCoapServer
@@ -48,6 +48,19 @@ async def test_put_json_to_base_path_plus_resource(sender: CoapSender, recorder:
         50,
         "CON",
     )
+
+
+async def test_submit_gives_the_whole_answer_for_a_reply(
+    sender: CoapSender, recorder: RecordingCoapServer
+) -> None:
+    recorder.set_response("base/lamp", Code.CONTENT, payload=b'{"on":true}', content_format=50)
+    recorder.set_response("base/gone", Code.NOT_FOUND, payload=b"no such lamp", content_format=0)
+    answer = await sender.submit(("lamp",), b"{}", WHERE)
+    assert (answer.dotted, answer.payload, answer.content_format) == ("2.05", b'{"on":true}', 50)
+    with pytest.raises(DeliveryError) as refused:
+        await sender.submit(("gone",), b"{}", WHERE)
+    assert refused.value.answer == Answer(0x84, b"no such lamp", 0)
+    assert sender.resource_uri(("lamp",)) == recorder.uri + "/base/lamp"
 
 
 async def test_post_non_still_awaits_the_response(recorder: RecordingCoapServer) -> None:

@@ -174,6 +174,8 @@ def test_a_datagram_reads_as_aiocoap_reads_it(
         theirs.token,
         theirs.payload,
     )
+    theirs_format = theirs.opt.content_format
+    assert ours.content_format == (None if theirs_format is None else int(theirs_format))
     for ours_block, theirs_block in ((ours.block1, theirs.opt.block1), (ours.block2, theirs.opt.block2)):
         if theirs_block is None:
             assert ours_block is None
