@@ -102,6 +102,24 @@ class WorkerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The worker's structured log events so far, in order (it logs them as JSON objects with
+        ``log.format=json``: ``event``, ``level``, ``timestamp`` and the event's own fields); only those
+        whose ``event`` is ``name`` when given. Lines that hold no JSON object (Faust's banner, a start
+        failure's one line) are not events."""
+        found = []
+        for line in self.log_text().splitlines():
+            start = line.find("{")
+            if start < 0:
+                continue
+            try:
+                event = json.loads(line[start:])
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and "event" in event and (name is None or event["event"] == name):
+                found.append(event)
+        return found
+
     def stats(self) -> dict[str, Any] | None:
         """The worker's ``/coap/stats.json``, or None while its web server is not up."""
         url = f"http://127.0.0.1:{self.web_port}/coap/stats.json"

@@ -116,8 +116,11 @@ def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
 @pytest.fixture
 def start_worker(workers: list[WorkerProcess], tmp_path: Path, broker: KafkaBroker):
     def start(properties: dict[str, str]) -> WorkerProcess:
+        """A worker on the session's broker; it logs JSON (``worker.events()``) unless told otherwise."""
         label = f"worker{len(workers) + 1}"
-        worker = WorkerProcess({"bootstrap.servers": broker.bootstrap, **properties}, tmp_path, label)
+        worker = WorkerProcess(
+            {"bootstrap.servers": broker.bootstrap, "log.format": "json", **properties}, tmp_path, label
+        )
         workers.append(worker.start())
         return worker
 

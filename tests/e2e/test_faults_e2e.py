@@ -139,9 +139,10 @@ async def test_noop_skips_a_poison_record_into_the_dead_letter_topic(
     assert headers["__connect.errors.offset"] == str(poison_offset).encode()
     assert headers["__connect.errors.stage"] == b"VALUE_CONVERTER"
     assert b"invalid JSON" in headers["__connect.errors.exception.message"]
-    log = worker.log_text()
-    assert "record.dead_lettered" in log and f"dead_letter_topic={dlq}" in log
-    assert f"record {topic}/0@{poison_offset}" in log
+    (lettered,) = worker.events("record.dead_lettered")
+    assert lettered["dead_letter_topic"] == dlq
+    assert (lettered["topic"], lettered["partition"], lettered["offset"]) == (topic, 0, poison_offset)
+    assert f"record {topic}/0@{poison_offset}" in lettered["why"]
     stats = worker.stats()
     assert stats is not None and stats["records_dead_lettered"] == 1
     assert worker.stop() == 0
@@ -166,11 +167,14 @@ async def test_noop_without_dead_letter_topic_skips_with_a_warning_and_progress_
         }
     )
     worker.wait_until(lambda: len(recorder.requests) >= 19, what="the 19 good records")
-    worker.wait_until(lambda: "delivered=19" in worker.log_text(), what="a progress line counting 19")
+    worker.wait_until(
+        lambda: any(e["delivered"] == 19 for e in worker.events("progress")),
+        what="a progress line counting 19",
+    )
     assert [json.loads(r.payload)["n"] for r in recorder.requests] == [i for i in range(20) if i != 7]
-    log = worker.log_text()
-    assert "record.skipped" in log and "connect.coap.error.policy=NOOP" in log
-    assert f"record {topic}/0@7" in log
+    (skipped,) = worker.events("record.skipped")
+    assert (skipped["topic"], skipped["partition"], skipped["offset"]) == (topic, 0, 7)
+    assert f"connect.coap.error.policy=NOOP: record {topic}/0@7" in skipped["why"]
     assert worker.stop() == 0
 
 
