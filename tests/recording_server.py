@@ -230,6 +230,12 @@ class RecordingCoapServer(ThreadedServer):
         context, self._context = self._context, None
         if context is not None:
             interfaces = [getattr(i, "token_interface", None) for i in context.request_interfaces]
+            for interface in interfaces:
+                pool = getattr(interface, "_pool", None)
+                if isinstance(pool, set):
+                    # aiocoap 0.4.17 pools a connection before its TLS handshake and cannot name (repr) one
+                    # whose handshake failed, which breaks its shutdown: those are dropped first.
+                    pool.difference_update([c for c in pool if not hasattr(c, "_remote_hostinfo")])
             await context.shutdown()
             for interface in interfaces:
                 for connection in list(getattr(interface, "_pool", ())):
