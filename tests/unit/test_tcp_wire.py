@@ -181,10 +181,14 @@ def test_signaling_messages() -> None:
     theirs = aiocoap_tcp._decode_message(tcp_wire.csm(1 << 20))
     assert [(int(o.number), o.value) for o in theirs.opt.option_list()] == [(2, (1 << 20).to_bytes(3, "big"))]
 
-    assert tcp_wire.ping(b"\x07") == aiocoap_tcp._serialize(aiocoap.Message(code=Code.PING, token=b"\x07"))
+    ping = aiocoap.Message(code=Code.PING)
+    ping.token = b"\x07"
+    assert tcp_wire.ping(b"\x07") == aiocoap_tcp._serialize(ping)
     pong = tcp_wire.decode(tcp_wire.pong(b"\x07", custody=True))
     assert pong is not None and (pong.code, pong.token, pong.option(tcp_wire.CUSTODY)) == (0xE3, b"\x07", b"")
-    assert tcp_wire.pong(b"\x07") == aiocoap_tcp._serialize(aiocoap.Message(code=Code.PONG, token=b"\x07"))
+    theirs_pong = aiocoap.Message(code=Code.PONG)
+    theirs_pong.token = b"\x07"
+    assert tcp_wire.pong(b"\x07") == aiocoap_tcp._serialize(theirs_pong)
 
     release = tcp_wire.decode(tcp_wire.release(hold_off_s=30))
     assert release is not None and (release.code, release.uint(tcp_wire.HOLD_OFF)) == (0xE4, 30)
