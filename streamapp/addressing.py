@@ -20,6 +20,7 @@ from streamapp.coap.discovery import GROUPS
 from streamapp.errors import SelectError
 from streamapp.kcql import Statement
 from streamapp.kcql.model import Field
+from streamapp.keys import COAP_SCHEMES
 from streamapp.records import Record
 from streamapp.selector import field_getter, placeholder_text
 
@@ -95,8 +96,8 @@ def _server_problem(uri: str) -> str | None:
         port = parts.port
     except ValueError:
         return f"server {uri!r}: not a valid URI (bad port?)"
-    if parts.scheme.lower() not in ("coap", "coaps"):
-        return f"server {uri!r}: expected coap:// or coaps://"
+    if parts.scheme.lower() not in COAP_SCHEMES:
+        return f"server {uri!r}: expected coap://, coaps://, coap+tcp:// or coaps+tcp://"
     if parts.username is not None or parts.query or parts.fragment:
         return f"server {uri!r}: a user, query or fragment cannot be part of the server"
     host = parts.hostname or ""

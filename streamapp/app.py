@@ -15,6 +15,7 @@ from streamapp.coap.discovery import DISCOVERED_FROM
 from streamapp.coap.endpoints import exchange_lifetime
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.tcp_tls import tls_options
 from streamapp.codecs import build_codecs
 from streamapp.engine import DeliveryEngine
 from streamapp.engine.dead_letters import DeadLetters
@@ -85,6 +86,7 @@ def create_app(settings: Settings) -> faust.App:
     defaults = RequestOptions.from_values(settings.values)
     routes = {s.index: Route.compile(s, defaults) for s in settings.statements}
     dtls = dtls_options(settings)
+    tls = tls_options(settings)
     sender = CoapSender(
         settings.uri,
         defaults,
@@ -93,6 +95,8 @@ def create_app(settings: Settings) -> faust.App:
         lifetime_s=exchange_lifetime(r.options for r in routes.values()),
         # A fixed local DTLS port can be bound by one socket only: one endpoint.
         max_endpoints=1 if dtls is not None and dtls.local_bind and dtls.local_bind[1] else None,
+        tls=tls,
+        tcp_connect_timeout_s=settings.seconds("connect.coap.handshake.timeout"),
         loop=app.loop,
     )
     app.service(sender)
@@ -171,7 +175,14 @@ def create_app(settings: Settings) -> faust.App:
 
     if settings.progress_enabled:
         log_progress(app, stats, settings.progress_interval_s)
-    register_views(app, settings, stats, describe_security(dtls), kafka_security, lambda: sender.endpoints)
+    register_views(
+        app,
+        settings,
+        stats,
+        describe_security(dtls, tls and tls.description),
+        kafka_security,
+        lambda: sender.endpoints,
+    )
     register_probes(app, engine, lambda: assignment(app), watch_group(app, settings.group_id))
 
     @app.task

@@ -15,12 +15,14 @@ def check(_args: argparse.Namespace) -> int:
     from streamapp.coap.discovery import describe as describe_discovery
     from streamapp.coap.discovery import discovery_group
     from streamapp.coap.security import dtls_options, unused_dtls_keys
+    from streamapp.coap.tcp_tls import tls_options
     from streamapp.engine.pipeline import Route
     from streamapp.kafka.security import broker_credentials
 
     try:
         settings = Settings.load()
         dtls = dtls_options(settings)
+        tls = tls_options(settings)
         _, kafka_security = broker_credentials(settings)
         for statement in settings.statements:  # fixed statement servers are checked as the worker does
             Route.compile(statement)
@@ -39,9 +41,11 @@ def check(_args: argparse.Namespace) -> int:
     for name in settings.ignored:
         print(f"  ignored: {name} (not a streamapp key)")
     for name in unused_dtls_keys(settings):
-        print(f"  ignored: {name} (DTLS only: the URI is coap://)")
+        print(f"  ignored: {name} (DTLS and TLS only: no coaps:// or coaps+tcp:// server)")
     if dtls is not None:
         print(f"DTLS: {dtls.description}")
+    if tls is not None:
+        print(f"TLS: {tls.description}")
     print(
         f"Kafka: group {settings.group_id!r}, {kafka_security}, "
         f"auto.offset.reset={settings.auto_offset_reset}"

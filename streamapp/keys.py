@@ -137,10 +137,14 @@ def _not_negative(value: int) -> None:
         raise ValueError(f"expected an integer >= 0, got {value}")
 
 
+#: The server URI schemes: CoAP over UDP and DTLS (RFC 7252), over TCP and TLS (RFC 8323 §8).
+COAP_SCHEMES = ("coap", "coaps", "coap+tcp", "coaps+tcp")
+
+
 def _coap_uri(value: str) -> None:
     parts = urlsplit(value)
-    if parts.scheme not in ("coap", "coaps"):
-        raise ValueError(f"expected a coap:// or coaps:// URI, got {value!r}")
+    if parts.scheme not in COAP_SCHEMES:
+        raise ValueError(f"expected a coap://, coaps://, coap+tcp:// or coaps+tcp:// URI, got {value!r}")
     if not parts.hostname:
         raise ValueError(f"no host in {value!r}")
     if parts.query or parts.fragment:
@@ -154,6 +158,11 @@ def _coap_uri(value: str) -> None:
         raise ValueError(
             f"{group.name} finds the server by a plain-CoAP multicast, and DTLS has no multicast "
             "(RFC 7252 §9.1): name the coaps:// server"
+        )
+    if group is not None and parts.scheme != "coap":
+        raise ValueError(
+            f"{group.name} finds the server by a CoAP multicast over UDP, and TCP has no multicast: name the "
+            f"{parts.scheme}:// server"
         )
 
 
@@ -237,7 +246,8 @@ KEYS: tuple[Key, ...] = (
         "connect.coap.uri",
         _parse_str,
         REQUIRED,
-        "Base URI of the CoAP server: coap://host[:port][/base/path]. Each statement's resource is appended.",
+        "Base URI of the CoAP server: coap://host[:port][/base/path], coaps:// (DTLS), coap+tcp:// or "
+        "coaps+tcp:// (TCP, TLS: docs/tcp.md). Each statement's resource is appended.",
         validate=_coap_uri,
     ),
     Key("connect.coap.kcql", _parse_str, REQUIRED, "KCQL statements, separated by ';'."),
@@ -317,7 +327,8 @@ KEYS: tuple[Key, ...] = (
         "connect.coap.handshake.timeout",
         _parse_int,
         8000,
-        "Milliseconds a DTLS handshake may take (a wrong PSK shows as silence until then).",
+        "Milliseconds a DTLS handshake may take (a wrong PSK shows as silence until then); for coap+tcp:// "
+        "and coaps+tcp://, the TCP connect, TLS handshake and the server's CSM together.",
         validate=_positive,
         unit="ms",
     ),

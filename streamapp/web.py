@@ -107,6 +107,10 @@ def register_views(
         return response
 
 
-def describe_security(dtls: DtlsOptions | None) -> str:
-    """``none`` for coap://, else the DTLS mode and non-secret facts (identity, subjects, suites)."""
-    return "none (coap://)" if dtls is None else f"DTLS 1.2: {dtls.description}"
+def describe_security(dtls: DtlsOptions | None, tls: str | None = None) -> str:
+    """``none`` for coap://, else the DTLS mode and non-secret facts (identity, subjects, suites), and the
+    TLS of coaps+tcp:// (``tls``: its description)."""
+    described = [] if dtls is None else [f"DTLS 1.2: {dtls.description}"]
+    if tls is not None:
+        described.append(tls)
+    return "; ".join(described) or "none (coap://)"

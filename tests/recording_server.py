@@ -11,6 +11,10 @@ Usage::
         server.wait_for_count(3, timeout=10)
         assert [r.payload for r in server.requests_for("/sensors/a")] == [b"1", b"2", b"3"]
 
+``RecordingCoapServer(transport="tcp")`` serves CoAP over TCP instead (RFC 8323, aiocoap's ``tcpserver``,
+``coap+tcp://``), ``transport="tls"`` over TLS with the given server ``ssl_context`` (``tlsserver``,
+``coaps+tcp://``); :meth:`restart` stops and starts it on the same port, its records kept.
+
 Each request's time at the server is kept too (:attr:`RecordingCoapServer.exchanges`): when it arrived, when
 its answer was handed back to aiocoap, and both as positions in one event order, so a test can tell exactly
 which requests were outstanding together (e.g. that one partition never had two at once).
@@ -20,15 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import aiocoap
 from aiocoap import resource
 from aiocoap.numbers.codes import Code
 
+from streamapp_harness.process import free_udp_tcp_ports
 from tests.threaded_server import ThreadedServer
 
 __all__ = ["Exchange", "Recorded", "RecordingCoapServer"]
@@ -133,9 +140,24 @@ class RecordingCoapServer(ThreadedServer):
     A request is recorded (and ``wait_for_count`` woken) when it arrives, before any delay.
     """
 
-    def __init__(self, port: int = 0, *, startup_timeout: float = 10.0) -> None:
-        """``port=0`` (default) lets the OS pick a free port at bind time, so there is no race for it."""
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        startup_timeout: float = 10.0,
+        transport: Literal["udp", "tcp", "tls"] = "udp",
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = _HOST,
+    ) -> None:
+        """``port=0`` (default) lets the OS pick a free port at bind time, so there is no race for it (over
+        TCP a free port is looked for: aiocoap takes 0 for its default port). ``host``: the host the URI
+        names (``localhost`` for a TLS certificate's name; the server listens on 127.0.0.1 either way)."""
         super().__init__(startup_timeout)
+        if (transport == "tls") != (ssl_context is not None):
+            raise ValueError("transport='tls' and ssl_context go together")
+        self._transport = transport
+        self._ssl_context = ssl_context
+        self._uri_host = host
         self._requested_port = port
         self._port: int | None = None
         self._cond = threading.Condition()
@@ -160,8 +182,14 @@ class RecordingCoapServer(ThreadedServer):
 
     @property
     def uri(self) -> str:
-        """``"coap://127.0.0.1:P"`` (no trailing slash)."""
-        return f"coap://{_HOST}:{self.port}"
+        """``"coap://127.0.0.1:P"`` (no trailing slash); ``coap+tcp://`` or ``coaps+tcp://`` over TCP, TLS."""
+        scheme = {"udp": "coap", "tcp": "coap+tcp", "tls": "coaps+tcp"}[self._transport]
+        return f"{scheme}://{self._uri_host}:{self.port}"
+
+    def restart(self) -> None:
+        """Stop (closing every connection) and start again on the same port; the records stay."""
+        self.stop()
+        self.start()
 
     thread_name = "recording-coap-server"
 
@@ -169,6 +197,8 @@ class RecordingCoapServer(ThreadedServer):
         self._context, self._port = await self._create_context()
 
     async def _create_context(self) -> tuple[aiocoap.Context, int]:
+        if self._transport != "udp":
+            return await self._create_tcp_context()
         # udp6 only: the default server transports would also open TCP/TLS/WebSocket listeners.
         context = await aiocoap.Context.create_server_context(
             _CatchAllResource(self), bind=(_HOST, self._requested_port), transports=["udp6"]
@@ -180,11 +210,37 @@ class RecordingCoapServer(ThreadedServer):
             raise RuntimeError("aiocoap did not report the bound port")
         return context, port
 
+    async def _create_tcp_context(self) -> tuple[aiocoap.Context, int]:
+        if not self._requested_port:
+            self._requested_port = free_udp_tcp_ports(2)
+        port = self._requested_port
+        # aiocoap binds its TLS server on the given port + 1 (its default ports 5683/5684).
+        bind_port = port - 1 if self._transport == "tls" else port
+        context = await aiocoap.Context.create_server_context(
+            _CatchAllResource(self),
+            bind=(_HOST, bind_port),
+            transports=["tcpserver" if self._transport == "tcp" else "tlsserver"],
+            _ssl_context=self._ssl_context,
+        )
+        return context, port
+
     async def _close(self) -> None:
-        """Shut the context down; recorded requests stay readable."""
+        """Shut the context down; recorded requests stay readable. Over TCP every connection is closed too
+        (aiocoap sends Release and leaves them open, as a stopped process would not)."""
         context, self._context = self._context, None
         if context is not None:
+            interfaces = [getattr(i, "token_interface", None) for i in context.request_interfaces]
+            for interface in interfaces:
+                pool = getattr(interface, "_pool", None)
+                if isinstance(pool, set):
+                    # aiocoap 0.4.17 pools a connection before its TLS handshake and cannot name (repr) one
+                    # whose handshake failed, which breaks its shutdown: those are dropped first.
+                    pool.difference_update([c for c in pool if not hasattr(c, "_remote_hostinfo")])
             await context.shutdown()
+            for interface in interfaces:
+                for connection in list(getattr(interface, "_pool", ())):
+                    if connection._transport is not None:
+                        connection._transport.close()
 
     # -- configuration (thread-safe) -------------------------------------------------------------------------
 

@@ -123,6 +123,14 @@ def load_credentials(
 
 
 def _pem_identity(private_key_file: str | None, public_key_file: str | None) -> tuple[CertificateChain, str]:
+    chain, key, source = pem_parts(private_key_file, public_key_file)
+    return _identity(chain, key, source, cert_key=PUBLIC_KEY_FILE, key_key=PRIVATE_KEY_FILE)
+
+
+def pem_parts(
+    private_key_file: str | None, public_key_file: str | None
+) -> tuple[list[x509.Certificate], PrivateKeyTypes, str]:
+    """The certificate chain and key of the PEM files, parsed (and what they are, for descriptions)."""
     for key, value in ((PUBLIC_KEY_FILE, public_key_file), (PRIVATE_KEY_FILE, private_key_file)):
         if not value:
             raise ConfigError(key, f"both {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE} are needed")
@@ -149,11 +157,18 @@ def _pem_identity(private_key_file: str | None, public_key_file: str | None) -> 
             f"no PEM private key in '{private_key_file}' (expected PKCS#8 'BEGIN PRIVATE KEY', "
             f"or 'BEGIN EC PRIVATE KEY' / 'BEGIN RSA PRIVATE KEY'){hint}",
         ) from None
-    source = f"from PEM files '{public_key_file}' and '{private_key_file}'"
-    return _identity(chain, key, source, cert_key=PUBLIC_KEY_FILE, key_key=PRIVATE_KEY_FILE)
+    return chain, key, f"from PEM files '{public_key_file}' and '{private_key_file}'"
 
 
 def _keystore_identity(path: str, password: str, alias: str) -> tuple[CertificateChain, str]:
+    chain, key, source = keystore_parts(path, password, alias)
+    return _identity(chain, key, source, cert_key=KEYSTORE_PATH, key_key=KEYSTORE_PATH)
+
+
+def keystore_parts(
+    path: str, password: str, alias: str
+) -> tuple[list[x509.Certificate], PrivateKeyTypes, str]:
+    """The certificate chain and key of the keystore's entry ``alias``, parsed."""
     data = read_file(KEYSTORE_PATH, path)
     kind = JAVA_MAGIC.get(data[:4])
     if kind:
@@ -191,14 +206,30 @@ def _keystore_identity(path: str, password: str, alias: str) -> tuple[Certificat
             raise _alias_missing(alias, path, ([key_alias] if bundle.key else []) + named)
         key = bundle.key
         chain = order_chain(bundle.cert.certificate, [c.certificate for c in bundle.additional_certs])
-    source = f"from {kind} keystore '{path}' alias {alias!r}"
-    return _identity(chain, key, source, cert_key=KEYSTORE_PATH, key_key=KEYSTORE_PATH)
+    return chain, key, f"from {kind} keystore '{path}' alias {alias!r}"
 
 
 def _identity(
     chain: list[x509.Certificate], key: PrivateKeyTypes, source: str, *, cert_key: str, key_key: str
 ) -> tuple[CertificateChain, str]:
     """Check that the leaf matches the key and is still valid; convert both for Mbed TLS."""
+    key_type, subject, mbedtls_key = checked_identity(chain, key, source, cert_key=cert_key, key_key=key_key)
+    key_der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        crts = tuple(mbedtls.x509.CRT.from_DER(der(cert)) for cert in chain)
+        loaded = mbedtls_key.from_DER(key_der)
+    except Exception:  # mbedtls raises TLSError: e.g. on an EC curve Mbed TLS does not implement
+        raise ConfigError(key_key, f"Mbed TLS cannot use the {key_type} key {source}") from None
+    return (crts, loaded), f"certificate {subject!r} (chain of {len(chain)}), {key_type} key, {source}"
+
+
+def checked_identity(
+    chain: list[x509.Certificate], key: PrivateKeyTypes, source: str, *, cert_key: str, key_key: str
+) -> tuple[str, str, type[mbedtls.pk.ECC] | type[mbedtls.pk.RSA]]:
+    """The key's type, the leaf's subject and the Mbed TLS key class, once the leaf is found to match the key
+    and to be still valid (else ConfigError naming ``cert_key`` or ``key_key``)."""
     if not chain:
         raise ConfigError(cert_key, f"no certificate {source}")
     if isinstance(key, ec.EllipticCurvePrivateKey):
@@ -215,21 +246,26 @@ def _identity(
         raise ConfigError(
             cert_key, f"the certificate {subject!r} {source} expired (notAfter {leaf.not_valid_after_utc})"
         )
-    key_der = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    try:
-        crts = tuple(mbedtls.x509.CRT.from_DER(der(cert)) for cert in chain)
-        loaded = mbedtls_key.from_DER(key_der)
-    except Exception:  # mbedtls raises TLSError: e.g. on an EC curve Mbed TLS does not implement
-        raise ConfigError(key_key, f"Mbed TLS cannot use the {key_type} key {source}") from None
-    return (crts, loaded), f"certificate {subject!r} (chain of {len(chain)}), {key_type} key, {source}"
+    return key_type, subject, mbedtls_key
 
 
 # --- truststore -------------------------------------------------------------------------------------------
 
 
 def _truststore(path: str, password: str, aliases: tuple[str, ...]) -> tuple[mbedtls.tls.TrustStore, str]:
+    entries, summary = trusted_certificates(path, password, aliases)
+    trust = mbedtls.tls.TrustStore()
+    try:
+        for cert_der in entries:
+            trust.add(mbedtls.x509.CRT.from_DER(cert_der))
+    except Exception:  # mbedtls raises TLSError on a certificate it cannot parse
+        raise ConfigError(TRUSTSTORE_PATH, f"Mbed TLS cannot parse a certificate in '{path}'") from None
+    return trust, summary
+
+
+def trusted_certificates(path: str, password: str, aliases: tuple[str, ...]) -> tuple[list[bytes], str]:
+    """The trusted certificates of the truststore (DER), those of ``aliases`` only when given, and what they
+    are (for descriptions); ConfigError names the key at fault."""
     data = read_file(TRUSTSTORE_PATH, path)
     kind = JAVA_MAGIC.get(data[:4])
     entries: list[tuple[str | None, bytes]]
@@ -262,15 +298,10 @@ def _truststore(path: str, password: str, aliases: tuple[str, ...]) -> tuple[mbe
             )
         wanted = {a.lower() for a in aliases}
         entries = [(a, cert_der) for a, cert_der in entries if a and a.lower() in wanted]
-    trust = mbedtls.tls.TrustStore()
-    try:
-        for _, cert_der in entries:
-            trust.add(mbedtls.x509.CRT.from_DER(cert_der))
-    except Exception:  # mbedtls raises TLSError on a certificate it cannot parse
-        raise ConfigError(TRUSTSTORE_PATH, f"Mbed TLS cannot parse a certificate in '{path}'") from None
     names = ", ".join(a for a, _ in entries if a)
-    return trust, f"trusting {len(trust)} certificate(s) from {kind} truststore '{path}'" + (
-        f" (aliases {names})" if names else ""
+    return [cert_der for _, cert_der in entries], (
+        f"trusting {len(entries)} certificate(s) from {kind} truststore '{path}'"
+        + (f" (aliases {names})" if names else "")
     )
 
 

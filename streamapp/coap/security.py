@@ -60,8 +60,21 @@ def dtls_options(settings: Settings) -> DtlsOptions | None:
     )
 
 
+#: The keys of those that coaps+tcp:// (TLS, ``tcp_tls.py``) uses too.
+TLS_KEYS = (
+    "connect.coap.private.key.file",
+    "connect.coap.public.key.file",
+    "connect.coap.keystore.path",
+    "connect.coap.truststore.path",
+)
+
+
 def unused_dtls_keys(settings: Settings) -> list[str]:
-    """DTLS keys set with a ``coap://`` URI (reported by ``check``; stream-reactor ignored them too)."""
+    """DTLS keys set with no ``coaps://`` server (reported by ``check``; stream-reactor ignored them too),
+    but for those a ``coaps+tcp://`` server uses."""
+    from streamapp.coap.tcp_tls import uses_tls
+
     if uses_dtls(settings):
         return []
-    return [k for k in DTLS_KEYS if settings.sources[k] != "default"]
+    used = TLS_KEYS if uses_tls(settings) else ()
+    return [k for k in DTLS_KEYS if settings.sources[k] != "default" and k not in used]

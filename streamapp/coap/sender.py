@@ -26,7 +26,7 @@ from aiocoap.numbers.constants import TransportTuning
 from aiocoap.util import hostportjoin
 from mbedtls import tls
 
-from streamapp.coap import exchange, wire
+from streamapp.coap import exchange, tcp, wire
 from streamapp.coap.dtls import DtlsLink, DtlsOptions
 from streamapp.coap.endpoints import DEFAULT_EXCHANGE_LIFETIME_S, EndpointPool, MessageIdLedger
 from streamapp.coap.exchange import (
@@ -39,9 +39,10 @@ from streamapp.coap.exchange import (
     ResponseTimeout,
     RetransmitsExceeded,
 )
+from streamapp.coap.tcp_tls import TCP_SCHEMES, TlsOptions
 from streamapp.errors import DeliveryError
 from streamapp.kcql.model import STATEMENT_PROPERTIES
-from streamapp.keys import KEYS_BY_NAME, in_seconds
+from streamapp.keys import KEYS_BY_NAME, default_seconds, in_seconds
 from streamapp.logs import get_logger
 from streamapp.records import Answer, RecordCoordinates
 
@@ -59,6 +60,8 @@ _CODES = tuple(Code(number) for number in range(256))
 MAX_OPEN_SERVERS = 256
 #: How often idle statement servers are looked for.
 IDLE_SWEEP_INTERVAL_S = 30.0
+#: How long a TCP connection (and TLS handshake, and the server's CSM) may take to come up.
+DEFAULT_CONNECT_TIMEOUT_S = default_seconds("connect.coap.handshake.timeout")
 
 
 class Transmission(TransportTuning):
@@ -182,9 +185,13 @@ class Server:
         parts = urlsplit(uri)
         self.origin = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self.base_path = tuple(unquote(seg) for seg in parts.path.split("/") if seg)
-        self.secure = parts.scheme.lower() == "coaps"
+        scheme = parts.scheme.lower()
+        self.secure = scheme == "coaps"
+        #: CoAP over TCP or TLS (RFC 8323, ``tcp.py``): one connection (``link``) instead of endpoints.
+        self.tcp = scheme in TCP_SCHEMES
+        self.tls = scheme == "coaps+tcp"
         self.host = parts.hostname or ""
-        self.port = parts.port or (COAPS_PORT if self.secure else COAP_PORT)
+        self.port = parts.port or (COAPS_PORT if scheme.startswith("coaps") else COAP_PORT)
         #: The server as log lines name it.
         self.remote = hostportjoin(self.host, self.port)
         # The Uri-Host option the URI puts on a request, as aiocoap derives it: a host name, lower case;
@@ -193,11 +200,12 @@ class Server:
         #: The encoded options of this server's requests, per resource.
         self.options = wire.OptionCache(probe.opt.uri_host, self.base_path)
         self.pool: EndpointPool[ClientEndpoint] | None = None
+        self.link: tcp.TcpClient | None = None
         self.last_used = 0.0  # loop time it was last addressed (CoapSender._server)
 
     @property
     def idle(self) -> bool:
-        return self.pool is None or self.pool.idle
+        return (self.pool is None or self.pool.idle) and (self.link is None or self.link.idle)
 
 
 class CoapSender(mode.Service):
@@ -223,10 +231,14 @@ class CoapSender(mode.Service):
         window: int = _DEFAULT["max_inflight"],
         lifetime_s: float = DEFAULT_EXCHANGE_LIFETIME_S,
         max_endpoints: int | None = None,
+        tls: TlsOptions | None = None,
+        tcp_connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
         self._dtls = dtls
+        self._tls = tls
+        self._tcp_connect_timeout_s = tcp_connect_timeout_s
         self.window = window
         self._lifetime_s = lifetime_s
         self._max_endpoints = max_endpoints
@@ -275,6 +287,20 @@ class CoapSender(mode.Service):
             await exchange.connect_udp(endpoint, server.host, server.port)
         return endpoint
 
+    def _link_of(self, server: Server) -> tcp.TcpClient:
+        """The ``coap+tcp``/``coaps+tcp`` server's connection (opened by its first request)."""
+        if server.link is None:
+            server.link = tcp.TcpClient(
+                server.host,
+                server.port,
+                server.origin,
+                window=self.window,
+                tls=self._tls if server.tls else None,
+                connect_timeout_s=self._tcp_connect_timeout_s,
+                loop=self._loop,
+            )
+        return server.link
+
     @mode.Service.timer(IDLE_SWEEP_INTERVAL_S)
     async def _sweep_idle_servers(self) -> None:
         await self.close_idle_servers()
@@ -289,11 +315,12 @@ class CoapSender(mode.Service):
                 if pool is not None:
                     await pool.close()
 
-    def _forget_server(self, uri: str, why: str) -> EndpointPool | None:
+    def _forget_server(self, uri: str, why: str) -> EndpointPool | tcp.TcpClient | None:
         """Take ``uri`` out of the open servers at once (a request addressing it later gets a fresh one) and
-        hand back its endpoints for the caller to close."""
+        hand back its endpoints (or its TCP connection) for the caller to close."""
         server = self._servers.pop(uri)
-        pool, server.pool = server.pool, None
+        pool = server.pool if server.pool is not None else server.link
+        server.pool = server.link = None
         log.info("coap.server_closed", server=uri, why=why, open_servers=len(self._servers))
         return pool
 
@@ -315,6 +342,9 @@ class CoapSender(mode.Service):
             pool, server.pool = server.pool, None
             if pool is not None:
                 await pool.close()
+            link, server.link = server.link, None
+            if link is not None:
+                await link.close()
 
     @property
     def _pools(self) -> list[EndpointPool]:
@@ -322,8 +352,9 @@ class CoapSender(mode.Service):
 
     @property
     def endpoints(self) -> int:
-        """How many source endpoints are open, over every server."""
-        return sum(len(pool.endpoints) for pool in self._pools)
+        """How many source endpoints (TCP connections too) are open, over every server."""
+        links = (s.link for s in (self._default, *self._servers.values()) if s.link is not None)
+        return sum(len(pool.endpoints) for pool in self._pools) + sum(link.connections for link in links)
 
     @property
     def message_ids(self) -> int:
@@ -339,6 +370,14 @@ class CoapSender(mode.Service):
             raise DeliveryError(
                 where,
                 f"{server.uri} is a coaps:// server, and the worker has no DTLS credentials",
+                resource="/".join(segments),
+                retriable=False,
+            )
+        if server.tls and self._tls is None:
+            raise DeliveryError(
+                where,
+                f"{server.uri} is a coaps+tcp:// server, and the worker has no TLS trust "
+                "(connect.coap.truststore.path)",
                 resource="/".join(segments),
                 retriable=False,
             )
@@ -406,6 +445,8 @@ class CoapSender(mode.Service):
         except DeliveryError as exc:
             future.set_exception(exc)
             return future
+        if target.tcp:
+            return self._submit_tcp(target, future, segments, payload, where, options, server, query)
         pool = target.pool or self._pool_of(target)
         request = _Request(
             self,
@@ -428,6 +469,29 @@ class CoapSender(mode.Service):
         else:
             # No free endpoint (open one, or wait for one), or its server's address is to be resolved again.
             request.task = loop.create_task(request.acquire(ids, endpoint))
+        return future
+
+    def _submit_tcp(
+        self,
+        target: Server,
+        future: _Outcome,
+        segments: tuple[str, ...],
+        payload: bytes,
+        where: RecordCoordinates,
+        options: RequestOptions | None,
+        server: str | None,
+        query: tuple[str, ...],
+    ) -> _Outcome:
+        """:meth:`submit` to a ``coap+tcp``/``coaps+tcp`` server: the request goes on its connection
+        (``tcp.py``); the future settles as over UDP."""
+        options = options or self.default_options
+        request = _TcpRequest(self, target, None, segments, payload, where, options, server, query, future)
+        future.request = request
+        encoded, last = target.options.get(segments, query, options.content_format if payload else None)
+        request.exchange = exchange = tcp.TcpExchange(
+            options.exchange_parameters[0], encoded, last, payload, options.response_timeout_s, request.done
+        )
+        (target.link or self._link_of(target)).start(exchange)
         return future
 
     def _no_answer(self, request: _Request, exc: BaseException) -> DeliveryError:
@@ -524,7 +588,7 @@ class _Request:
         self,
         sender: CoapSender,
         target: Server,
-        pool: EndpointPool[ClientEndpoint],
+        pool: EndpointPool[ClientEndpoint] | None,
         segments: tuple[str, ...],
         payload: bytes,
         where: RecordCoordinates,
@@ -544,7 +608,7 @@ class _Request:
         self.query = query
         self.future = future
         self.endpoint: ClientEndpoint | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: Exchange | tcp.TcpExchange | None = None
         self.task: asyncio.Task[None] | None = None
 
     async def acquire(self, ids: int, endpoint: ClientEndpoint | None) -> None:
@@ -632,6 +696,18 @@ class _Request:
                 endpoint.abort(self.exchange)
                 self.exchange = None
             self.pool.release(endpoint)
+
+
+class _TcpRequest(_Request):
+    """A request over a ``coap+tcp``/``coaps+tcp`` connection: no endpoint of its own, and ``exchange`` is
+    a :class:`~streamapp.coap.tcp.TcpExchange`."""
+
+    __slots__ = ()
+
+    def abandon(self) -> None:
+        exchange, self.exchange = self.exchange, None
+        if isinstance(exchange, tcp.TcpExchange) and exchange.client is not None:
+            exchange.client.abandon(exchange)
 
 
 __all__ = [

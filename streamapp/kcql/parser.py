@@ -173,8 +173,9 @@ def _unquote(token: Token) -> str:
 
 _STAR = object()  # a `*` path segment, before it is folded into Field.star
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-#: ``coap://host:port`` or ``coaps://...`` at the start of an INSERT target (host and port may be templates).
-_URI_ORIGIN = re.compile(r"coaps?://[^/?]+", re.IGNORECASE)
+#: ``coap://host:port``, ``coaps://``, ``coap+tcp://`` or ``coaps+tcp://...`` at the start of an INSERT
+#: target (host and port may be templates).
+_URI_ORIGIN = re.compile(r"coaps?(?:\+tcp)?://[^/?]+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

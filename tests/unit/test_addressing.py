@@ -101,4 +101,4 @@ def test_an_empty_query_value_is_an_error_for_that_record() -> None:
 def test_property_uri_is_validated_with_placeholders_filled() -> None:
     with pytest.raises(ConfigError) as info:
         statement("INSERT INTO r SELECT * FROM t PROPERTIES(uri='http://{site}.example')")
-    assert "coap:// or coaps://" in str(info.value)
+    assert "coap://, coaps://, coap+tcp:// or coaps+tcp://" in str(info.value)

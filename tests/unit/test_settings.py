@@ -62,7 +62,7 @@ def test_routes_and_sources() -> None:
     [
         ({"connect.coap.kcql": KCQL}, "connect.coap.uri", "is required"),
         ({"connect.coap.uri": "coap://h"}, "connect.coap.kcql", "is required"),
-        ({**BASE, "connect.coap.uri": "http://h/x"}, "connect.coap.uri", "coap:// or coaps://"),
+        ({**BASE, "connect.coap.uri": "http://h/x"}, "connect.coap.uri", "coaps+tcp://"),
         ({**BASE, "connect.coap.uri": "coap://h:99999"}, "connect.coap.uri", "bad port"),
         ({**BASE, "connect.coap.port": "abc"}, "connect.coap.port", "expected an integer, got 'abc'"),
         ({**BASE, "connect.coap.max.retries": "-1"}, "connect.coap.max.retries", ">= 0"),
