@@ -59,14 +59,16 @@ def make_contexts(
         if id_context is not None:
             settings["id-context_hex"] = id_context.hex()
         (directory / "settings.json").write_text(json.dumps(settings))
-        (directory / "secret.json").write_text(json.dumps({"secret_hex": secret.hex(), "salt_hex": salt.hex()}))
+        keys = {"secret_hex": secret.hex(), "salt_hex": salt.hex()}
+        (directory / "secret.json").write_text(json.dumps(keys))
     return ContextPair(base / "client", base / "server", secret.hex(), salt.hex())
 
 
 def server_sequence_unknown(server_dir: Path, next_to_send: int = 0) -> None:
     """The server's context as after a crash: its replay window is unknown, so its first request from the
     client gets a 4.01 with Echo (RFC 8613 Appendix B.1.2)."""
-    (server_dir / "sequence.json").write_text(json.dumps({"next-to-send": next_to_send, "received": "unknown"}))
+    state = {"next-to-send": next_to_send, "received": "unknown"}
+    (server_dir / "sequence.json").write_text(json.dumps(state))
 
 
 class _Site(_CatchAllResource):
