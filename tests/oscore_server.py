@@ -82,6 +82,18 @@ class _Site(_CatchAllResource):
         return await super().render(request)
 
 
+class _RecordingContext(oscore.FilesystemSecurityContext):
+    """The server's recipient context, noting the sender sequence number of every request it accepts."""
+
+    seen: list[int]
+
+    def unprotect(self, protected_message, request_id=None):  # type: ignore[no-untyped-def]
+        inner, request_id = super().unprotect(protected_message, request_id)
+        if protected_message.code.is_request():
+            self.seen.append(int.from_bytes(request_id.partial_iv, "big"))
+        return inner, request_id
+
+
 class OscoreCoapServer(RecordingCoapServer):
     """The recording server with aiocoap's OSCORE in front (``server_dir``: its recipient context)."""
 
@@ -92,9 +104,12 @@ class OscoreCoapServer(RecordingCoapServer):
         self.server_dir = server_dir
         self.unprotected = 0
         self._security: oscore.FilesystemSecurityContext | None = None
+        #: The sequence numbers of the requests the server accepted, in order (a reused one is refused).
+        self.accepted_sequence_numbers: list[int] = []
 
     async def _create_context(self) -> tuple[aiocoap.Context, int]:
-        self._security = oscore.FilesystemSecurityContext(str(self.server_dir))
+        self._security = security = _RecordingContext(str(self.server_dir))
+        security.seen = self.accepted_sequence_numbers
         credentials = CredentialsMap()
         credentials[":client"] = self._security
         site = OscoreSiteWrapper(_Site(self), credentials)
