@@ -536,8 +536,8 @@ KEYS: tuple[Key, ...] = (
         "Directory of an OSCORE security context (RFC 8613, aiocoap's format: settings.json with "
         "sender-id and recipient-id, secret.json with the master secret and salt; the worker keeps "
         "sequence.json and a lock file there): every request to connect.coap.uri is protected with it "
-        "(docs/oscore.md). A statement's PROPERTIES(oscore.context=...) overrides it (empty: none); a "
-        "statement with its own uri has none unless it names one.",
+        "(docs/oscore.md). A statement's PROPERTIES(oscore.context=...) overrides it; a statement with "
+        "its own uri has none unless it names one.",
         validate=check_context_directory,
     ),
     Key(
