@@ -13,6 +13,7 @@ import agents
 from streamapp import patches
 from streamapp.coap.discovery import DISCOVERED_FROM
 from streamapp.coap.endpoints import exchange_lifetime
+from streamapp.coap.oscore import OSCORE_REPLAY_WINDOW, open_contexts
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.coap.tcp_tls import tls_options
@@ -87,6 +88,8 @@ def create_app(settings: Settings) -> faust.App:
     routes = {s.index: Route.compile(s, defaults) for s in settings.statements}
     dtls = dtls_options(settings)
     tls = tls_options(settings)
+    # Each context directory opened once, its lock held while the worker runs (docs/oscore.md).
+    oscore = open_contexts(r.options.oscore_context for r in routes.values())
     sender = CoapSender(
         settings.uri,
         defaults,
@@ -97,6 +100,7 @@ def create_app(settings: Settings) -> faust.App:
         max_endpoints=1 if dtls is not None and dtls.local_bind and dtls.local_bind[1] else None,
         tls=tls,
         tcp_connect_timeout_s=settings.seconds("connect.coap.handshake.timeout"),
+        oscore=oscore,
         loop=app.loop,
     )
     app.service(sender)
@@ -191,6 +195,20 @@ def create_app(settings: Settings) -> faust.App:
         the discovered server, the Kafka client."""
         for notice in settings.notices:
             log.warning("config.notice", key=notice.key, note=notice.text, use_instead=notice.deprecated_for)
+        for directory in dict.fromkeys(oscore):
+            log.info(
+                "coap.oscore_context",
+                directory=directory,
+                next_sequence_number=oscore[directory].next_sequence_number,
+            )
+        if oscore and settings.max_inflight > OSCORE_REPLAY_WINDOW:
+            log.warning(
+                "coap.oscore_window",
+                max_inflight=settings.max_inflight,
+                why=f"more requests in flight than a server's default OSCORE replay window "
+                f"({OSCORE_REPLAY_WINDOW}): a retransmission overtaken by that many newer requests is "
+                "refused as a replay",
+            )
         if settings.sources["connect.coap.uri"].startswith(DISCOVERED_FROM):
             log.info("coap.server_discovered", server=settings.uri, how=settings.sources["connect.coap.uri"])
         log.info(

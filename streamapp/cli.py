@@ -15,6 +15,7 @@ def check(_args: argparse.Namespace) -> int:
     from streamapp.coap.discovery import describe as describe_discovery
     from streamapp.coap.discovery import discovery_group
     from streamapp.coap.security import dtls_options, unused_dtls_keys
+    from streamapp.coap.sender import RequestOptions
     from streamapp.coap.tcp_tls import tls_options
     from streamapp.engine.pipeline import Route
     from streamapp.kafka.security import broker_credentials
@@ -51,10 +52,14 @@ def check(_args: argparse.Namespace) -> int:
         f"auto.offset.reset={settings.auto_offset_reset}"
     )
     print("routes:")
+    defaults = RequestOptions.from_values(settings.values)
     for statement in settings.statements:
         fields = ", ".join(str(f) for f in statement.fields)
         target = f"{settings.uri.rstrip('/')}/{'/'.join(statement.resource_segments)}"
-        print(f"  [{statement.index}] {statement.source} -> {target}  SELECT {fields}")
+        # The directory only (checked, not opened: a running worker holds its lock); docs/oscore.md.
+        context = defaults.overridden(statement.properties).oscore_context
+        protected = f"  OSCORE {context}" if context else ""
+        print(f"  [{statement.index}] {statement.source} -> {target}  SELECT {fields}{protected}")
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streamapp.coap.discovery import discovery_group
+from streamapp.coap.oscore import check_context_directory
 from streamapp.coap.suites import check_suite_names
 
 #: More retransmissions than this make one exchange last hours (the waits double each time).
@@ -538,6 +539,17 @@ KEYS: tuple[Key, ...] = (
         "all",
         "Which responses reach the reply topic: all, success (2.xx) or failure (4.xx, 5.xx; a request "
         "that got no response has nothing to reply). A statement's PROPERTIES(reply.on=...) overrides it.",
+    ),
+    Key(
+        "connect.coap.oscore.context",
+        _parse_str,
+        None,
+        "Directory of an OSCORE security context (RFC 8613, aiocoap's format: settings.json with "
+        "sender-id and recipient-id, secret.json with the master secret and salt; the worker keeps "
+        "sequence.json and a lock file there): every request to connect.coap.uri is protected with it "
+        "(docs/oscore.md). A statement's PROPERTIES(oscore.context=...) overrides it; a statement with "
+        "its own uri has none unless it names one.",
+        validate=check_context_directory,
     ),
     Key(
         "errors.deadletterqueue.topic.name",

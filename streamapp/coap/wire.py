@@ -11,7 +11,8 @@ the payload. The bytes are exactly what aiocoap encodes for the same message (te
 compares them).
 
 Decoding reads the header, the token, the two block options (Block1 27, Block2 23), the Content-Format
-(12, for a reply record) and the payload, and skips every other option. A datagram that breaks the
+(12, for a reply record), the OSCORE option (9, for ``oscore.py``) and the payload, and skips every other
+option. A datagram that breaks the
 format (version other than 1, a token longer than 8 bytes, a truncated option, the reserved nibble 15, a
 payload marker before an empty payload) is :data:`None`: the caller drops it, as aiocoap drops what it
 cannot parse. Unknown options, critical ones too, are skipped as aiocoap does (it keeps them opaque and
@@ -30,6 +31,7 @@ CONTINUE = 0x5F  # 2.31, RFC 7959
 REQUEST_ENTITY_TOO_LARGE = 0x8D  # 4.13
 #: Option numbers (RFC 7252 §5.10, RFC 7959 §2.1).
 URI_HOST, URI_PORT, URI_PATH, CONTENT_FORMAT, URI_QUERY = 3, 7, 11, 12, 15
+OSCORE = 9  # RFC 8613 §2
 BLOCK2, BLOCK1, SIZE1 = 23, 27, 60
 #: The block size the sink starts a block-wise transfer with: 2 ** (6 + 4) = 1024 bytes, as aiocoap.
 DEFAULT_SZX = 6
@@ -162,6 +164,8 @@ class Incoming(NamedTuple):
     payload: bytes
     #: The Content-Format option (§5.10.3) of a response, for its reply record; None when absent.
     content_format: int | None = None
+    #: The OSCORE option's value (RFC 8613 §2; often empty in a response), None when absent: ``oscore.py``.
+    oscore: bytes | None = None
 
 
 def decode(data: bytes) -> Incoming | None:
@@ -183,6 +187,7 @@ def decode(data: bytes) -> Incoming | None:
     mid = data[2] << 8 | data[3]
     token = data[4:position]
     block1 = block2 = content_format = None
+    oscore = None
     number = 0
     while position < size:
         head = data[position]
@@ -190,7 +195,7 @@ def decode(data: bytes) -> Incoming | None:
         if head == 0xFF:
             if position == size:
                 return None  # a payload marker must be followed by a payload (§3)
-            return Incoming(mtype, code, mid, token, block1, block2, data[position:], content_format)
+            return Incoming(mtype, code, mid, token, block1, block2, data[position:], content_format, oscore)
         delta = head >> 4
         length = head & 0x0F
         if delta >= 13:
@@ -231,5 +236,7 @@ def decode(data: bytes) -> Incoming | None:
                 block2 = value
             else:
                 content_format = value
+        elif number == OSCORE:
+            oscore = data[position:end]
         position = end
-    return Incoming(mtype, code, mid, token, block1, block2, b"", content_format)
+    return Incoming(mtype, code, mid, token, block1, block2, b"", content_format, oscore)

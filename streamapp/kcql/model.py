@@ -24,6 +24,7 @@ STATEMENT_PROPERTIES = {
     "uri": "connect.coap.uri",
     "reply.topic": "connect.coap.reply.topic",
     "reply.on": "connect.coap.reply.on",
+    "oscore.context": "connect.coap.oscore.context",
 }
 
 

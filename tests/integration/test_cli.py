@@ -167,3 +167,29 @@ def test_the_worker_refuses_an_unusable_kafka_security_setting_naming_the_key(tm
     assert result.returncode == 1
     assert "streamapp: configuration error: ssl.truststore.location: file" in result.stderr
     assert "does not exist" in result.stderr
+
+
+def test_check_names_the_oscore_context_and_never_its_secret(tmp_path: Path) -> None:
+    from tests.oscore_server import make_contexts
+
+    pair = make_contexts(tmp_path)
+    env = {
+        "CONNECT_COAP_URI": "coap://127.0.0.1:5683",
+        "CONNECT_COAP_KCQL": (
+            "INSERT INTO a SELECT * FROM t; INSERT INTO b SELECT * FROM t PROPERTIES(uri='coap://127.0.0.1:5684')"
+        ),
+        "CONNECT_COAP_OSCORE_CONTEXT": str(pair.client),
+    }
+    result = check(env)
+    assert result.returncode == 0, result.stderr
+    assert f"[1] t -> coap://127.0.0.1:5683/a  SELECT *  OSCORE {pair.client}" in result.stdout
+    assert "/b  SELECT *\n" in result.stdout  # its own server: not the worker's context
+    assert pair.secret_hex not in result.stdout + result.stderr
+    assert not (pair.client / "lock").exists()  # check reads the context, it does not take it
+    (pair.client / "secret.json").write_text("{")
+    result = check(env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "streamapp: configuration error: connect.coap.oscore.context: "
+        f"{pair.client / 'secret.json'}: not valid JSON (line 1, column 2) (from environment)"
+    )

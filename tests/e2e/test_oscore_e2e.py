@@ -1,0 +1,77 @@
+"""OSCORE end to end (docs/oscore.md): Apache Kafka, a worker whose requests are protected with
+``connect.coap.oscore.context``, aiocoap's OSCORE server (which refuses any sender sequence number it has
+seen). The worker is SIGKILLed mid-stream and started again: every record arrives, the server accepted every
+request (no sequence number was used twice, so none was refused as a replay), and neither the worker's log
+nor its stats page nor its metrics show the master secret, the salt or a derived key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from aiocoap import oscore as aiocoap_oscore
+
+from streamapp_harness.kafka_broker import KafkaBroker
+from tests.oscore_server import OscoreCoapServer, make_contexts
+
+RECORDS = 3000
+
+
+def derived_keys(context_dir: Path, scratch: Path) -> list[str]:
+    """The sender and recipient keys the context derives (from a copy: the worker holds the lock)."""
+    shutil.copytree(context_dir, scratch, ignore=shutil.ignore_patterns("lock", "sequence.json"))
+    context = aiocoap_oscore.FilesystemSecurityContext(str(scratch))
+    try:
+        return [context.sender_key.hex(), context.recipient_key.hex(), context.common_iv.hex()]
+    finally:
+        context._destroy()
+
+
+async def test_a_sigkilled_worker_restarts_without_reusing_a_sequence_number(
+    broker: KafkaBroker, start_worker, unique: str, tmp_path: Path
+) -> None:
+    pair = make_contexts(tmp_path / "contexts")
+    topic = f"{unique}-readings"
+    await broker.create_topic(topic, partitions=4)
+    await broker.produce(topic, [json.dumps({"n": n}).encode() for n in range(RECORDS)])
+    with OscoreCoapServer(pair.server) as server:
+        properties = {
+            "name": unique,
+            "connect.coap.uri": server.uri,
+            "connect.coap.kcql": f"INSERT INTO readings SELECT * FROM {topic}",
+            "connect.coap.oscore.context": str(pair.client),
+            "connect.coap.max.inflight": "8",
+            "log.format": "json",
+        }
+        first = start_worker(properties)
+        first.wait_until(lambda: server.count >= RECORDS // 3, what="a third of the records at the server")
+        stats = first.stats()
+        first.kill()  # SIGKILL: no stop, nothing written back
+        accepted = server.accepted_sequence_numbers
+        persisted = json.loads((pair.client / "sequence.json").read_text())["next-to-send"]
+        assert persisted > max(accepted)  # RFC 8613 §7.5: persisted ahead of every number used
+        killed_at = len(accepted)
+
+        second = start_worker(properties)
+        second.wait_until(
+            lambda: {r.payload for r in server.requests} >= {b'{"n":%d}' % n for n in range(RECORDS)},
+            what="every record at the server",
+        )
+        texts = [json.dumps(stats), json.dumps(second.stats()), repr(second.metrics())]
+        assert second.stop() == 0
+        texts += [first.log_text(), second.log_text()]
+
+        assert server.unprotected == 0
+        assert len(set(accepted)) == len(accepted), "a sequence number was used twice"
+        assert min(accepted[killed_at:]) >= persisted > max(accepted[:killed_at])
+        assert all(r.path == "/readings" for r in server.requests)
+        assert "Replay detected" not in second.log_text()
+        # After a clean stop the exact next number is written back, and the lock is free for the next worker.
+        assert json.loads((pair.client / "sequence.json").read_text())["next-to-send"] > max(accepted)
+        assert '"coap.oscore_context"' in second.log_text()
+
+        secrets = [pair.secret_hex, pair.salt_hex, *derived_keys(pair.client, tmp_path / "copy")]
+        for text in texts:
+            for secret in secrets:
+                assert secret not in text and secret.upper() not in text
