@@ -3,7 +3,7 @@
 ``compile_selector``: ``Record -> JSON-ready value``; ``compile_resource``: ``Record -> Uri-Path segments``.
 Field paths are resolved into a plan once, at start: per record there is no parsing, only look-ups.
 
-Semantics (the README's KCQL section documents them for users):
+Semantics (docs/kcql.md documents them for users):
 - Output keys follow the SELECT list; ``*`` expands to the record's fields in the record's order, at its
   place in the list. With ``*``, a top-level field that is also listed (``*, a AS b``) stays at its place in
   the record, renamed; it is not written twice.

@@ -1,4 +1,4 @@
-"""Turn values read by fastavro into the JSON-ready values a device gets (README "Rendering").
+"""Turn values read by fastavro into the JSON-ready values a device gets (docs/payloads.md, "Rendering").
 
 The schema is compiled once per schema id into a renderer; a schema with nothing to convert (no bytes, fixed,
 logical types or unions of several records) compiles to ``None`` and its records are not walked at all.

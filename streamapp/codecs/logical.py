@@ -1,5 +1,5 @@
-"""The JSON forms of logical types, shared by Avro and Kafka Connect JSON (README "Rendering"): exact
-decimals, ISO-8601 dates and times, base64 bytes."""
+"""The JSON forms of logical types, shared by Avro and Kafka Connect JSON (docs/payloads.md, "Rendering"):
+exact decimals, ISO-8601 dates and times, base64 bytes."""
 
 from __future__ import annotations
 

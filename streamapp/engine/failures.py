@@ -1,6 +1,6 @@
 """The error policy applied to one failure: a request that was not delivered (one record, or a batch of
 them) or a record that could not be prepared. Decides, logs, counts and dead-letters; the dispatcher
-(``streamapp/dispatch.py``) holds, resends or releases the records as told.
+(``dispatch.py``) holds, resends or releases the records as told.
 
 Every failure line carries the record's topic, partition and offset, the statement, and for a delivery the
 resource and the response code (``record_fields``).

@@ -5,7 +5,7 @@ its resource and encode its JSON body, before anything is sent.
 statement skips a tombstone). Every statement's request is built before any is sent, so a record that
 cannot be decoded or selected for one statement is not half-delivered: it fails as a whole, with its
 coordinates, and goes to the error policy. Sending, ordering and batching are the dispatcher's
-(``streamapp/dispatch.py``; docs/delivery-engine.md).
+(``dispatch.py``; docs/delivery-engine.md).
 
 Tombstones (null values) follow each statement's ``tombstone`` option: skipped (counted), sent as a
 request with an empty body, or as a CoAP DELETE to the record's resource; they are never part of a batch.

@@ -1,6 +1,6 @@
 """What happens to a record that cannot be delivered, decoded or selected (``connect.coap.error.policy``).
 
-The README's "Delivery guarantees", as :meth:`ErrorPolicy.decide` applies it to one failed record:
+The rules of docs/guarantees.md, as :meth:`ErrorPolicy.decide` applies it to one failed record:
 
 - a record that cannot be decoded or selected (and a delivery refused with a non-retriable code, 4.04 say)
   would fail the same way again: it is never retried; it goes to the dead-letter topic when one is

@@ -432,7 +432,7 @@ def test_select_all_the_same_records_and_documents_except_integers_beyond_64_bit
     # stream-reactor sends it wrapped around (12345678901234567890 - 2**64); streamapp sends it exactly.
     assert sr["/all"][2] == {"big": 12345678901234567890 - 2**64, "neg": -5}
     assert ours["/all"][2] == {"big": 12345678901234567890, "neg": -5}
-    # streamapp keeps the record's field order (README, KCQL: "in the record's order"); stream-reactor's is
+    # streamapp keeps the record's field order (docs/kcql.md: "in the record's order"); stream-reactor's is
     # a java.util.HashMap's (reported by test_field_order_is_reported, not asserted).
     assert [field_orders(r)[0] for r in puts(case.ours.requests) if r.path == "/all"] == [
         list(json.loads(v)) for v in ALL
@@ -486,7 +486,7 @@ def test_key_selection_stream_reactor_reads_key_as_a_value_field(cases: dict[str
     case = cases["shared"]  # INSERT INTO keyed SELECT _key, a FROM keyed; keys key-1, key-2
     # stream-reactor's KCQL 2.8.3 accepts `_key` but as a value field named "_key" (Kcql.parse gives a
     # Field _key of type VALUE); the sink only renames, so it sends each value whole and never the key.
-    # DIFFERENCE: streamapp selects the record key (README, KCQL: `_key`), as text with StringConverter.
+    # DIFFERENCE: streamapp selects the record key (docs/kcql.md: `_key`), as text with StringConverter.
     assert by_path(case.sr.requests)["/keyed"] == [json.loads(v) for v in KEYED]
     assert by_path(case.ours.requests)["/keyed"] == [{"_key": "key-1", "a": 1}, {"_key": "key-2", "a": 3}]
 

@@ -94,8 +94,9 @@ async def test_include_messages_adds_key_and_clipped_value() -> None:
 async def test_every_failure_line_names_statement_record_resource_and_code(
     policy: str, attempts: int, event: str, level: str
 ) -> None:
-    """The README's promise: each failure line carries statement/topic/partition/offset/resource/code,
-    under a constant event name (the reason is a field, never part of the event)."""
+    """The promise of docs/running.md ("Logs"): each failure line carries
+    statement/topic/partition/offset/resource/code, under a constant event name (the reason is a field, never
+    part of the event)."""
     statements = parse_kcql(BASE["connect.coap.kcql"])
     handler = Failures(ErrorPolicy(policy), Stats.for_statements(statements))
     raw = record(b"{}")

@@ -1,4 +1,4 @@
-"""The error policy's decision table (README, "Delivery guarantees")."""
+"""The error policy's decision table (docs/guarantees.md)."""
 
 from __future__ import annotations
 
