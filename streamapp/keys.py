@@ -289,6 +289,7 @@ class Key(Generic[T]):
     name: str
     parse: Parser[Any]
     default: T | Literal[_Required.REQUIRED]
+    #: Markdown, one paragraph: it is a table cell of docs/configuration.md.
     doc: str
     #: Takes the parsed value (never the default).
     validate: Callable[[Any], None] | None
@@ -442,7 +443,7 @@ class SinkGroup(KeyGroup):
         "name",
         STRING,
         "coap-sink",
-        "The sink's name: the consumer group is connect-<name>, as Kafka Connect names a sink's group, so "
+        "The sink's name: the consumer group is `connect-<name>`, as Kafka Connect names a sink's group, so "
         "a worker replacing the Connect sink continues from its committed offsets.",
     )
     topics = Key(
@@ -457,7 +458,7 @@ class SinkGroup(KeyGroup):
         REQUIRED,
         "Base URI of the CoAP server: coap://host[:port][/base/path], or coaps://... for DTLS. Each "
         "statement's resource is appended. The host discoverIP4 or discoverIP6 finds the server by "
-        "multicast at start (below).",
+        "multicast at start ([below](#discoverip4-and-discoverip6)).",
         validate=_coap_uri,
     )
     kcql = Key(
@@ -471,8 +472,8 @@ class SinkGroup(KeyGroup):
 class RequestGroup(KeyGroup):
     """CoAP requests
 
-    How each record becomes a request. A statement's KCQL `PROPERTIES` may override some of them (the
-    KCQL column), each parsed and checked as the key it overrides.
+    How each record becomes a request. A statement's KCQL `PROPERTIES` may override some of them (marked
+    *KCQL* under *Also written as*), each parsed and checked as the key it overrides.
     """
 
     method = Key("connect.coap.method", Choice("PUT", "POST"), "PUT", "CoAP request method.")
@@ -569,7 +570,7 @@ class PayloadGroup(KeyGroup):
         "key.converter",
         CONVERTER,
         "auto",
-        "How record keys are decoded, for _key selections and {_key} templates (same choices as "
+        "How record keys are decoded, for `_key` selections and `{_key}` templates (same choices as "
         "value.converter).",
     )
     value_envelope = Key(
@@ -578,21 +579,19 @@ class PayloadGroup(KeyGroup):
         None,
         "JSON values are Kafka Connect envelopes {schema, payload}: true requires one, false never unwraps "
         "one, unset unwraps a document whose keys are exactly schema and payload.",
-        default_doc="unset",
     )
     key_envelope = Key(
         "key.converter.schemas.enable",
         BOOLEAN,
         None,
         "JSON keys are Kafka Connect envelopes (same choices as value.converter.schemas.enable).",
-        default_doc="unset",
     )
     registry_url = Key(
         "schema.registry.url",
         STRING,
         None,
-        "Confluent Schema Registry, http(s)://[user:pass@]host:port; required for avro. The password "
-        "prints as [hidden].",
+        "Confluent Schema Registry, `http(s)://[user:pass@]host:port`; required for avro. The password "
+        "prints as `[hidden]`.",
         validate=_http_url,
         aliases=("value.converter.schema.registry.url", "key.converter.schema.registry.url"),
     )
@@ -665,7 +664,8 @@ class ErrorGroup(KeyGroup):
         "errors.deadletterqueue.context.headers.enable",
         BOOLEAN,
         False,
-        "Add the error context headers (__connect.errors.*, __streamapp.errors.*) to dead-lettered records.",
+        "Add the error context headers (`__connect.errors.*`, `__streamapp.errors.*`) to dead-lettered "
+        "records.",
     )
 
 
@@ -828,8 +828,8 @@ class KafkaSecurityGroup(KeyGroup):
         "sasl.jaas.config",
         PASSWORD,
         None,
-        "The SASL login, as Kafka writes it: org.apache.kafka.common.security.plain.PlainLoginModule "
-        '(or scram.ScramLoginModule) required username="..." password="...";',
+        "The SASL login, as Kafka writes it: `org.apache.kafka.common.security.plain.PlainLoginModule "
+        'required username="..." password="...";` (`scram.ScramLoginModule` for SCRAM).',
         aliases=("consumer.override.sasl.jaas.config",),
     )
 
@@ -940,7 +940,7 @@ class WorkerGroup(KeyGroup):
         "web.bind",
         STRING,
         "127.0.0.1",
-        "Address the worker's web server binds to (the Procfile's web: binds 0.0.0.0).",
+        "Address the worker's web server binds to (the Procfile's `web:` binds 0.0.0.0).",
     )
     log_format = Key("log.format", Choice("console", "json", upper=False), "console", "Log line format.")
     progress_enabled = Key(
@@ -964,7 +964,7 @@ class WorkerGroup(KeyGroup):
         STRING,
         None,
         "Directory for Faust's data (the worker keeps no table, so it holds nothing of value). By default "
-        "a new streamapp-* directory under $TMPDIR, removed at exit: the worker never writes into its "
+        "a new `streamapp-*` directory under `$TMPDIR`, removed at exit: the worker never writes into its "
         "working directory.",
         default_doc="a new temporary directory",
     )
