@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install apt-deps jars demo test lint unit fuzz bench clean
+.PHONY: install apt-deps jars demo test lint unit docs fuzz bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ lint: install
 
 unit: install
 	$(PY) -m pytest tests/unit -q
+
+# The configuration reference in docs/configuration.md, generated from KEYS (streamapp/keys.py) by
+# tools/configuration_doc.py; only the part between its markers is rewritten. A unit test fails when the
+# committed file is out of date.
+docs: install
+	$(PY) -m tools.configuration_doc
 
 test: install lint jars
 	$(PY) -m pytest -v --durations=15 $(PYTEST_ARGS)

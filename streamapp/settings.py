@@ -1,7 +1,9 @@
 """Typed settings, in the manner of Kafka Connect's ConfigDef: a configuration resolved once, frozen.
 
-Every key has a type, a default, a validator and a doc string (``KEYS``, ``streamapp/keys.py``). Values
-come from, later wins:
+Every key has a type, a default, a unit, a validator and a doc string, declared once in ``KEYS``
+(``streamapp/keys.py``); ``Settings`` inherits the keys' typed attributes from there rather than
+re-declaring them, so a key's name, type and default cannot disagree between the two modules. What this
+module adds is resolution and the checks across keys. Values come from, later wins:
 built-in defaults < a ``.properties`` file named by ``STREAMAPP_CONFIG`` < environment variables (the key
 upper-cased with ``.`` turned into ``_``: ``CONNECT_COAP_KCQL``). Keys keep stream-reactor's names so an
 existing ``coap-sink.properties`` runs unchanged.
@@ -32,6 +34,10 @@ from streamapp.keys import (
     KEYS_BY_NAME,
     TOLERANCE_POLICY,
     WITHOUT_EFFECT,
+    DtlsGroup,
+    ErrorGroup,
+    KafkaSecurityGroup,
+    KeyAttributes,
     Secret,
     env_name,
     in_seconds,
@@ -82,8 +88,15 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Resolved, validated configuration. Build with :meth:`load` or :meth:`from_mapping`."""
+class Settings(KeyAttributes):
+    """Resolved, validated configuration. Build with :meth:`load` or :meth:`from_mapping`.
+
+    Every key is a typed attribute inherited from :class:`~streamapp.keys.KeyAttributes`, where ``KEYS``
+    declares it (``settings.max_retries`` reads ``connect.coap.max.retries``, ``settings.retry_interval_s``
+    reads ``connect.coap.retry.interval`` in seconds). The properties written here are the derived
+    settings: each is computed from several keys, or from a key and where it came from, so no single key
+    declaration can be it.
+    """
 
     values: Mapping[str, Any]
     sources: Mapping[str, str]
@@ -91,199 +104,74 @@ class Settings:
     ignored: tuple[str, ...] = field(default=())
     notices: tuple[Notice, ...] = field(default=())
 
-    # Typed accessors for the keys the code reads.
-    @property
-    def app_name(self) -> str:
-        return self.values["name"]
-
-    @property
-    def uri(self) -> str:
-        return self.values["connect.coap.uri"]
-
-    @property
-    def bootstrap_servers(self) -> tuple[str, ...]:
-        return self.values["bootstrap.servers"]
-
     @property
     def broker_urls(self) -> list[str]:
+        """``bootstrap.servers`` as the URLs Faust takes (``kafka://`` unless a scheme is given)."""
         return [s if "://" in s else f"kafka://{s}" for s in self.bootstrap_servers]
 
     @property
     def source_topics(self) -> tuple[str, ...]:
-        """Distinct KCQL source topics in first-mention order."""
+        """Distinct KCQL source topics in first-mention order (from ``connect.coap.kcql``)."""
         return tuple(dict.fromkeys(s.source for s in self.statements))
-
-    @property
-    def value_converter(self) -> str:
-        return self.values["value.converter"]
-
-    @property
-    def key_converter(self) -> str:
-        return self.values["key.converter"]
-
-    @property
-    def max_inflight(self) -> int:
-        return self.values["connect.coap.max.inflight"]
-
-    @property
-    def stop_grace_s(self) -> float:
-        return self.seconds("task.shutdown.graceful.timeout.ms")
-
-    @property
-    def commit_interval_s(self) -> float:
-        return self.seconds("offset.flush.interval.ms")
 
     @property
     def error_policy(self) -> str:
         """``connect.coap.error.policy``, or what Kafka Connect's ``errors.tolerance`` means when only that
-        is set (they are checked to agree when both are)."""
-        tolerance = self.values["errors.tolerance"]
-        if tolerance is not None and self.sources["connect.coap.error.policy"] == "default":
+        is set (they are checked to agree when both are): two keys and a source, hence derived."""
+        tolerance = self.errors_tolerance
+        if tolerance is not None and self.sources[ErrorGroup.configured_error_policy.name] == "default":
             return TOLERANCE_POLICY[tolerance]
-        return self.values["connect.coap.error.policy"]
-
-    @property
-    def log_failures(self) -> bool:
-        return self.values["errors.log.enable"]
-
-    @property
-    def log_failed_messages(self) -> bool:
-        return self.values["errors.log.include.messages"]
-
-    @property
-    def max_retries(self) -> int:
-        return self.values["connect.coap.max.retries"]
-
-    @property
-    def retry_interval_s(self) -> float:
-        return self.seconds("connect.coap.retry.interval")
-
-    @property
-    def dead_letter_topic(self) -> str | None:
-        return self.values["errors.deadletterqueue.topic.name"] or None
-
-    @property
-    def dead_letter_context(self) -> bool:
-        return self.values["errors.deadletterqueue.context.headers.enable"]
-
-    @property
-    def progress_enabled(self) -> bool:
-        return self.values["connect.progress.enabled"]
-
-    @property
-    def progress_interval_s(self) -> float:
-        return self.seconds("connect.progress.interval")
-
-    @property
-    def registry_url(self) -> str | None:
-        return self.values["schema.registry.url"]
-
-    @property
-    def value_envelope(self) -> bool | None:
-        return self.values["value.converter.schemas.enable"]
-
-    @property
-    def key_envelope(self) -> bool | None:
-        return self.values["key.converter.schemas.enable"]
-
-    @property
-    def max_payload(self) -> int:
-        return self.values["connect.coap.max.payload"]
-
-    @property
-    def decimal_format(self) -> str:
-        return self.values["connect.coap.decimal.format"]
-
-    @property
-    def web_port(self) -> int:
-        return self.values["web.port"]
-
-    @property
-    def web_bind(self) -> str:
-        return self.values["web.bind"]
-
-    @property
-    def log_format(self) -> str:
-        return self.values["log.format"]
-
-    @property
-    def datadir(self) -> str | None:
-        return self.values["faust.datadir"]
+        return self.configured_error_policy
 
     @property
     def group_id(self) -> str:
-        """The consumer group: ``consumer.override.group.id``, else Kafka Connect's ``connect-<name>``."""
-        return self.values["consumer.override.group.id"] or f"connect-{self.app_name}"
-
-    @property
-    def auto_offset_reset(self) -> str:
-        return self.values["consumer.override.auto.offset.reset"]
-
-    @property
-    def session_timeout_s(self) -> float:
-        return self.seconds("session.timeout.ms")
-
-    @property
-    def heartbeat_interval_s(self) -> float:
-        return self.seconds("heartbeat.interval.ms")
-
-    @property
-    def security_protocol(self) -> str:
-        return self.values["security.protocol"]
+        """The consumer group: ``consumer.override.group.id``, else Kafka Connect's ``connect-<name>``
+        (derived: its default comes from another key)."""
+        return self.configured_group_id or f"connect-{self.app_name}"
 
     @property
     def truststore(self) -> StoreLocation | None:
-        return self._store("ssl.truststore")
+        """``ssl.truststore.location`` with its password and type, or None (three keys together)."""
+        return _store(
+            KafkaSecurityGroup.ssl_truststore_location.name,
+            self.ssl_truststore_location,
+            self.ssl_truststore_password,
+            self.ssl_truststore_type,
+        )
 
     @property
     def keystore(self) -> StoreLocation | None:
-        return self._store("ssl.keystore")
-
-    @property
-    def key_password(self) -> Secret | None:
-        return self.values["ssl.key.password"]
+        """``ssl.keystore.location`` with its password and type, or None (three keys together)."""
+        return _store(
+            KafkaSecurityGroup.ssl_keystore_location.name,
+            self.ssl_keystore_location,
+            self.ssl_keystore_password,
+            self.ssl_keystore_type,
+        )
 
     @property
     def check_hostname(self) -> bool:
-        return self.values["ssl.endpoint.identification.algorithm"] == "https"
-
-    @property
-    def sasl_mechanism(self) -> str:
-        return self.values["sasl.mechanism"]
-
-    @property
-    def sasl_jaas_config(self) -> Secret | None:
-        return self.values["sasl.jaas.config"]
+        """``ssl.endpoint.identification.algorithm`` as the yes/no Python's ``ssl`` takes."""
+        return self.ssl_endpoint_identification_algorithm == "https"
 
     @property
     def dtls_keys(self) -> DtlsKeys:
-        v = self.values
-        explicit = any(self.sources[k] != "default" for k in ("connect.coap.host", "connect.coap.port"))
+        """The ``connect.coap.*`` DTLS keys together; the local bind only when one of its keys was set."""
+        explicit = any(self.sources[k.name] != "default" for k in (DtlsGroup.bind_host, DtlsGroup.bind_port))
         return DtlsKeys(
-            username=v["connect.coap.username"],
-            password=v["connect.coap.password"],
-            private_key_file=v["connect.coap.private.key.file"],
-            public_key_file=v["connect.coap.public.key.file"],
-            keystore_path=v["connect.coap.keystore.path"],
-            keystore_pass=v["connect.coap.keystore.pass"],
-            truststore_path=v["connect.coap.truststore.path"],
-            truststore_pass=v["connect.coap.truststore.pass"],
-            certs=v["connect.coap.certs"],
-            cert_chain_key=v["connect.coap.cert.chain.key"],
-            cipher_suites=tuple(suite.upper() for suite in v["connect.coap.cipher.suites"]),
-            handshake_timeout_s=self.seconds("connect.coap.handshake.timeout"),
-            local_bind=(v["connect.coap.host"], v["connect.coap.port"]) if explicit else None,
-        )
-
-    def _store(self, prefix: str) -> StoreLocation | None:
-        path = self.values[f"{prefix}.location"]
-        if not path:
-            return None
-        return StoreLocation(
-            key=f"{prefix}.location",
-            path=path,
-            password=self.values[f"{prefix}.password"],
-            kind=self.values[f"{prefix}.type"],
+            username=self.dtls_username,
+            password=self.dtls_password,
+            private_key_file=self.dtls_private_key_file,
+            public_key_file=self.dtls_public_key_file,
+            keystore_path=self.dtls_keystore_path,
+            keystore_pass=self.dtls_keystore_pass,
+            truststore_path=self.dtls_truststore_path,
+            truststore_pass=self.dtls_truststore_pass,
+            certs=self.dtls_certs,
+            cert_chain_key=self.dtls_cert_chain_key,
+            cipher_suites=tuple(suite.upper() for suite in self.dtls_cipher_suites),
+            handshake_timeout_s=self.handshake_timeout_s,
+            local_bind=(self.bind_host, self.bind_port) if explicit else None,
         )
 
     def seconds(self, name: str) -> float:
@@ -402,6 +290,10 @@ class Settings:
             ignored=tuple(ignored),
             notices=tuple(notices.values()),
         )
+
+
+def _store(key: str, path: str | None, password: Secret | None, kind: str | None) -> StoreLocation | None:
+    return StoreLocation(key=key, path=path, password=password, kind=kind) if path else None
 
 
 def read_properties(path: str | os.PathLike[str]) -> dict[str, str]:

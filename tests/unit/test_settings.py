@@ -301,3 +301,100 @@ def test_dtls_keys_are_typed_and_bind_only_where_asked() -> None:
     assert keys.cipher_suites == ("TLS_PSK_WITH_AES_128_CCM_8",) and keys.handshake_timeout_s == 8.0
     assert keys.local_bind is None and keys.keystore_pass == Secret("rootPass")
     assert load(**{"connect.coap.port": "6000"}).dtls_keys.local_bind == ("localhost", 6000)
+
+
+def test_every_key_is_a_typed_attribute_declared_once() -> None:
+    """``Settings`` reads each key through the attribute ``KEYS`` declares (streamapp/keys.py), and no
+    hand-written member of ``Settings`` shadows one."""
+    import dataclasses
+
+    from streamapp.keys import GROUPS, KeyAttributes, Seconds
+
+    s = load(**{"connect.coap.max.retries": "7", "errors.deadletterqueue.topic.name": "dlq"})
+    for key in KEYS:
+        assert key.group in GROUPS and getattr(KeyAttributes, key.attribute) is key, key.name
+        assert getattr(s, key.attribute) is s.values[key.name], key.name
+    own = set(vars(Settings)) | {f.name for f in dataclasses.fields(Settings)}
+    assert own.isdisjoint(key.attribute for key in KEYS)
+    durations = {name: v for g in GROUPS for name, v in vars(g).items() if isinstance(v, Seconds)}
+    assert {name: getattr(s, name) for name in durations} == {
+        name: s.values[view.key.name] / 1000 for name, view in durations.items()
+    }
+    assert s.max_retries == 7 and s.dead_letter_topic == "dlq"
+
+
+def test_the_attribute_names_callers_use_are_kept() -> None:
+    s = load()
+    kept = {
+        "app_name": "coap-sink",
+        "uri": "coap://127.0.0.1:5683",
+        "bootstrap_servers": ("localhost:9092",),
+        "value_converter": "auto",
+        "key_converter": "auto",
+        "max_inflight": 1,
+        "stop_grace_s": 5.0,
+        "commit_interval_s": 1.0,
+        "error_policy": "THROW",
+        "log_failures": True,
+        "log_failed_messages": False,
+        "max_retries": 20,
+        "retry_interval_s": 60.0,
+        "dead_letter_topic": None,
+        "dead_letter_context": False,
+        "progress_enabled": False,
+        "progress_interval_s": 60.0,
+        "registry_url": None,
+        "value_envelope": None,
+        "key_envelope": None,
+        "max_payload": 1024 * 1024,
+        "decimal_format": "number",
+        "web_port": 6066,
+        "web_bind": "127.0.0.1",
+        "log_format": "console",
+        "datadir": None,
+        "group_id": "connect-coap-sink",
+        "auto_offset_reset": "earliest",
+        "session_timeout_s": 6.0,
+        "heartbeat_interval_s": 2.0,
+        "security_protocol": "PLAINTEXT",
+        "truststore": None,
+        "keystore": None,
+        "key_password": None,
+        "check_hostname": True,
+        "sasl_mechanism": "PLAIN",
+        "sasl_jaas_config": None,
+    }
+    assert {name: getattr(s, name) for name in kept} == kept
+
+
+def test_an_empty_dead_letter_topic_is_none() -> None:
+    assert load(**{"errors.deadletterqueue.topic.name": " "}).dead_letter_topic is None
+
+
+def test_a_key_is_declared_in_a_group_and_once() -> None:
+    from streamapp.keys import INT, Key, KeyGroup
+
+    def refusal(info: pytest.ExceptionInfo[Exception]) -> str:
+        # Python 3.11 wraps an error of __set_name__ in a RuntimeError (3.12 raises it as it is)
+        error = info.value.__cause__ if isinstance(info.value, RuntimeError) else info.value
+        assert isinstance(error, TypeError)
+        return str(error)
+
+    with pytest.raises((RuntimeError, TypeError)) as info:
+
+        class NotAGroup:
+            stray = Key("stray.key", INT, 1, "A key outside any group.")
+
+    assert "declared once, in a KeyGroup" in refusal(info)
+    key = Key("twice.key", INT, 1, "Declared twice.")
+
+    class First(KeyGroup):
+        one = key
+
+    assert First.one is key and key.attribute == "one"
+    with pytest.raises((RuntimeError, TypeError)) as info:
+
+        class Second(KeyGroup):
+            two = key
+
+    assert "declared once" in refusal(info)
