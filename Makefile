@@ -46,7 +46,7 @@ lint: install
 unit: install
 	$(PY) -m pytest tests/unit -q
 
-# The configuration reference in docs/configuration.md, generated from KEYS (streamapp/keys.py) by
+# The configuration reference in docs/configuration.md, generated from KEYS (streamapp/config/keys.py) by
 # tools/configuration_doc.py; only the part between its markers is rewritten. A unit test fails when the
 # committed file is out of date.
 docs: install

@@ -28,8 +28,8 @@ from bench.harness import RESULTS, Comparison, finish, time_passes
 from streamapp.coap.dtls import DtlsOptions
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.config.settings import Settings
 from streamapp.records import RecordCoordinates
-from streamapp.settings import Settings
 from streamapp_harness.libcoap import LibcoapServer
 from tests.certs import make_pki
 

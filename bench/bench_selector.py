@@ -20,8 +20,8 @@ from typing import Any
 
 from bench.harness import RESULTS, Comparison, finish, replay, time_passes
 from streamapp.kcql import parse_kcql
+from streamapp.kcql.selector import compile_selector
 from streamapp.records import Record
-from streamapp.selector import compile_selector
 
 BENCHMARK = "selector"
 POOL = 1000

@@ -18,24 +18,24 @@ from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
 from streamapp.coap.tcp_tls import tls_options
 from streamapp.codecs import build_codecs
+from streamapp.config.settings import Settings
+from streamapp.config.workdir import data_directory
 from streamapp.engine import DeliveryEngine
 from streamapp.engine.dead_letters import DeadLetters
 from streamapp.engine.failures import Failures
 from streamapp.engine.pipeline import Route, TopicPipeline
 from streamapp.engine.policy import ErrorPolicy
 from streamapp.engine.replies import Replies
-from streamapp.health import register_probes
+from streamapp.engine.stats import Stats
 from streamapp.kafka.commits import CommitMonitor, faust_commit
 from streamapp.kafka.group import PromptTableManager, on_assignment, watch_group
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
-from streamapp.progress import log_progress
-from streamapp.settings import Settings
-from streamapp.stats import Stats
-from streamapp.web import assignment, describe_security, register_views
-from streamapp.workdir import data_directory
+from streamapp.web.health import register_probes
+from streamapp.web.progress import log_progress
+from streamapp.web.views import assignment, describe_security, register_views
 
-log = get_logger("streamapp.app")
+log = get_logger(__name__)
 
 
 class SinkApp(faust.App):

@@ -2,7 +2,7 @@
 
 Faust starts an app's timers and tasks (``@app.timer``, ``@app.task``) only once the first partitions are
 assigned and table recovery is over. The watches that must also cover the time before, when the worker is
-still joining its group or cannot join it at all (``kafka/group.py``'s join errors, ``health.py``'s broker
+still joining its group or cannot join it at all (``kafka/group.py``'s join errors, ``web/health.py``'s broker
 probe), run instead as a small service started with the app.
 """
 

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streamapp.config.settings import CONFIG_ENV, Settings
 from streamapp.errors import ConfigError
-from streamapp.settings import CONFIG_ENV, Settings
 
 
 def check(_args: argparse.Namespace) -> int:

@@ -38,5 +38,7 @@ def configure_logging(log_format: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def get_logger(name: str = "streamapp") -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """The structlog logger of a module: call it with ``__name__``, so a line's logger is the module that
+    wrote it (``streamapp.coap.sender``) and a level can be set per package through ``logging``."""
     return structlog.get_logger(name)

@@ -9,10 +9,10 @@ import uvloop
 
 from streamapp.app import create_app
 from streamapp.coap.discovery import DiscoveryFailed, find_server
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
 from streamapp.kafka.preflight import SKIP_PREFLIGHT_ENV, BrokerUnusable, preflight
 from streamapp.patches import PatchOutdated
-from streamapp.settings import Settings
 
 # uvloop's event loop, installed before the app asks for a loop: ~1.4x the records/s of asyncio's own at
 # the same CPU (docs/delivery-engine.md, "Where the time goes").

@@ -16,7 +16,7 @@ from typing import Any
 import javaproperties
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamapp.keys import env_name
+from streamapp.config.keys import env_name
 from streamapp_harness.process import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -20,10 +20,10 @@ from streamapp.engine.interfaces import Sender
 from streamapp.engine.pipeline import MAX_PAYLOAD, Route, TopicPipeline
 from streamapp.engine.policy import ErrorPolicy
 from streamapp.engine.replies import Replies
+from streamapp.engine.stats import Stats
 from streamapp.errors import WorkerStopped
 from streamapp.kcql import parse_kcql
 from streamapp.records import RawRecord
-from streamapp.stats import Stats
 
 
 class Sleeps:

@@ -1,4 +1,4 @@
-"""Writes the configuration reference of docs/configuration.md from ``KEYS`` (streamapp/keys.py).
+"""Writes the configuration reference of docs/configuration.md from ``KEYS`` (streamapp/config/keys.py).
 
 Why generated: a key's name, default, unit and doc are declared once, in ``KEYS``; a reference written by
 hand repeats each of them and drifts. So the per-key tables are rendered from the declarations, and
@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streamapp.config.keys import GROUPS, Key, KeyGroup, Secret, env_name, keys_of
 from streamapp.kcql.model import STATEMENT_PROPERTIES
-from streamapp.keys import GROUPS, Key, KeyGroup, Secret, env_name, keys_of
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
-BEGIN = "<!-- BEGIN REFERENCE: `make docs` writes this part from KEYS (streamapp/keys.py); do not edit it -->"
+BEGIN = "<!-- BEGIN REFERENCE: `make docs` writes this part from KEYS (config/keys.py); do not edit it -->"
 END = "<!-- END REFERENCE -->"
 
 INTRO = f"""\

@@ -25,8 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from streamapp.errors import ConfigError
-from streamapp.keystores import (
+from streamapp.config.keystores import (
     JAVA_MAGIC,
     der,
     friendly_name,
@@ -36,6 +35,7 @@ from streamapp.keystores import (
     read_file,
     spki,
 )
+from streamapp.errors import ConfigError
 
 USERNAME = "connect.coap.username"
 PASSWORD = "connect.coap.password"

@@ -24,7 +24,7 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
 if TYPE_CHECKING:
-    from streamapp.settings import Settings
+    from streamapp.config.settings import Settings
 
 #: Longer than the default Leisure (RFC 7252 §8.2: 5 s) a server may wait before it answers a multicast.
 DISCOVERY_WAIT_S = 7.0

@@ -45,14 +45,14 @@ from mbedtls.exceptions import TLSError
 from streamapp.coap import exchange
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
-from streamapp.keys import default_seconds
+from streamapp.config.keys import default_seconds
 from streamapp.logs import get_logger
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials
     from streamapp.coap.exchange import ClientEndpoint
 
-log = get_logger("streamapp.dtls")
+log = get_logger(__name__)
 
 #: How often a handshake in progress is stepped (drives Mbed TLS' retransmission timer).
 TICK_S = 0.1

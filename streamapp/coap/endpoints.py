@@ -39,7 +39,7 @@ from streamapp.logs import get_logger
 if TYPE_CHECKING:
     from streamapp.coap.sender import RequestOptions
 
-log = get_logger("streamapp.coap")
+log = get_logger(__name__)
 
 #: Message IDs of one endpoint (16 bits).
 MESSAGE_IDS = 1 << 16

@@ -70,7 +70,7 @@ from streamapp.coap import wire
 from streamapp.coap.wire import ACK, CON, CONTINUE, EMPTY, NON, REQUEST_ENTITY_TOO_LARGE, RST
 from streamapp.logs import get_logger
 
-log = get_logger("streamapp.coap")
+log = get_logger(__name__)
 
 #: At most one ``coap.unmatched_response`` line this often; the line counts those left out since the last.
 UNMATCHED_LINE_INTERVAL_S = 10.0

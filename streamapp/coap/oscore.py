@@ -68,7 +68,7 @@ from streamapp.coap.exchange import BlockwiseError, Exchange, ExchangeError, Res
 from streamapp.errors import ConfigError
 from streamapp.logs import get_logger
 
-log = get_logger("streamapp.coap")
+log = get_logger(__name__)
 
 #: The configuration key (and, as ``oscore.context``, the KCQL property) naming a context directory.
 KEY = "connect.coap.oscore.context"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from streamapp.coap.credentials import load_credentials
 from streamapp.coap.dtls import DtlsOptions
 from streamapp.coap.suites import CERTIFICATE_SUITES, PSK_SUITES
+from streamapp.config.keys import revealed
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
-from streamapp.keys import revealed
-from streamapp.settings import Settings
 
 #: Keys that only mean something with a coaps:// URI.
 DTLS_KEYS = (

@@ -41,13 +41,13 @@ from streamapp.coap.exchange import (
 )
 from streamapp.coap.oscore import OscoreError, ProtectedExchange, SecurityContext, close_contexts
 from streamapp.coap.tcp_tls import TCP_SCHEMES, TlsOptions
+from streamapp.config.keys import KEYS_BY_NAME, default_seconds, in_seconds
 from streamapp.errors import DeliveryError
 from streamapp.kcql.model import STATEMENT_PROPERTIES
-from streamapp.keys import KEYS_BY_NAME, default_seconds, in_seconds
 from streamapp.logs import get_logger
 from streamapp.records import Answer, RecordCoordinates
 
-log = get_logger("streamapp.coap")
+log = get_logger(__name__)
 
 #: 4.xx codes that mean "try again later" rather than "this request is wrong".
 RETRIABLE_CLIENT_ERRORS = frozenset({Code.REQUEST_ENTITY_INCOMPLETE, Code.TOO_MANY_REQUESTS})
@@ -79,7 +79,7 @@ def _duration(key: str) -> tuple[str, Callable[[Any], Any]]:
     return key, lambda milliseconds: in_seconds(key, milliseconds)
 
 
-#: Each RequestOptions field from the one configuration key it comes from (KEYS in streamapp/keys.py
+#: Each RequestOptions field from the one configuration key it comes from (KEYS in streamapp/config/keys.py
 #: holds the key's type, default and doc; a KCQL PROPERTIES name maps to the same key).
 _FROM_KEY: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "method": ("connect.coap.method", str),

@@ -76,7 +76,7 @@ from streamapp.logs import get_logger
 if TYPE_CHECKING:
     from streamapp.coap.tcp_tls import TlsOptions
 
-log = get_logger("streamapp.coap")
+log = get_logger(__name__)
 
 #: The largest message we take (announced in our CSM): a response's payload goes to a reply record, and
 #: nothing a sink is answered needs more.

@@ -44,9 +44,9 @@ from streamapp.coap.credentials import (
     pem_parts,
     trusted_certificates,
 )
+from streamapp.config.keys import revealed
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
-from streamapp.keys import revealed
-from streamapp.settings import Settings
 
 #: The URI schemes of CoAP over TCP and over TLS (RFC 8323 §8.1, §8.2).
 TCP_SCHEMES = ("coap+tcp", "coaps+tcp")

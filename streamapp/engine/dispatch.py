@@ -55,12 +55,12 @@ from streamapp.engine.offsets import Acks, PartitionLog, Tracked
 from streamapp.engine.pipeline import MAX_PAYLOAD, Prepared, Request, Route
 from streamapp.engine.policy import Decision
 from streamapp.engine.replies import Replies, ReplyError
+from streamapp.engine.stats import RequestFigures, Stats
 from streamapp.errors import DeliveryError, WorkerStopped
 from streamapp.logs import get_logger
 from streamapp.records import Answer, RawRecord, RecordCoordinates
-from streamapp.stats import RequestFigures, Stats
 
-log = get_logger("streamapp.engine.dispatch")
+log = get_logger(__name__)
 
 #: How long an idle batching lane waits for its batch to fill before sending what it has.
 LINGER_S = 0.05

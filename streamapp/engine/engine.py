@@ -36,9 +36,9 @@ from streamapp.engine.offsets import Acks
 from streamapp.engine.pipeline import MAX_PAYLOAD, Prepared, TopicPipeline
 from streamapp.engine.policy import Decision
 from streamapp.engine.replies import Replies
+from streamapp.engine.stats import Stats
 from streamapp.errors import WorkerStopped
 from streamapp.records import RawRecord, RecordCoordinates
-from streamapp.stats import Stats
 
 
 class Assignment:

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from streamapp.engine.dead_letters import DeadLetters
 from streamapp.engine.policy import Decision, ErrorPolicy, reason, record_fields, stopping
+from streamapp.engine.stats import Stats
 from streamapp.errors import WorkerStopped
 from streamapp.logs import get_logger
 from streamapp.records import RawRecord
-from streamapp.stats import Stats
 
-log = get_logger("streamapp.engine.policy")
+log = get_logger(__name__)
 
 
 #: How much of a record's key and value a failure line shows (``errors.log.include.messages``).

@@ -18,16 +18,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streamapp.addressing import QueryRenderer, ServerRenderer, compile_query, compile_server
 from streamapp.coap.sender import RequestOptions
 from streamapp.codecs import Codecs
 from streamapp.codecs.output import DecimalFormat, encode_json
+from streamapp.config.keys import default_of
+from streamapp.engine.addressing import QueryRenderer, ServerRenderer, compile_query, compile_server
+from streamapp.engine.stats import Stats
 from streamapp.errors import ConfigError, DecodeError, SelectError
 from streamapp.kcql import Statement
-from streamapp.keys import default_of
+from streamapp.kcql.selector import ResourceRenderer, Selector, compile_resource, compile_selector
 from streamapp.records import RawRecord, Record, RecordCoordinates
-from streamapp.selector import ResourceRenderer, Selector, compile_resource, compile_selector
-from streamapp.stats import Stats
 
 
 @dataclass(frozen=True)

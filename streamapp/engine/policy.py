@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from streamapp.config.keys import default_of, default_seconds
+from streamapp.config.settings import Settings
 from streamapp.errors import (
     DecodeError,
     DeliveryError,
@@ -24,12 +26,10 @@ from streamapp.errors import (
     StreamappError,
     WorkerStopped,
 )
-from streamapp.keys import default_of, default_seconds
 from streamapp.logs import get_logger
 from streamapp.records import RecordCoordinates
-from streamapp.settings import Settings
 
-log = get_logger("streamapp.engine.policy")
+log = get_logger(__name__)
 
 
 class Decision(enum.Enum):

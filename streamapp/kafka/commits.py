@@ -9,7 +9,7 @@ to a :class:`CommitListener` (the dispatcher), in the app's loop.
 
 It also keeps none of the per-record figures Faust's monitor collects (messages in and out, events per
 stream, each partition's end offset): nothing of streamapp reads them (the stats page, ``/metrics`` and the
-lag are ``streamapp/stats.py``'s and the consumer's), and they cost a few dictionary updates and clock
+lag are ``streamapp/engine/stats.py``'s and the consumer's), and they cost a few dictionary updates and clock
 reads for every record (docs/delivery-engine.md, "Where the time goes").
 
 Faust also calls ``on_tp_commit`` when the commit came back refused because the group moved on (the worker

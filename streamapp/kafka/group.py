@@ -42,7 +42,7 @@ from streamapp.background import every
 from streamapp.errors import ConfigError
 from streamapp.logs import get_logger
 
-log = get_logger("streamapp.kafka")
+log = get_logger(__name__)
 
 RESET_KEY = "consumer.override.auto.offset.reset"
 

@@ -24,8 +24,8 @@ from aiokafka.protocol.metadata import MetadataRequest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types.auth import CredentialsT
 
+from streamapp.config.settings import Settings
 from streamapp.errors import StreamappError
-from streamapp.settings import Settings
 
 #: Seconds one bootstrap server may take to connect, handshake and answer.
 PREFLIGHT_TIMEOUT_S = 10.0

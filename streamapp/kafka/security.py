@@ -10,9 +10,9 @@ from __future__ import annotations
 import faust
 from faust.types.auth import CredentialsT
 
+from streamapp.config.settings import Settings
 from streamapp.kafka.jaas import parse_jaas
 from streamapp.kafka.tls import client_ssl_context
-from streamapp.settings import Settings
 
 
 def broker_credentials(settings: Settings) -> tuple[CredentialsT | None, str]:

@@ -20,9 +20,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from streamapp.errors import ConfigError
-from streamapp.keys import Secret, revealed
-from streamapp.keystores import (
+from streamapp.config.keys import Secret, revealed
+from streamapp.config.keystores import (
     java_store,
     order_chain,
     pkcs12_store,
@@ -30,7 +29,8 @@ from streamapp.keystores import (
     spki,
     store_kind,
 )
-from streamapp.settings import StoreLocation
+from streamapp.config.settings import StoreLocation
+from streamapp.errors import ConfigError
 
 KEY_PASSWORD = "ssl.key.password"
 _PEM_KEY = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)

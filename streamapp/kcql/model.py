@@ -90,7 +90,7 @@ class Statement:
 
     ``index`` is 1-based. ``resource`` may hold ``{field}`` placeholders (see ``template``).
     ``properties`` are the statement's PROPERTIES as written, (key, value) pairs; they are validated
-    against the configuration rules by ``streamapp.settings``.
+    against the configuration rules by ``streamapp.config.settings``.
     """
 
     index: int

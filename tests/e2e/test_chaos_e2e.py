@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.health import LIVENESS_PATH, READINESS_PATH
+from streamapp.web.health import LIVENESS_PATH, READINESS_PATH
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.process import free_port

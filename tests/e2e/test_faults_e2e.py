@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streamapp.health import BROKER_PROBE_INTERVAL_S, BROKER_STALE_S, READINESS_PATH
+from streamapp.web.health import BROKER_PROBE_INTERVAL_S, BROKER_STALE_S, READINESS_PATH
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.libcoap import LibcoapServer
 from streamapp_harness.process import free_port

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.health import LIVENESS_PATH, READINESS_PATH
+from streamapp.web.health import LIVENESS_PATH, READINESS_PATH
 from streamapp_harness.kafka_broker import KafkaBroker
 from tests.recording_server import RecordingCoapServer
 from tests.scenario import Scenario, json_values

@@ -31,7 +31,7 @@ import fastavro
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.health import LIVENESS_PATH, READINESS_PATH
+from streamapp.web.health import LIVENESS_PATH, READINESS_PATH
 from streamapp_harness.worker import REPO_ROOT
 from tests.registry_server import SchemaRegistryServer
 from tests.scenario import Scenario, json_values

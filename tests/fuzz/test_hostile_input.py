@@ -30,12 +30,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streamapp.codecs import build_codecs
+from streamapp.config.settings import CONFIG_ENV, Settings
 from streamapp.engine.pipeline import Route, TopicPipeline
+from streamapp.engine.stats import Stats
 from streamapp.errors import ConfigError, KcqlError, RecordError
 from streamapp.kcql import parse_kcql
 from streamapp.records import RawRecord, RecordCoordinates
-from streamapp.settings import CONFIG_ENV, Settings
-from streamapp.stats import Stats
 
 WHERE = RecordCoordinates("t", 0, 5)
 CORPUS = Path(__file__).parents[1] / "data" / "fuzz"
@@ -279,7 +279,7 @@ KCQL_WORDS = st.sampled_from(
 @example("INSERT INTO a SELECT * FROM t PROPERTIES(max.inflight=0)")
 @example("INSERT INTO `a SELECT * FROM t")
 def test_kcql_text_parses_or_fails_at_a_statement_line_and_column(text: str) -> None:
-    from streamapp.settings import validate_statement_property
+    from streamapp.config.settings import validate_statement_property
 
     try:
         statements = parse_kcql(text, validate_statement_property)

@@ -18,9 +18,9 @@ from aiocoap.numbers.codes import Code
 
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import ONE_BLOCK, CoapSender, RequestOptions
+from streamapp.config.settings import Settings
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates
-from streamapp.settings import Settings
 from streamapp_harness.californium import CaliforniumRequest, CaliforniumServer
 from tests.certs import Pki
 

@@ -16,9 +16,9 @@ import pytest
 
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError, DeliveryError
 from streamapp.records import RecordCoordinates
-from streamapp.settings import Settings
 from streamapp_harness.libcoap import CoapsCredentials, LibcoapServer
 from tests.certs import Pki
 

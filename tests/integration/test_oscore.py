@@ -22,9 +22,9 @@ import pytest
 from streamapp.coap.oscore import open_contexts
 from streamapp.coap.security import dtls_options
 from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.config.settings import Settings
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates
-from streamapp.settings import Settings
 from streamapp_harness.libcoap import CoapsCredentials, LibcoapServer
 from tests.oscore_server import ContextPair, OscoreCoapServer, make_contexts, server_sequence_unknown
 

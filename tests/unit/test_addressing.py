@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.addressing import compile_query, compile_server
+from streamapp.config.settings import Settings
+from streamapp.engine.addressing import compile_query, compile_server
 from streamapp.engine.pipeline import Route
 from streamapp.errors import ConfigError, SelectError
 from streamapp.records import Record
-from streamapp.settings import Settings
 
 URI = "coap://127.0.0.1:5683"
 

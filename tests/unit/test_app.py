@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streamapp.app import create_app
-from streamapp.settings import Settings
+from streamapp.config.settings import Settings
 
 
 def test_one_agent_per_source_topic_with_fan_out_routes() -> None:

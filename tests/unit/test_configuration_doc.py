@@ -1,4 +1,4 @@
-"""docs/configuration.md's reference is what ``make docs`` writes from ``KEYS`` (streamapp/keys.py), where
+"""docs/configuration.md's reference is what ``make docs`` writes from ``KEYS`` (config/keys.py), where
 every key, default, unit and doc is written once: every key has a row, and every concrete default is the
 one the code uses. The README carries no per-key table (it links to the reference)."""
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streamapp.keys import KEYS, REQUIRED, Secret
+from streamapp.config.keys import KEYS, REQUIRED, Secret
 from tools.configuration_doc import BEGIN, DOC, END, render
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def test_the_committed_reference_is_what_make_docs_writes() -> None:
             )
         )
         pytest.fail(
-            "docs/configuration.md is out of date with KEYS (streamapp/keys.py): run `make docs` and "
+            "docs/configuration.md is out of date with KEYS (streamapp/config/keys.py): run `make docs` and "
             f"commit the result\n{diff[:4000]}",
             pytrace=False,
         )

@@ -1,5 +1,5 @@
 """The container and orchestration files agree with the code: docker/Dockerfile, docker/compose.yaml and
-deploy/kubernetes/*.yaml name only known configuration variables, probe the paths streamapp.health serves,
+deploy/kubernetes/*.yaml name only known configuration variables, probe the paths streamapp.web.health serves,
 on the port web.port defaults to, and run non-root on a read-only root filesystem with a writable /tmp."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import javaproperties
 import pytest
 import yaml
 
-from streamapp.health import LIVENESS_PATH, READINESS_PATH
-from streamapp.keys import ALIAS_TO_KEY, KEYS, KEYS_BY_NAME, Secret, env_name
-from streamapp.settings import CONFIG_ENV, Settings
+from streamapp.config.keys import ALIAS_TO_KEY, KEYS, KEYS_BY_NAME, Secret, env_name
+from streamapp.config.settings import CONFIG_ENV, Settings
+from streamapp.web.health import LIVENESS_PATH, READINESS_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "docker" / "Dockerfile"

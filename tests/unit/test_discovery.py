@@ -10,9 +10,9 @@ import pytest
 from aiocoap.numbers.codes import Code
 
 from streamapp.coap.discovery import GROUPS, _Answers, discovered_uri, discovery_group
+from streamapp.config.settings import Settings
 from streamapp.engine.pipeline import Route
 from streamapp.errors import ConfigError
-from streamapp.settings import Settings
 
 KCQL = "INSERT INTO a SELECT * FROM t"
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from streamapp.config.settings import Settings
 from streamapp.engine.failures import MESSAGE_TEXT_LIMIT, Failures
 from streamapp.engine.policy import Decision, ErrorPolicy
+from streamapp.engine.stats import Stats
 from streamapp.errors import ConfigError, DecodeError, DeliveryError, WorkerStopped
 from streamapp.kcql import parse_kcql
 from streamapp.records import RawRecord
-from streamapp.settings import Settings
-from streamapp.stats import Stats
 
 BASE = {"connect.coap.uri": "coap://127.0.0.1", "connect.coap.kcql": "INSERT INTO r SELECT * FROM t"}
 

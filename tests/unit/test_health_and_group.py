@@ -19,11 +19,11 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.group import LeaveGroupRequest
 
+from streamapp.config.workdir import data_directory
 from streamapp.errors import ConfigError, WorkerStopped
-from streamapp.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
 from streamapp.kafka.group import GroupWatch, leave_on_close, no_offset_error, without_committed_offset
 from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
-from streamapp.workdir import data_directory
+from streamapp.web.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
 from streamapp_harness.process import free_port
 
 
@@ -194,7 +194,7 @@ async def test_preflight_against_a_closed_port() -> None:
 
 def test_the_default_data_directory_is_private_and_removed_at_exit(tmp_path) -> None:
     assert data_directory(str(tmp_path)) == str(tmp_path)
-    code = "from streamapp.workdir import data_directory; print(data_directory(None))"
+    code = "from streamapp.config.workdir import data_directory; print(data_directory(None))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path, timeout=60
     )

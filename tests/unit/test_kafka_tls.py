@@ -12,11 +12,11 @@ import faust
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from streamapp.config.keys import Secret
+from streamapp.config.settings import Settings, StoreLocation
 from streamapp.errors import ConfigError
 from streamapp.kafka.security import broker_credentials
 from streamapp.kafka.tls import client_ssl_context
-from streamapp.keys import Secret
-from streamapp.settings import Settings, StoreLocation
 from tests.certs import STORE_PASSWORD, Pki, make_pki
 
 BASE = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO r SELECT * FROM t"}

@@ -27,8 +27,8 @@ from streamapp.coap.oscore import (
     open_contexts,
 )
 from streamapp.coap.sender import RequestOptions
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
-from streamapp.settings import Settings
 from tests.oscore_server import ContextPair, make_contexts
 from tests.unit.test_exchange import (
     FakeLink,

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from streamapp.errors import SelectError
 from streamapp.kcql import parse_kcql
+from streamapp.kcql.selector import compile_selector
 from streamapp.records import Record
-from streamapp.selector import compile_selector
 
 
 def record(value: Any) -> Record:
@@ -88,7 +88,7 @@ def test_rename_then_select_equals_select_of_the_original(value: dict[str, Any],
 
 # --- keys, headers, metadata, expansion, IGNORE, templates ------------------------------------------------
 
-from streamapp.selector import compile_resource  # noqa: E402
+from streamapp.kcql.selector import compile_resource  # noqa: E402
 
 
 def full_record(value: Any, key: Any = None) -> Record:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from streamapp.coap.sender import RequestOptions
+from streamapp.config.keys import KEYS, Secret
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
-from streamapp.keys import KEYS, Secret
-from streamapp.settings import Settings
 
 KCQL = (
     "INSERT INTO sensors/room1 SELECT temp AS t, id FROM readings; INSERT INTO alerts SELECT * FROM readings"
@@ -278,7 +278,7 @@ def test_the_option_objects_defaults_are_those_of_keys() -> None:
 
 
 def test_durations_are_read_in_seconds_through_their_unit() -> None:
-    from streamapp.keys import in_seconds
+    from streamapp.config.keys import in_seconds
 
     s = load(**{"connect.coap.retry.interval": "1500"})
     assert s.retry_interval_s == 1.5 and s.seconds("connect.coap.handshake.timeout") == 8.0
@@ -304,11 +304,11 @@ def test_dtls_keys_are_typed_and_bind_only_where_asked() -> None:
 
 
 def test_every_key_is_a_typed_attribute_declared_once() -> None:
-    """``Settings`` reads each key through the attribute ``KEYS`` declares (streamapp/keys.py), and no
+    """``Settings`` reads each key through the attribute ``KEYS`` declares (streamapp/config/keys.py), and no
     hand-written member of ``Settings`` shadows one."""
     import dataclasses
 
-    from streamapp.keys import GROUPS, KeyAttributes, Seconds
+    from streamapp.config.keys import GROUPS, KeyAttributes, Seconds
 
     s = load(**{"connect.coap.max.retries": "7", "errors.deadletterqueue.topic.name": "dlq"})
     for key in KEYS:
@@ -372,7 +372,7 @@ def test_an_empty_dead_letter_topic_is_none() -> None:
 
 
 def test_a_key_is_declared_in_a_group_and_once() -> None:
-    from streamapp.keys import INT, Key, KeyGroup
+    from streamapp.config.keys import INT, Key, KeyGroup
 
     def refusal(info: pytest.ExceptionInfo[Exception]) -> str:
         # Python 3.11 wraps an error of __set_name__ in a RuntimeError (3.12 raises it as it is)

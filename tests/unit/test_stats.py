@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamapp.engine.stats import HISTORY_S, SPARK_BAR_S, DeliveryRate, Stats
 from streamapp.errors import DeliveryError
 from streamapp.kcql import parse_kcql
-from streamapp.metrics import metrics_registry, render
 from streamapp.records import RecordCoordinates
-from streamapp.stats import HISTORY_S, SPARK_BAR_S, DeliveryRate, Stats
+from streamapp.web.metrics import metrics_registry, render
 
 
 def test_rate_over_the_last_minute_and_ten_second_bars() -> None:

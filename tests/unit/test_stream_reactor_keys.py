@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from streamapp.config.keys import KEYS
+from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
-from streamapp.keys import KEYS
-from streamapp.settings import Settings
 
 BASE = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO a SELECT * FROM t"}
 SINK_CLASS = "com.datamountaineer.streamreactor.connect.coap.sink.CoapSinkConnector"

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.addressing import compile_server
 from streamapp.coap.security import unused_dtls_keys
 from streamapp.coap.sender import Server
 from streamapp.coap.tcp_tls import load_tls_options, tls_options, uses_tls
+from streamapp.config.settings import Settings
+from streamapp.engine.addressing import compile_server
 from streamapp.errors import ConfigError
 from streamapp.records import Record
-from streamapp.settings import Settings
 from tests.certs import Pki
 
 KCQL = "INSERT INTO sensors SELECT * FROM readings"

@@ -1,7 +1,7 @@
 """``/metrics``: the same numbers as the stats page, in Prometheus' text format, via ``prometheus-client``.
 
-A custom collector reads :class:`~streamapp.stats.Stats` at scrape time, so the metrics can never disagree
-with ``/coap/stats.json``. Each app has its own registry (tests build several apps in one process).
+A custom collector reads :class:`~streamapp.engine.stats.Stats` at scrape time, so the metrics can never
+disagree with ``/coap/stats.json``. Each app has its own registry (tests build several apps in one process).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streamapp.stats import LATENCY_BUCKETS, Stats
+from streamapp.engine.stats import LATENCY_BUCKETS, Stats
 
 LABELS = ("statement", "topic", "resource")
 COUNTERS = (

@@ -27,7 +27,7 @@ READINESS_PATH = "/readyz"
 BROKER_PROBE_INTERVAL_S = 5.0
 BROKER_STALE_S = 15.0
 
-log = get_logger("streamapp.health")
+log = get_logger(__name__)
 
 
 class BrokerWatch:

@@ -1,7 +1,7 @@
 """Typed settings, in the manner of Kafka Connect's ConfigDef: a configuration resolved once, frozen.
 
 Every key has a type, a default, a unit, a validator and a doc string, declared once in ``KEYS``
-(``streamapp/keys.py``); ``Settings`` inherits the keys' typed attributes from there rather than
+(``streamapp/config/keys.py``); ``Settings`` inherits the keys' typed attributes from there rather than
 re-declaring them, so a key's name, type and default cannot disagree between the two modules. What this
 module adds is resolution and the checks across keys. Values come from, later wins:
 built-in defaults < a ``.properties`` file named by ``STREAMAPP_CONFIG`` < environment variables (the key
@@ -22,11 +22,7 @@ from typing import Any
 
 import javaproperties
 
-from streamapp.errors import ConfigError, KcqlError
-from streamapp.kafka.jaas import LOGIN_MODULES, parse_jaas
-from streamapp.kcql import Statement, parse_kcql
-from streamapp.kcql.model import STATEMENT_PROPERTIES
-from streamapp.keys import (
+from streamapp.config.keys import (
     ALIAS_TO_KEY,
     CONNECTOR_CLASS,
     CONNECTOR_CLASS_SUFFIX,
@@ -43,6 +39,10 @@ from streamapp.keys import (
     in_seconds,
     without_password,
 )
+from streamapp.errors import ConfigError, KcqlError
+from streamapp.kafka.jaas import LOGIN_MODULES, parse_jaas
+from streamapp.kcql import Statement, parse_kcql
+from streamapp.kcql.model import STATEMENT_PROPERTIES
 
 CONFIG_ENV = "STREAMAPP_CONFIG"
 
@@ -91,11 +91,11 @@ class Notice:
 class Settings(KeyAttributes):
     """Resolved, validated configuration. Build with :meth:`load` or :meth:`from_mapping`.
 
-    Every key is a typed attribute inherited from :class:`~streamapp.keys.KeyAttributes`, where ``KEYS``
-    declares it (``settings.max_retries`` reads ``connect.coap.max.retries``, ``settings.retry_interval_s``
-    reads ``connect.coap.retry.interval`` in seconds). The properties written here are the derived
-    settings: each is computed from several keys, or from a key and where it came from, so no single key
-    declaration can be it.
+    Every key is a typed attribute inherited from :class:`~streamapp.config.keys.KeyAttributes`, where
+    ``KEYS`` declares it (``settings.max_retries`` reads ``connect.coap.max.retries``,
+    ``settings.retry_interval_s`` reads ``connect.coap.retry.interval`` in seconds). The properties written
+    here are the derived settings: each is computed from several keys, or from a key and where it came
+    from, so no single key declaration can be it.
     """
 
     values: Mapping[str, Any]

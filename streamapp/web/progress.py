@@ -7,10 +7,10 @@ import time
 
 import faust
 
+from streamapp.engine.stats import Stats
 from streamapp.logs import get_logger
-from streamapp.stats import Stats
 
-log = get_logger("streamapp.progress")
+log = get_logger(__name__)
 
 
 def log_progress(app: faust.App, stats: Stats, interval_s: float) -> None:

@@ -15,9 +15,9 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streamapp.coap.dtls import DtlsOptions
-from streamapp.metrics import metrics_registry, render
-from streamapp.settings import Settings
-from streamapp.stats import Stats
+from streamapp.config.settings import Settings
+from streamapp.engine.stats import Stats
+from streamapp.web.metrics import metrics_registry, render
 
 
 def assignment(app: faust.App) -> list[tuple[str, int]]:
@@ -74,7 +74,7 @@ def snapshot(
 
 
 def _page() -> str:
-    return resources.files("streamapp").joinpath("stats_page.html").read_text(encoding="utf-8")
+    return resources.files("streamapp.web").joinpath("stats_page.html").read_text(encoding="utf-8")
 
 
 def register_views(

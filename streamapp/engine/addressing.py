@@ -17,12 +17,12 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from streamapp.coap.discovery import GROUPS
+from streamapp.config.keys import COAP_SCHEMES
 from streamapp.errors import SelectError
 from streamapp.kcql import Statement
 from streamapp.kcql.model import Field
-from streamapp.keys import COAP_SCHEMES
+from streamapp.kcql.selector import field_getter, placeholder_text
 from streamapp.records import Record
-from streamapp.selector import field_getter, placeholder_text
 
 ServerRenderer = Callable[[Record], str | None]
 QueryRenderer = Callable[[Record], tuple[str, ...]]
