@@ -5,7 +5,11 @@ The server unprotects every request with its recipient context (the mirror of th
 recipient ID swapped), rejects a replayed sequence number ("Replay detected", an unprotected 4.01), answers
 an unknown context or a failed verification with an unprotected error, and records the *inner* request as
 the recording server records a plain one; its answers are protected. A request without OSCORE reaches the
-recording site unprotected, as aiocoap serves it: :attr:`OscoreCoapServer.unprotected` counts them.
+recording site unprotected, as aiocoap serves it: :attr:`OscoreCoapServer.unprotected` counts them, and
+:attr:`OscoreCoapServer.replays` the requests refused as replays. ``transport="tcp"`` or ``"tls"`` serves
+the same over CoAP over TCP or TLS (aiocoap's ``tcpserver``/``tlsserver``, as the recording server does).
+Over TCP aiocoap (0.4.17) answers a refused request (a replay, an unknown context, a failed decryption) with
+nothing at all: its OSCORE site answers those errors only to a CON request, and a TCP request has no type.
 
 ``make_contexts(base)`` writes ``base/client`` (for ``connect.coap.oscore.context``) and ``base/server``;
 ``server_sequence_unknown`` makes the server start as after a crash (its replay window lost), so that it
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import aiocoap
 from aiocoap import oscore
@@ -83,14 +89,19 @@ class _Site(_CatchAllResource):
 
 
 class _RecordingContext(oscore.FilesystemSecurityContext):
-    """The server's recipient context, noting the sender sequence number of every request it accepts."""
+    """The server's recipient context, noting the sender sequence number of every request it accepts and
+    counting those it refuses as replays."""
 
-    seen: list[int]
+    server: OscoreCoapServer
 
     def unprotect(self, protected_message, request_id=None):  # type: ignore[no-untyped-def]
-        inner, request_id = super().unprotect(protected_message, request_id)
+        try:
+            inner, request_id = super().unprotect(protected_message, request_id)
+        except oscore.ReplayError:
+            self.server.replays += 1
+            raise
         if protected_message.code.is_request():
-            self.seen.append(int.from_bytes(request_id.partial_iv, "big"))
+            self.server.accepted_sequence_numbers.append(int.from_bytes(request_id.partial_iv, "big"))
         return inner, request_id
 
 
@@ -99,25 +110,32 @@ class OscoreCoapServer(RecordingCoapServer):
 
     thread_name = "oscore-coap-server"
 
-    def __init__(self, server_dir: Path, port: int = 0) -> None:
-        super().__init__(port)
+    def __init__(
+        self,
+        server_dir: Path,
+        port: int = 0,
+        *,
+        transport: Literal["udp", "tcp", "tls"] = "udp",
+        ssl_context: ssl.SSLContext | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        super().__init__(port, transport=transport, ssl_context=ssl_context, host=host)
         self.server_dir = server_dir
         self.unprotected = 0
+        #: Requests refused because their sequence number was seen before (RFC 8613 §7.4).
+        self.replays = 0
         self._security: oscore.FilesystemSecurityContext | None = None
         #: The sequence numbers of the requests the server accepted, in order (a reused one is refused).
         self.accepted_sequence_numbers: list[int] = []
 
-    async def _create_context(self) -> tuple[aiocoap.Context, int]:
+    def _root_site(self) -> OscoreSiteWrapper:
+        """The recording site behind aiocoap's OSCORE, with the recipient context opened from its directory
+        (each start: after :meth:`restart` the replay window is the one the stop stored)."""
         self._security = security = _RecordingContext(str(self.server_dir))
-        security.seen = self.accepted_sequence_numbers
+        security.server = self
         credentials = CredentialsMap()
-        credentials[":client"] = self._security
-        site = OscoreSiteWrapper(_Site(self), credentials)
-        context = await aiocoap.Context.create_server_context(
-            site, bind=("127.0.0.1", self._requested_port), transports=["udp6"]
-        )
-        message_interface = context.request_interfaces[0].token_interface.message_interface
-        return context, int(message_interface._local_port())
+        credentials[":client"] = security
+        return OscoreSiteWrapper(_Site(self), credentials)
 
     async def _close(self) -> None:
         await super()._close()

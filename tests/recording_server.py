@@ -13,7 +13,8 @@ Usage::
 
 ``RecordingCoapServer(transport="tcp")`` serves CoAP over TCP instead (RFC 8323, aiocoap's ``tcpserver``,
 ``coap+tcp://``), ``transport="tls"`` over TLS with the given server ``ssl_context`` (``tlsserver``,
-``coaps+tcp://``); :meth:`restart` stops and starts it on the same port, its records kept.
+``coaps+tcp://``); :meth:`restart` stops and starts it on the same port, its records kept, and
+:meth:`drop_connections` cuts every TCP connection (a reset, no CoAP word) and goes on serving.
 
 Each request's time at the server is kept too (:attr:`RecordingCoapServer.exchanges`): when it arrived, when
 its answer was handed back to aiocoap, and both as positions in one event order, so a test can tell exactly
@@ -196,12 +197,16 @@ class RecordingCoapServer(ThreadedServer):
     async def _open(self) -> None:
         self._context, self._port = await self._create_context()
 
+    def _root_site(self) -> resource.Resource:
+        """The resource every request goes to (a subclass may put a wrapper in front of it)."""
+        return _CatchAllResource(self)
+
     async def _create_context(self) -> tuple[aiocoap.Context, int]:
         if self._transport != "udp":
             return await self._create_tcp_context()
         # udp6 only: the default server transports would also open TCP/TLS/WebSocket listeners.
         context = await aiocoap.Context.create_server_context(
-            _CatchAllResource(self), bind=(_HOST, self._requested_port), transports=["udp6"]
+            self._root_site(), bind=(_HOST, self._requested_port), transports=["udp6"]
         )
         # With port 0 the kernel chose the port at bind(); aiocoap (0.4.17) exposes it only via the transport.
         message_interface = context.request_interfaces[0].token_interface.message_interface
@@ -217,7 +222,7 @@ class RecordingCoapServer(ThreadedServer):
         # aiocoap binds its TLS server on the given port + 1 (its default ports 5683/5684).
         bind_port = port - 1 if self._transport == "tls" else port
         context = await aiocoap.Context.create_server_context(
-            _CatchAllResource(self),
+            self._root_site(),
             bind=(_HOST, bind_port),
             transports=["tcpserver" if self._transport == "tcp" else "tlsserver"],
             _ssl_context=self._ssl_context,
@@ -241,6 +246,24 @@ class RecordingCoapServer(ThreadedServer):
                 for connection in list(getattr(interface, "_pool", ())):
                     if connection._transport is not None:
                         connection._transport.close()
+
+    def drop_connections(self) -> int:
+        """Over TCP or TLS: reset every open connection (as a crashed peer or a dead network path would:
+        no Release, no Abort) and go on serving; returns how many were dropped."""
+        if self._transport == "udp":
+            raise RuntimeError("drop_connections() is for transport='tcp' or 'tls'")
+        return self._call(self._drop_connections(), 10.0)
+
+    async def _drop_connections(self) -> int:
+        context = self._context
+        dropped = 0
+        for interface in context.request_interfaces if context is not None else ():
+            for connection in list(getattr(getattr(interface, "token_interface", None), "_pool", ())):
+                transport = getattr(connection, "_transport", None)
+                if transport is not None:
+                    transport.abort()
+                    dropped += 1
+        return dropped
 
     # -- configuration (thread-safe) -------------------------------------------------------------------------
 

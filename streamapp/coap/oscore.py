@@ -7,7 +7,9 @@ with its sequence number persisted ahead (:class:`aiocoap.oscore.FilesystemSecur
 that again by hand would be the riskiest code in the sink. What stays ours is the glue: a protected
 request is just another *outer* message for the exchange layer (``exchange.py``), which keeps RFC 7252's
 rules for it as for any other (Message IDs, retransmission of the same datagram, the deadline) over
-whatever carries it (UDP, DTLS, or another link). So this module touches neither the wire nor the link.
+whatever carries it (UDP, DTLS, or another link), or for ``tcp.py``, which keeps RFC 8323's (one connection,
+matching by token, a dropped connection re-opened). So this module touches no link, and of the message
+formats only puts the outer message into TCP's (``tcp_wire.py``) for ``tcp.py``.
 
 How one request goes (:class:`ProtectedExchange`, an :class:`~streamapp.coap.exchange.Exchange`):
 
@@ -31,6 +33,16 @@ How one request goes (:class:`ProtectedExchange`, an :class:`~streamapp.coap.exc
    "Replay detected", "Decryption failed": §8.2, §7.4, unauthenticated, so never taken as delivery), a
    response that fails verification (§8.4: the client stops processing it), a context that is exhausted
    (§7.2.1) or whose sequence number cannot be persisted (§7.5).
+
+Over CoAP over TCP or TLS (RFC 8323, ``coap+tcp://``, ``coaps+tcp://``) the same request goes as a
+:class:`ProtectedTcpExchange`, a :class:`~streamapp.coap.tcp.TcpExchange` with the same steps: the outer
+message is the same (OSCORE binds neither a Message ID nor a type, which RFC 8323 has not, nor the token), in
+the TCP message format; its inner Block1 blocks are as large as the peer's Max-Message-Size allows (up to
+1024 bytes: the whole body in one message when it fits, as for plain requests over TCP). One rule differs:
+over UDP a retransmission repeats the protected datagram (the server's message layer recognises it by its
+Message ID before OSCORE sees it), while over TCP nothing is ever sent twice as it was. A request whose
+connection dropped unanswered starts again on the next one protected anew (a new sequence number for each of
+its messages): the old protected message again would be a replay the server refuses (§7.4).
 
 Sequence numbers (RFC 8613 §7.2, §7.5, Appendix B.1.1): :class:`PersistentContext` is aiocoap's
 ``FilesystemSecurityContext``, which, before it hands out a sender sequence number, makes sure
@@ -63,8 +75,9 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.optiontypes import BlockOption
 
-from streamapp.coap import wire
+from streamapp.coap import tcp_wire, wire
 from streamapp.coap.exchange import BlockwiseError, Exchange, ExchangeError, Response
+from streamapp.coap.tcp import MAX_SZX, TcpExchange
 from streamapp.errors import ConfigError
 from streamapp.logs import get_logger
 
@@ -85,6 +98,8 @@ OSCORE_REPLAY_WINDOW = oscore.DEFAULT_WINDOWSIZE
 MAX_SEQUENCE_NUMBER = oscore.MAX_SEQNO
 
 UNAUTHORIZED = int(Code.UNAUTHORIZED)
+#: The longest Partial IV (RFC 8613 §6.1: up to 5 bytes, for sequence numbers up to 2^40 - 1).
+LONGEST_PARTIAL_IV = 5
 
 # aiocoap traces nonces and plaintexts (and, with AIOCOAP_REVEAL_KEYS, keys) at DEBUG on this logger.
 logging.getLogger("aiocoap.cryptography").setLevel(logging.WARNING)
@@ -261,6 +276,7 @@ class SecurityContext:
         except Exception as exc:  # filelock.Timeout, LoadError, OSError, JSON errors
             raise ConfigError(KEY, _why_not_opened(directory, exc)) from None
         self.closed = False
+        self._overheads: dict[str | None, int] = {}
 
     def __repr__(self) -> str:
         return f"<SecurityContext {self.directory}>"
@@ -290,24 +306,48 @@ class SecurityContext:
                 retriable=True,
             ) from None
 
-    def unprotect(self, response: wire.Incoming, request_id: oscore.RequestIdentifiers) -> aiocoap.Message:
-        """The inner response, verified; raises OscoreError when it is unprotected or fails verification."""
-        if response.oscore is None:
-            detail = response.payload.decode("utf-8", "replace")[:200]
+    def protection_overhead(self, host: str | None) -> int:
+        """At most how many bytes protecting a request adds to its plaintext (inner code, options, payload
+        marker and payload): the outer Uri-Host and OSCORE options, the OSCORE option with the longest
+        Partial IV, and the AEAD tag. For sizing a message to a peer's limit before a sequence number is spent
+        on it (``ProtectedTcpExchange``)."""
+        overhead = self._overheads.get(host)
+        if overhead is None:
+            context = self.context
+            id_context = context.id_context
+            longest_option = (
+                1  # the flag byte
+                + LONGEST_PARTIAL_IV
+                + (1 + len(id_context) if id_context is not None else 0)
+                + len(context.sender_id)
+            )
+            outer_options = wire.encode_options(host, (), None, ()) + wire.option(
+                wire.URI_HOST if host is not None else 0, wire.OSCORE, bytes(longest_option)
+            )
+            overhead = self._overheads[host] = len(outer_options) + context.alg_aead.tag_bytes
+        return overhead
+
+    def unprotect(
+        self, code: int, oscore_option: bytes | None, payload: bytes, request_id: oscore.RequestIdentifiers
+    ) -> aiocoap.Message:
+        """The inner response of an outer one (its ``code``, OSCORE option and ``payload``, whatever message
+        format carried it), verified; raises OscoreError when it is unprotected or fails verification."""
+        if oscore_option is None:
+            detail = payload.decode("utf-8", "replace")[:200]
             raise OscoreError(
-                f"the server answered {Code(response.code)} without OSCORE protection"
+                f"the server answered {Code(code)} without OSCORE protection"
                 + (f" ({detail})" if detail else "")
                 + ": an unprotected answer is not authenticated and is no delivery (RFC 8613 §8.2, §8.4)",
-                code=response.code,
+                code=code,
             )
-        outer = aiocoap.Message(code=response.code, payload=response.payload)
-        outer.opt.oscore = response.oscore
+        outer = aiocoap.Message(code=code, payload=payload)
+        outer.opt.oscore = oscore_option
         outer.direction = aiocoap.message.Direction.INCOMING
         try:
             inner, _ = self.context.unprotect(outer, request_id)
         except Exception as exc:  # ProtectionInvalid, cryptography's InvalidTag, a broken CBOR structure
             raise OscoreError(
-                f"the server's {Code(response.code)} response failed OSCORE verification "
+                f"the server's {Code(code)} response failed OSCORE verification "
                 f"({type(exc).__name__}: {exc}): it was discarded (RFC 8613 §8.4); check that the server "
                 f"holds the mirror of {self.directory}"
             ) from None
@@ -370,6 +410,62 @@ def _block_value(option: Any) -> int | None:
     if option is None:
         return None
     return wire.block_value(option.block_number, bool(option.more), option.size_exponent)
+
+
+def _inner_request(
+    code: int,
+    host: str | None,
+    path: tuple[str, ...],
+    query: tuple[str, ...],
+    content_format: int | None,
+    payload: bytes,
+    block1: Any,
+    size1: int | None,
+    echo: bytes | None,
+) -> aiocoap.Message:
+    """The request as the server's resource sees it: what ``protect()`` splits into the inner message (class
+    E: Uri-Path, Content-Format, Uri-Query, Block1, Size1, Echo, the payload) and the outer one (Uri-Host)."""
+    inner = aiocoap.Message(code=Code(code), payload=payload)
+    options = inner.opt
+    if host is not None:
+        options.uri_host = host
+    options.uri_path = path
+    if payload and content_format is not None:
+        options.content_format = content_format
+    if query:
+        options.uri_query = query
+    if block1 is not None:
+        options.block1 = block1
+    if size1 is not None:
+        options.size1 = size1
+    if echo is not None:
+        options.echo = echo
+    return inner
+
+
+def _echo_asked(inner: aiocoap.Message) -> bytes | None:
+    """The Echo value of an inner 4.01 Unauthorized that asks for proof of freshness (RFC 8613 Appendix
+    B.1.2, RFC 9175 §2.4), else None."""
+    echo = inner.opt.echo
+    if int(inner.code) == UNAUTHORIZED and echo is not None:
+        return bytes(echo)
+    return None
+
+
+def _echo_asked_again() -> OscoreError:
+    return OscoreError(
+        "the server answered 4.01 Unauthorized with an Echo option again, to the request that carried its "
+        "Echo value (RFC 9175 §2.4): given up",
+        code=UNAUTHORIZED,
+    )
+
+
+def _log_echo_resend(server: str | None) -> None:
+    log.info(
+        "coap.oscore_echo",
+        server=server,
+        why="the server asked for freshness (4.01 with Echo): the request is sent once more with it",
+    )
 
 
 class ProtectedExchange(Exchange):
@@ -461,21 +557,17 @@ class ProtectedExchange(Exchange):
         self._send_protected(chunk, block1, size1, None)
 
     def _send_protected(self, payload: bytes, block1: Any, size1: int | None, echo: bytes | None) -> None:
-        inner = aiocoap.Message(code=Code(self._inner_code), payload=payload)
-        options = inner.opt
-        if self.host is not None:
-            options.uri_host = self.host
-        options.uri_path = self.path
-        if payload and self.content_format is not None:
-            options.content_format = self.content_format
-        if self.query:
-            options.uri_query = self.query
-        if block1 is not None:
-            options.block1 = block1
-        if size1 is not None:
-            options.size1 = size1
-        if echo is not None:
-            options.echo = echo
+        inner = _inner_request(
+            self._inner_code,
+            self.host,
+            self.path,
+            self.query,
+            self.content_format,
+            payload,
+            block1,
+            size1,
+            echo,
+        )
         try:
             outer, self._request_id = self._context.protect(inner)
         except OscoreError as exc:
@@ -491,38 +583,27 @@ class ProtectedExchange(Exchange):
         request_id = self._request_id
         assert request_id is not None
         try:
-            inner = self._context.unprotect(message, request_id)
+            inner = self._context.unprotect(message.code, message.oscore, message.payload, request_id)
         except OscoreError as exc:
             self.fail(exc)
             return
-        code = int(inner.code)
-        echo = inner.opt.echo
-        if code == UNAUTHORIZED and echo is not None:
+        echo = _echo_asked(inner)
+        if echo is not None:
             if self._echoed:
-                self.fail(
-                    OscoreError(
-                        "the server answered 4.01 Unauthorized with an Echo option again, to the request "
-                        "that carried its Echo value (RFC 9175 §2.4): given up",
-                        code=code,
-                    )
-                )
+                self.fail(_echo_asked_again())
                 return
             # RFC 8613 Appendix B.1.2: the server's replay window is being rebuilt; the same request once more
             # with the Echo value proves it fresh. A new protected message: new ID, token, sequence number.
             self._echoed = True
             endpoint = self.endpoint
-            log.info(
-                "coap.oscore_echo",
-                server=endpoint.remote if endpoint is not None else None,
-                why="the server asked for freshness (4.01 with Echo): the request is sent once more with it",
-            )
-            self._resend(bytes(echo))
+            _log_echo_resend(endpoint.remote if endpoint is not None else None)
+            self._resend(echo)
             return
         content_format = inner.opt.content_format
         super().answered(
             wire.Incoming(
                 message.mtype,
-                code,
+                int(inner.code),
                 message.mid,
                 message.token,
                 _block_value(inner.opt.block1),
@@ -530,6 +611,207 @@ class ProtectedExchange(Exchange):
                 bytes(inner.payload),
                 None if content_format is None else int(content_format),
             )
+        )
+
+
+#: Room kept in every protected message over TCP for the inner options one message of a request may add to
+#: its resource's: Block1 (5 bytes with its header), Size1 (6) and an Echo (RFC 9175 §2.2.1: up to 40 bytes,
+#: 43 with its header), so that each block, and its resend with an Echo, fits the peer's Max-Message-Size.
+_INNER_RESERVE = 5 + 6 + 43
+
+
+class ProtectedTcpExchange(TcpExchange):
+    """A :class:`~streamapp.coap.tcp.TcpExchange` whose every message is OSCORE-protected, as
+    :class:`ProtectedExchange` is over UDP: the inner request is kept, each message is protected when it is
+    put on a connection (the body, each inner Block1 block, the Echo resend, and everything again after a
+    dropped connection: :meth:`restart`), each response unprotected before the exchange reads it.
+
+    Nothing protected is ever sent twice (see the module docstring): a message's bytes are built for the
+    token and connection they go on, from the inner request, with a new sequence number each time.
+
+    Block-wise (RFC 8613 §4.1.3.4.1, RFC 8323 §6): the body is split *before* protection, inner Block1 and
+    Size1, each block its own protected request, as over UDP; the blocks are as large as the peer's
+    Max-Message-Size allows for the *protected* message (its outer options and tag, the inner options and
+    room for Block1, Size1 and an Echo counted), at most 1024 bytes, and the whole body goes in one message
+    when that fits, as plain requests over TCP do."""
+
+    __slots__ = (
+        "_context",
+        "_echoed",
+        "_inner_code",
+        "_max_size",
+        "_request_id",
+        "_resend",
+        "content_format",
+        "host",
+        "path",
+        "query",
+    )
+
+    def __init__(
+        self,
+        context: SecurityContext,
+        code: int,
+        host: str | None,
+        path: tuple[str, ...],
+        query: tuple[str, ...],
+        content_format: int | None,
+        payload: bytes,
+        timeout_s: float,
+        on_done: Callable[[Response | None, BaseException | None], None],
+    ) -> None:
+        super().__init__(int(Code.POST), b"", 0, payload, timeout_s, on_done)
+        self._context = context
+        self._inner_code = code
+        self.host = host
+        self.path = path
+        self.query = query
+        self.content_format = content_format
+        self._request_id: oscore.RequestIdentifiers | None = None
+        self._echoed = False
+        #: The peer's Max-Message-Size on the connection the request is on.
+        self._max_size = tcp_wire.DEFAULT_MAX_MESSAGE_SIZE
+        #: How to build the message in flight again, with a new token and the server's Echo value.
+        self._resend: Callable[[bytes, bytes], bytes | None] = self._whole
+
+    def restart(self) -> None:
+        """Its connection dropped unanswered: it starts again on the next one, every message protected anew
+        (nothing of the old connection is kept: not the request identifiers, not an Echo answered there)."""
+        super().restart()
+        self._request_id = None
+        self._echoed = False
+
+    # -- sending -------------------------------------------------------------------------------------------
+
+    def first_message(self, token: bytes, max_size: int) -> bytes | None:
+        """Its first message on a connection whose peer takes at most ``max_size`` bytes, protected: the
+        whole body when it fits, else inner block 0 of the largest block size that does."""
+        self._max_size = max_size
+        room = max_size - self._fixed_size(len(token))
+        if len(self.payload) <= room:
+            self._block = None
+            self._resend = self._whole
+            return self._whole(token, None)
+        szx = MAX_SZX
+        while szx >= 0 and 16 << szx > room:
+            szx -= 1
+        if szx < 0:
+            self.fail(
+                BlockwiseError(
+                    f"the server's Max-Message-Size of {max_size} bytes leaves no room for the protected "
+                    f"request's options, its OSCORE option and tag, and a 16-byte block"
+                )
+            )
+            return None
+        self._szx = szx
+        return self.block_message(token, 0)
+
+    def block_message(self, token: bytes, number: int) -> bytes | None:
+        """Inner block ``number`` at the current block size, protected (RFC 8613 §4.1.3.4.1); Size1 on the
+        first."""
+        size = 16 << self._szx
+        start = number * size
+        payload = self.payload
+        if start >= len(payload):
+            self.fail(BlockwiseError(f"no block {number} in {len(payload)} bytes at the server's block size"))
+            return None
+        chunk = payload[start : start + size]
+        more = start + size < len(payload)
+        self._block = (number, more, self._szx)
+        block1 = BlockOption.BlockwiseTuple(number, more, self._szx)
+        size1 = len(payload) if number == 0 else None
+        self._resend = lambda token, echo: self._protected(token, chunk, block1, size1, echo)
+        return self._protected(token, chunk, block1, size1, None)
+
+    def _whole(self, token: bytes, echo: bytes | None) -> bytes | None:
+        return self._protected(token, self.payload, None, None, echo)
+
+    def _fixed_size(self, token_length: int) -> int:
+        """At most how many bytes a protected message of this request takes besides its chunk of the body:
+        the largest header, the token, the outer options and tag, the payload marker, and the plaintext's
+        inner code, options (with room for Block1, Size1 and an Echo) and payload marker."""
+        inner_options = wire.encode_options(
+            None, self.path, self.content_format if self.payload else None, self.query
+        )
+        return (
+            tcp_wire.MAX_HEADER
+            + token_length
+            + self._context.protection_overhead(self.host)
+            + 1  # the outer payload marker
+            + 1  # the inner code
+            + len(inner_options)
+            + _INNER_RESERVE
+            + 1  # the inner payload marker
+        )
+
+    def _protected(
+        self, token: bytes, payload: bytes, block1: Any, size1: int | None, echo: bytes | None
+    ) -> bytes | None:
+        """One message of the request, protected with a new sequence number, in the TCP format; None (and
+        the request failed) when no sequence number can be had or the message would not fit."""
+        inner = _inner_request(
+            self._inner_code,
+            self.host,
+            self.path,
+            self.query,
+            self.content_format,
+            payload,
+            block1,
+            size1,
+            echo,
+        )
+        try:
+            outer, self._request_id = self._context.protect(inner)
+        except OscoreError as exc:
+            self.fail(exc)
+            return None
+        data = tcp_wire.encode(int(outer.code), token, outer.opt.encode(), outer.payload)
+        if len(data) > self._max_size:  # only an Echo longer than RFC 9175 allows gets here
+            self.fail(
+                BlockwiseError(
+                    f"the protected message of {len(data)} bytes does not fit the server's Max-Message-Size "
+                    f"of {self._max_size} bytes"
+                )
+            )
+            return None
+        return data
+
+    # -- receiving -----------------------------------------------------------------------------------------
+
+    def answered(self, message: tcp_wire.Message) -> None:
+        """Unprotect the response, answer an Echo challenge once, and go on with the inner response."""
+        request_id = self._request_id
+        assert request_id is not None
+        try:
+            inner = self._context.unprotect(
+                message.code, message.option(wire.OSCORE), message.payload, request_id
+            )
+        except OscoreError as exc:
+            self.fail(exc)
+            return
+        echo = _echo_asked(inner)
+        if echo is not None:
+            if self._echoed:
+                self.fail(_echo_asked_again())
+                return
+            # RFC 8613 Appendix B.1.2, as over UDP: the same message once more with the Echo value, protected
+            # anew (new token, new sequence number), on the connection that carried the challenge.
+            self._echoed = True
+            client, connection = self.client, self.connection
+            assert connection is not None
+            _log_echo_resend(client.remote if client is not None else None)
+            resend = self._resend
+            connection.send_next(self, lambda token: resend(token, echo))
+            return
+        options = []
+        content_format = inner.opt.content_format
+        if content_format is not None:
+            options.append((wire.CONTENT_FORMAT, wire.uint(int(content_format))))
+        block1 = _block_value(inner.opt.block1)
+        if block1 is not None:
+            options.append((wire.BLOCK1, wire.uint(block1)))
+        super().answered(
+            tcp_wire.Message(int(inner.code), message.token, tuple(options), bytes(inner.payload))
         )
 
 
@@ -549,6 +831,7 @@ __all__ = [
     "OscoreError",
     "PersistentContext",
     "ProtectedExchange",
+    "ProtectedTcpExchange",
     "SecurityContext",
     "check_context_directory",
     "close_contexts",

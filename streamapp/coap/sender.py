@@ -39,7 +39,13 @@ from streamapp.coap.exchange import (
     ResponseTimeout,
     RetransmitsExceeded,
 )
-from streamapp.coap.oscore import OscoreError, ProtectedExchange, SecurityContext, close_contexts
+from streamapp.coap.oscore import (
+    OscoreError,
+    ProtectedExchange,
+    ProtectedTcpExchange,
+    SecurityContext,
+    close_contexts,
+)
 from streamapp.coap.tcp_tls import TCP_SCHEMES, TlsOptions
 from streamapp.config.keys import KEYS_BY_NAME, default_seconds, in_seconds
 from streamapp.errors import DeliveryError
@@ -505,14 +511,30 @@ class CoapSender(mode.Service):
         query: tuple[str, ...],
     ) -> _Outcome:
         """:meth:`submit` to a ``coap+tcp``/``coaps+tcp`` server: the request goes on its connection
-        (``tcp.py``); the future settles as over UDP."""
+        (``tcp.py``), OSCORE-protected when the options name a context (``oscore.py``); the future settles as
+        over UDP."""
         options = options or self.default_options
         request = _TcpRequest(self, target, None, segments, payload, where, options, server, query, future)
         future.request = request
-        encoded, last = target.options.get(segments, query, options.content_format if payload else None)
-        request.exchange = exchange = tcp.TcpExchange(
-            options.exchange_parameters[0], encoded, last, payload, options.response_timeout_s, request.done
-        )
+        code = options.exchange_parameters[0]
+        exchange: tcp.TcpExchange
+        if options.oscore_context is not None:
+            cache = target.options
+            exchange = ProtectedTcpExchange(
+                self._oscore[options.oscore_context],  # submit() checks
+                code,
+                cache.host,
+                cache.base_path + segments,
+                query,
+                options.content_format,
+                payload,
+                options.response_timeout_s,
+                request.done,
+            )
+        else:
+            encoded, last = target.options.get(segments, query, options.content_format if payload else None)
+            exchange = tcp.TcpExchange(code, encoded, last, payload, options.response_timeout_s, request.done)
+        request.exchange = exchange
         (target.link or self._link_of(target)).start(exchange)
         return future
 

@@ -493,6 +493,14 @@ class TcpConnection(asyncio.Protocol):
         if data is not None:
             self._put(exchange, token, data)
 
+    def send_next(self, exchange: TcpExchange, message: Callable[[bytes], bytes | None]) -> None:
+        """Another message of ``exchange`` that its answer asked for (an OSCORE Echo resend, ``oscore.py``),
+        with a token of its own: ``message(token)`` builds it (None: the exchange failed instead)."""
+        token = self._token()
+        data = message(token)
+        if data is not None:
+            self._put(exchange, token, data)
+
     def _put(self, exchange: TcpExchange, token: bytes, data: bytes) -> None:
         exchange.connection = self
         exchange.token = token

@@ -2,7 +2,9 @@
 ``connect.coap.oscore.context``, aiocoap's OSCORE server (which refuses any sender sequence number it has
 seen). The worker is SIGKILLed mid-stream and started again: every record arrives, the server accepted every
 request (no sequence number was used twice, so none was refused as a replay), and neither the worker's log
-nor its stats page nor its metrics show the master secret, the salt or a derived key."""
+nor its stats page nor its metrics show the master secret, the salt or a derived key. Over ``coap+tcp://``:
+a worker delivers to aiocoap's OSCORE server over TCP, whose connection is reset mid-stream; the requests sent
+again are protected anew, none is refused as a replay, every record arrives."""
 
 from __future__ import annotations
 
@@ -75,3 +77,53 @@ async def test_a_sigkilled_worker_restarts_without_reusing_a_sequence_number(
         for text in texts:
             for secret in secrets:
                 assert secret not in text and secret.upper() not in text
+
+
+TCP_RECORDS = 600
+
+
+async def test_a_worker_delivers_over_coap_tcp_with_oscore_across_a_dropped_connection(
+    broker: KafkaBroker, start_worker, unique: str, tmp_path: Path
+) -> None:
+    """OSCORE over CoAP over TCP (docs/oscore.md, docs/tcp.md): the worker's requests to aiocoap's OSCORE
+    server on ``coap+tcp://`` are protected (none arrives unprotected); the server resets the connection
+    while requests are being answered, and the worker sends the unanswered ones again on a new connection,
+    each protected anew: the server refuses none as a replay, and every record arrives."""
+    pair = make_contexts(tmp_path / "contexts")
+    topic = f"{unique}-tcp"
+    await broker.create_topic(topic, partitions=2)
+    await broker.produce(topic, [json.dumps({"n": n}).encode() for n in range(TCP_RECORDS)])
+    with OscoreCoapServer(pair.server, transport="tcp") as server:
+        server.set_delay(0.01)  # answers take 10 ms: the reset lands with requests taken and unanswered
+        worker = start_worker(
+            {
+                "name": unique,
+                "connect.coap.uri": server.uri,
+                "connect.coap.kcql": f"INSERT INTO readings SELECT * FROM {topic}",
+                "connect.coap.oscore.context": str(pair.client),
+                "connect.coap.max.inflight": "8",
+                "connect.coap.request.timeout": "20000",
+            }
+        )
+        worker.wait_until(
+            lambda: server.count >= TCP_RECORDS // 3 and server.in_flight > 0,
+            what="a third of the records at the server, some being answered",
+        )
+        assert server.drop_connections() == 1
+        expected = {b'{"n":%d}' % n for n in range(TCP_RECORDS)}
+        worker.wait_until(
+            lambda: {r.payload for r in server.requests} >= expected, what="every record at the server"
+        )
+        worker.wait_until(lambda: worker.delivered().get(1) == TCP_RECORDS, what="every record delivered")
+        assert worker.stop() == 0
+
+        accepted = server.accepted_sequence_numbers
+        assert server.unprotected == 0 and server.replays == 0
+        assert len(set(accepted)) == len(accepted) == server.count
+        assert all(r.path == "/readings" and r.method == "PUT" for r in server.requests)
+    lost = worker.events("coap.tcp_connection_lost")
+    assert any(event["unanswered"] > 0 for event in lost)
+    log = worker.log_text()
+    assert '"coap.tcp_connected"' in log and "Replay detected" not in log
+    for secret in (pair.secret_hex, pair.salt_hex):
+        assert secret not in log and secret.upper() not in log
