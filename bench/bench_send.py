@@ -12,7 +12,7 @@ as the sink does with ``max.inflight=1``, from its own socket:
 - ``aiocoap_sender``: what ``CoapSender.send`` did per request before the exchange layer (commit 1aee616):
   a ``Message`` with the server's resolved remote and the Uri-Path/Content-Format options, aiocoap's
   transmission parameters, ``context.request(..., handle_blockwise=False)`` in one ``asyncio.timeout``, and
-  aiocoap's address helpers memoised (``streamapp/coap/address_cache.py``);
+  aiocoap's address helpers memoised (``bench/address_cache.py``);
 - ``exchange``: the exchange layer alone (``ClientEndpoint`` and ``Exchange``, a future per request);
 - ``streamapp``: ``CoapSender.send`` now: the exchange layer with the endpoint pool, the Message-ID ledger
   and the DeliveryError handling;
@@ -43,8 +43,9 @@ from pathlib import Path
 import aiocoap
 from aiocoap.numbers.codes import Code
 
+from bench import address_cache
 from bench.harness import RESULTS, Comparison, Timing, finish, time_passes
-from streamapp.coap import address_cache, exchange, wire
+from streamapp.coap import exchange, wire
 from streamapp.coap.endpoints import MessageIdLedger
 from streamapp.coap.exchange import ClientEndpoint, Exchange
 from streamapp.coap.sender import CoapSender, RequestOptions, Server

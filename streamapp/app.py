@@ -28,9 +28,10 @@ from streamapp.engine.policy import ErrorPolicy
 from streamapp.engine.replies import Replies
 from streamapp.engine.stats import Stats
 from streamapp.kafka.commits import CommitMonitor, faust_commit
-from streamapp.kafka.group import PromptTableManager, on_assignment, watch_group
+from streamapp.kafka.group import on_assignment, watch_group
 from streamapp.kafka.security import broker_credentials
 from streamapp.logs import configure_logging, get_logger
+from streamapp.patches.faust import PromptTableManager
 from streamapp.web.health import register_probes
 from streamapp.web.progress import log_progress
 from streamapp.web.views import assignment, describe_security, register_views
@@ -57,7 +58,7 @@ class SinkApp(faust.App):
 
 def create_app(settings: Settings) -> faust.App:
     configure_logging(settings.log_format)
-    patches.apply_all()  # before Faust builds its consumer (streamapp/patches.py)
+    patches.apply_all()  # every internal checked, before Faust builds its consumer (streamapp/patches/)
     credentials, kafka_security = broker_credentials(settings)  # reads the truststore and keystore
     app = SinkApp(
         # Faust's app id is its consumer group: Kafka Connect's connect-<name> unless overridden.

@@ -47,6 +47,7 @@ from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake
 from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 from streamapp.config.keys import default_seconds
 from streamapp.logs import get_logger
+from streamapp.patches.mbedtls import handshake_step
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials
@@ -193,11 +194,11 @@ class _Session(asyncio.DatagramProtocol):
         if self.established.done():
             return
         try:
-            while self.buffer._handshake_state is not tls.HandshakeStep.HANDSHAKE_OVER:
+            while handshake_step(self.buffer) is not tls.HandshakeStep.HANDSHAKE_OVER:
                 try:
                     self.buffer.do_handshake()
                 finally:
-                    self.progress.steps.add(self.buffer._handshake_state)
+                    self.progress.steps.add(handshake_step(self.buffer))
         except (tls.WantReadError, tls.WantWriteError):
             pass
         except TLSError as exc:
@@ -208,7 +209,7 @@ class _Session(asyncio.DatagramProtocol):
                 self.fail(explain_handshake_failure(exc, self.remote, self.progress.steps))
             return
         self.flush()
-        if self.buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
+        if handshake_step(self.buffer) is tls.HandshakeStep.HANDSHAKE_OVER:
             self.established.set_result(None)
             self._read_application_data()
 

@@ -44,19 +44,20 @@ Message ID before OSCORE sees it), while over TCP nothing is ever sent twice as 
 connection dropped unanswered starts again on the next one protected anew (a new sequence number for each of
 its messages): the old protected message again would be a replay the server refuses (§7.4).
 
-Sequence numbers (RFC 8613 §7.2, §7.5, Appendix B.1.1): :class:`PersistentContext` is aiocoap's
+Sequence numbers (RFC 8613 §7.2, §7.5, Appendix B.1.1): ``PersistentContext`` is aiocoap's
 ``FilesystemSecurityContext``, which, before it hands out a sender sequence number, makes sure
 ``sequence.json`` holds a larger "next-to-send" (persisting in growing steps, 10 up to 10 000 ahead, fsynced
 and renamed into place), and starts from the persisted value after a restart: so no number is used twice,
 whatever kills the process. It also takes a ``lock`` file (flock, released by the kernel when the process
-dies), so two processes never use one context. Two gaps of aiocoap 0.4.17 are closed here: the rename is
-made durable by an fsync of the directory (a power cut could otherwise bring the old file back), and a
-failed write no longer counts the step as persisted (aiocoap raised its in-memory mark before writing, so
-the numbers after a failed write would have been used unpersisted).
+dies), so two processes never use one context. Two gaps of aiocoap 0.4.17 are closed (by extending its
+private methods, so the class lives in ``streamapp/patches/aiocoap.py``): the rename is made durable by an
+fsync of the directory (a power cut could otherwise bring the old file back), and a failed write no longer
+counts the step as persisted (aiocoap raised its in-memory mark before writing, so the numbers after a
+failed write would have been used unpersisted).
 
 No key material reaches a log line: this module logs none, aiocoap's own key tracing
-(``aiocoap.cryptography``, DEBUG) is silenced, an error names files and fields, never values, and a context
-has a ``repr`` without secrets.
+(``aiocoap.cryptography``, DEBUG; the name is checked in ``streamapp/patches/aiocoap.py``) is silenced,
+an error names files and fields, never values, and a context has a ``repr`` without secrets.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ from streamapp.coap.exchange import BlockwiseError, Exchange, ExchangeError, Res
 from streamapp.coap.tcp import MAX_SZX, TcpExchange
 from streamapp.errors import ConfigError
 from streamapp.logs import get_logger
+from streamapp.patches.aiocoap import KEY_TRACING_LOGGER, PersistentContext
 
 log = get_logger(__name__)
 
@@ -102,7 +104,7 @@ UNAUTHORIZED = int(Code.UNAUTHORIZED)
 LONGEST_PARTIAL_IV = 5
 
 # aiocoap traces nonces and plaintexts (and, with AIOCOAP_REVEAL_KEYS, keys) at DEBUG on this logger.
-logging.getLogger("aiocoap.cryptography").setLevel(logging.WARNING)
+logging.getLogger(KEY_TRACING_LOGGER).setLevel(logging.WARNING)
 
 
 class OscoreError(ExchangeError):
@@ -242,30 +244,6 @@ def _check_sequence_file(path: Path) -> None:
         raise ValueError(f'{path}: received is neither "unknown" nor a replay window')
 
 
-class PersistentContext(oscore.FilesystemSecurityContext):
-    """aiocoap's file-backed context with the two §7.5 gaps closed (see the module docstring)."""
-
-    def __repr__(self) -> str:
-        return f"<OSCORE context {self.basedir}>"
-
-    def _store(self) -> None:
-        super()._store()
-        directory = os.open(self.basedir, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename of sequence.json survives a power cut
-        finally:
-            os.close(directory)
-
-    def post_seqnoincrease(self) -> None:
-        persisted, step = self.sequence_number_persisted, self.sequence_number_chunksize
-        try:
-            super().post_seqnoincrease()
-        except BaseException:
-            # Not persisted: the next number tries again (and nothing was handed out for this one).
-            self.sequence_number_persisted, self.sequence_number_chunksize = persisted, step
-            raise
-
-
 class SecurityContext:
     """One context directory, opened once per worker (its lock held until :meth:`close`)."""
 
@@ -358,8 +336,7 @@ class SecurityContext:
         if self.closed:
             return
         self.closed = True
-        if self.context.lockfile is not None:
-            self.context._destroy()
+        self.context.release()
 
 
 def _why_not_opened(directory: str, exc: BaseException) -> str:
@@ -829,7 +806,6 @@ OUTER_OPTIONS = (OptionNumber.URI_HOST, OptionNumber.OSCORE)
 __all__ = [
     "KEY",
     "OscoreError",
-    "PersistentContext",
     "ProtectedExchange",
     "ProtectedTcpExchange",
     "SecurityContext",

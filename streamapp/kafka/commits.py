@@ -26,6 +26,8 @@ from typing import Any, Protocol
 from faust.sensors import Monitor
 from faust.types import TP
 
+from streamapp.patches.faust import created_consumer
+
 #: (topic, partition) -> the next offset to read, as committed.
 Committed = Mapping[tuple[str, int], int]
 
@@ -79,12 +81,12 @@ class CommitMonitor(Monitor):
 
 def faust_commit(app: Any) -> Callable[[], Awaitable[object]]:
     """The engine's ``Commit``: Faust's consumer commits what was acked. Before the worker started there is
-    no consumer (Faust creates one on first access to ``app.consumer``, so its private ``_consumer`` is
-    asked first) and nothing to commit."""
+    no consumer (``app.consumer`` would create one: ``created_consumer`` does not) and nothing to commit."""
 
     async def commit() -> object:
-        if app._consumer is None:
+        consumer = created_consumer(app)
+        if consumer is None:
             return False
-        return await app.consumer.commit()
+        return await consumer.commit()
 
     return commit

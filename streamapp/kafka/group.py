@@ -3,7 +3,8 @@
 Leaving: Kafka's Java consumer sends LeaveGroup on close whenever it holds a member id, so the group
 rebalances at once; aiokafka sends it only when the generation is above 0. A broker whose first generation
 is 0 (Tansu) then keeps the departed member until its session expires, and a restarted worker waits for
-it (docs/production.md, "Start and restart"). :func:`leave_on_close` makes aiokafka leave as Java does.
+it (docs/production.md, "Start and restart"). Once partitions are assigned, the consumer is made to leave
+as Java does (``streamapp/patches/aiokafka.py``, ``leave_on_close``).
 
 ``consumer.override.auto.offset.reset=none``: a partition without a committed offset stops the worker,
 naming every such partition, before any record of it is read.
@@ -15,13 +16,16 @@ the worker hung, neither joining nor exiting. :class:`GroupWatch` takes it every
 :data:`GROUP_CHECK_INTERVAL_S`. A member of another protocol is a Kafka Connect sink still in the group
 (one that crashed stays until its ``session.timeout.ms``, 45 s by default): the worker says so and joins
 as soon as it has left. Any other such error stops the worker with a line naming the key to look at.
+
+The aiokafka consumer, its thread and its group coordinator are Faust's and aiokafka's private objects,
+reached only through ``streamapp/patches/`` (``aiokafka_consumer``, ``consumer_thread``,
+``group_coordinator``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import time
 from collections.abc import Callable, Iterable
 
@@ -33,51 +37,18 @@ from aiokafka.errors import (
     InvalidSessionTimeoutError,
     KafkaError,
 )
-from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from aiokafka.structs import TopicPartition
-from faust.tables.manager import TableManager
 from faust.types import TP
 
 from streamapp.background import every
 from streamapp.errors import ConfigError
 from streamapp.logs import get_logger
+from streamapp.patches.aiokafka import group_coordinator, leave_on_close, quiet_protocol_conflict_lines
+from streamapp.patches.faust import aiokafka_consumer, consumer_thread
 
 log = get_logger(__name__)
 
 RESET_KEY = "consumer.override.auto.offset.reset"
-
-
-def leave_on_close(consumer: aiokafka.AIOKafkaConsumer) -> None:
-    """Make ``consumer`` send LeaveGroup when it closes in generation 0 too (see the module docstring)."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    if coordinator is None or getattr(coordinator, "_streamapp_leaves", False):
-        return
-    aiokafka_leave = coordinator._maybe_leave_group
-
-    async def maybe_leave_group() -> None:
-        if (
-            coordinator.generation == 0
-            and coordinator._group_instance_id is None
-            and coordinator.member_id != JoinGroupRequest.UNKNOWN_MEMBER_ID
-        ):
-            try:
-                await coordinator._send_req(LeaveGroupRequest(coordinator.group_id, coordinator.member_id))
-            except KafkaError as exc:  # best effort, as aiokafka's own: the session expiry still frees it
-                log.warning("kafka.leave_group_failed", group=coordinator.group_id, error=str(exc))
-            else:
-                log.info("kafka.left_group", group=coordinator.group_id)
-            coordinator.reset_generation()
-            return
-        await aiokafka_leave()
-
-    coordinator._maybe_leave_group = maybe_leave_group
-    coordinator._streamapp_leaves = True
-
-
-def aiokafka_consumer(app: faust.App) -> aiokafka.AIOKafkaConsumer | None:
-    """The aiokafka consumer that Faust runs in its consumer thread (None before it exists)."""
-    thread = getattr(app.consumer, "_thread", None)
-    return getattr(thread, "_consumer", None)
 
 
 async def committed_offsets(
@@ -89,7 +60,7 @@ async def committed_offsets(
     async def read() -> dict[tuple[str, int], int | None]:
         return {(tp.topic, tp.partition): await consumer.committed(tp) for tp in wanted}
 
-    return await app.consumer._thread.call_thread(read)
+    return await consumer_thread(app).call_thread(read)
 
 
 def on_assignment(app: faust.App, *, group: str, auto_offset_reset: str) -> None:
@@ -121,18 +92,6 @@ def no_offset_error(partitions: Iterable[tuple[str, int]], group: str) -> Config
         f"is none and group {group!r} has no committed offset for {named}: commit offsets for them "
         "(e.g. from the Kafka Connect sink), or set it to earliest or latest",
     )
-
-
-class PromptTableManager(TableManager):
-    """Faust's table manager without its one-second wait at start.
-
-    Faust waits a second so that agents registered late still make the first subscription; this app
-    registers its agents before the worker starts and keeps no table, so the wait only delays the join.
-    """
-
-    async def on_start(self) -> None:
-        await self._update_channels()
-        await self.recovery.start()
 
 
 #: How often an error of the group join is looked for (and, for another protocol's member, the join tried).
@@ -167,7 +126,9 @@ class GroupWatch:
         consumer = aiokafka_consumer(self._app)
         if consumer is None:
             return
-        coordinator = consumer._coordinator
+        coordinator = group_coordinator(consumer)
+        if coordinator is None:
+            return
 
         def take() -> KafkaError | None:
             try:
@@ -178,7 +139,7 @@ class GroupWatch:
 
         # Straight onto the consumer thread's loop, not through its method queue: the calls queued there
         # wait behind the very join that failed.
-        thread_loop = self._app.consumer._thread.thread_loop
+        thread_loop = consumer_thread(self._app).thread_loop
         taken: concurrent.futures.Future[KafkaError | None] = concurrent.futures.Future()
 
         def run() -> None:
@@ -237,19 +198,10 @@ class GroupWatch:
         return error
 
 
-class _ProtocolConflictLines(logging.Filter):
-    """aiokafka logs every refused join at ERROR; ``kafka.group_protocol_conflict`` says it now and then."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "InconsistentGroupProtocolError" not in record.getMessage()
-
-
 def watch_group(app: faust.App, group: str) -> GroupWatch:
     """Take the group's join errors from the app's start (streamapp/background.py: Faust's own timers start
     only once partitions are assigned, which a failed join prevents)."""
     watch = GroupWatch(app, group)
     every(app, GROUP_CHECK_INTERVAL_S, watch.check)
-    coordinator_log = logging.getLogger("aiokafka.consumer.group_coordinator")
-    if not any(isinstance(f, _ProtocolConflictLines) for f in coordinator_log.filters):
-        coordinator_log.addFilter(_ProtocolConflictLines())
+    quiet_protocol_conflict_lines()  # kafka.group_protocol_conflict says it now and then
     return watch

@@ -20,6 +20,7 @@ from streamapp.background import every
 from streamapp.engine import DeliveryEngine
 from streamapp.kafka.group import GroupWatch
 from streamapp.logs import get_logger
+from streamapp.patches.faust import aiokafka_producer
 
 LIVENESS_PATH = "/healthz"
 READINESS_PATH = "/readyz"
@@ -47,7 +48,7 @@ class BrokerWatch:
 
     async def probe(self) -> None:
         try:
-            client = self._app.producer._ensure_producer().client  # aiokafka's AIOKafkaClient
+            client = aiokafka_producer(self._app).client  # aiokafka's AIOKafkaClient
             await asyncio.wait_for(client.fetch_all_metadata(), BROKER_PROBE_INTERVAL_S)
         except Exception as exc:  # any failure means: not answered; the reason is shown by /readyz
             self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

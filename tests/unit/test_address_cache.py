@@ -1,4 +1,5 @@
-"""The memoised aiocoap address helpers answer exactly as aiocoap's own do."""
+"""The memoised aiocoap address helpers of ``bench/address_cache.py`` (bench_send's aiocoap baseline) answer
+exactly as aiocoap's own do."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import ipaddress
 
 from aiocoap.transports.udp6 import UDP6EndpointAddress
 
-from streamapp.coap import address_cache
+from bench import address_cache
 
 
 class Interface:

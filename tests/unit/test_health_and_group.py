@@ -21,8 +21,9 @@ from aiokafka.protocol.group import LeaveGroupRequest
 
 from streamapp.config.workdir import data_directory
 from streamapp.errors import ConfigError, WorkerStopped
-from streamapp.kafka.group import GroupWatch, leave_on_close, no_offset_error, without_committed_offset
+from streamapp.kafka.group import GroupWatch, no_offset_error, without_committed_offset
 from streamapp.kafka.preflight import BrokerUnusable, check_broker, explain
+from streamapp.patches.aiokafka import leave_on_close
 from streamapp.web.health import BROKER_STALE_S, BrokerWatch, readiness_reasons
 from streamapp_harness.process import free_port
 

@@ -20,7 +20,6 @@ from streamapp.coap import oscore, wire
 from streamapp.coap.exchange import ClientEndpoint
 from streamapp.coap.oscore import (
     OscoreError,
-    PersistentContext,
     ProtectedExchange,
     SecurityContext,
     check_context_directory,
@@ -29,6 +28,7 @@ from streamapp.coap.oscore import (
 from streamapp.coap.sender import RequestOptions
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
+from streamapp.patches.aiocoap import PersistentContext
 from tests.oscore_server import ContextPair, make_contexts
 from tests.unit.test_exchange import (
     FakeLink,
@@ -298,7 +298,7 @@ def test_persistent_context_fsyncs_the_directory(pair: ContextPair, monkeypatch:
         context.protect(aiocoap.Message(code=Code.PUT))
         assert len(synced) >= 2  # the file, then the directory
     finally:
-        context._destroy()
+        context.release()
 
 
 # -- the context directory -----------------------------------------------------------------------------------
