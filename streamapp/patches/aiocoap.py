@@ -72,6 +72,12 @@ class PersistentContext(oscore.FilesystemSecurityContext):
         return f"<OSCORE context {self.basedir}>"
 
     def _store(self) -> None:
+        # aiocoap's _destroy marks the replay window persisted before its last store even when the window
+        # was never initialised (sequence.json said "received": "unknown"), and would write
+        # {"index": null, "bitfield": null}, which no later start can read. A window not initialised is
+        # still unknown: say so.
+        if not self.recipient_replay_window.is_initialized():
+            self.replay_window_persisted = False
         super()._store()
         directory = os.open(self.basedir, os.O_RDONLY)
         try:

@@ -364,6 +364,19 @@ def test_a_broken_sequence_file(pair: ContextPair) -> None:
     assert "sequence.json: next-to-send is not a sequence number" in error_for(str(pair.client))
 
 
+def test_an_unknown_replay_window_stays_unknown_after_a_clean_stop(pair: ContextPair) -> None:
+    """A context provisioned with "received": "unknown" starts again after the worker stopped cleanly
+    (aiocoap alone would write a replay window of nulls on close that no start can read)."""
+    (pair.client / "sequence.json").write_text('{"next-to-send": 5, "received": "unknown"}')
+    SecurityContext(str(pair.client)).close()
+    persisted = json.loads((pair.client / "sequence.json").read_text())
+    assert persisted == {"next-to-send": 5, "received": "unknown"}
+    check_context_directory(str(pair.client))
+    again = SecurityContext(str(pair.client))
+    assert again.next_sequence_number == 5
+    again.close()
+
+
 def test_settings_name_the_key_and_the_file(pair: ContextPair) -> None:
     (pair.client / "settings.json").write_text("[")
     with pytest.raises(ConfigError) as info:
