@@ -26,8 +26,9 @@ from pathlib import Path
 
 from bench.harness import RESULTS, Comparison, finish, time_passes
 from streamapp.coap.dtls import DtlsOptions
+from streamapp.coap.request_options import RequestOptions
 from streamapp.coap.security import dtls_options
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.config.settings import Settings
 from streamapp.records import RecordCoordinates
 from streamapp_harness.libcoap import LibcoapServer

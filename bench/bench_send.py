@@ -48,7 +48,8 @@ from bench.harness import RESULTS, Comparison, Timing, finish, time_passes
 from streamapp.coap import exchange, wire
 from streamapp.coap.endpoints import MessageIdLedger
 from streamapp.coap.exchange import ClientEndpoint, Exchange
-from streamapp.coap.sender import CoapSender, RequestOptions, Server
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender, Server
 from streamapp.records import RecordCoordinates
 from streamapp_harness.libcoap import LibcoapServer
 

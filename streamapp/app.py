@@ -14,8 +14,9 @@ from streamapp import patches
 from streamapp.coap.discovery import DISCOVERED_FROM
 from streamapp.coap.endpoints import exchange_lifetime
 from streamapp.coap.oscore import OSCORE_REPLAY_WINDOW, open_contexts
+from streamapp.coap.request_options import RequestOptions
 from streamapp.coap.security import dtls_options
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.coap.tcp_tls import tls_options
 from streamapp.codecs import build_codecs
 from streamapp.config.settings import Settings

@@ -6,20 +6,19 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from streamapp.coap.discovery import describe as describe_discovery
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.security import dtls_options, unused_dtls_keys
+from streamapp.coap.tcp_tls import tls_options
 from streamapp.config.settings import CONFIG_ENV, Settings
+from streamapp.config.uris import discovery_group
+from streamapp.engine.pipeline import Route
 from streamapp.errors import ConfigError
+from streamapp.kafka.security import broker_credentials
 
 
 def check(_args: argparse.Namespace) -> int:
     """Print the resolved configuration and every compiled route, or the first error in one line."""
-    from streamapp.coap.discovery import describe as describe_discovery
-    from streamapp.coap.discovery import discovery_group
-    from streamapp.coap.security import dtls_options, unused_dtls_keys
-    from streamapp.coap.sender import RequestOptions
-    from streamapp.coap.tcp_tls import tls_options
-    from streamapp.engine.pipeline import Route
-    from streamapp.kafka.security import broker_credentials
-
     try:
         settings = Settings.load()
         dtls = dtls_options(settings)

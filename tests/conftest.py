@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp_harness.apicurio import ApicurioRegistry
 from streamapp_harness.kafka_broker import BrokerTls, KafkaBroker, TlsIdentity
 from streamapp_harness.libcoap import LibcoapServer

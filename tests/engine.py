@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
 from streamapp.codecs import Codecs, build_codecs
 from streamapp.engine import DeliveryEngine
 from streamapp.engine.dead_letters import DeadLetters

@@ -6,7 +6,8 @@ stream-reactor's CoAP Sink took these two host names to mean "ask All-CoAP-Nodes
 (RFC 7252 §12.8) on the URI's port, takes the first 2.05 answer that carries its token, and uses that
 server's address for the rest of its life. A server delays a multicast answer by up to its Leisure
 (RFC 7252 §8.2, 5 s by default), so the wait is longer than that. The word is never looked up in DNS.
-Why at start and not per request: docs/configuration.md, "discoverIP4 and discoverIP6".
+Why at start and not per request: docs/configuration.md, "discoverIP4 and discoverIP6". The two words and
+the group each stands for are the configuration's (``streamapp/config/uris.py``), which checks them too.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import asyncio
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import aiocoap
 from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 
-if TYPE_CHECKING:
-    from streamapp.config.settings import Settings
+from streamapp.config.settings import Settings
+from streamapp.config.uris import discovery_group
 
 #: Longer than the default Leisure (RFC 7252 §8.2: 5 s) a server may wait before it answers a multicast.
 DISCOVERY_WAIT_S = 7.0
@@ -33,30 +32,8 @@ WELL_KNOWN_CORE = (".well-known", "core")
 DISCOVERED_FROM = "discovered from"
 
 
-@dataclass(frozen=True)
-class Group:
-    """The multicast group a discovery host name stands for."""
-
-    name: str  # as stream-reactor spelled it
-    family: socket.AddressFamily
-    address: str
-
-
-#: stream-reactor's CoapConstants: COAP_DISCOVER_IP4 / _IP6 and their addresses.
-GROUPS = {
-    "discoverip4": Group("discoverIP4", socket.AF_INET, "224.0.1.187"),
-    "discoverip6": Group("discoverIP6", socket.AF_INET6, "ff05::fd"),
-}
-
-
 class DiscoveryFailed(Exception):
     """No server answered, or the multicast request could not be sent. The text names what was tried."""
-
-
-def discovery_group(uri: str) -> Group | None:
-    """The group when the URI's host is ``discoverIP4``/``discoverIP6`` (any case), else None."""
-    host = urlsplit(uri).hostname
-    return GROUPS.get(host.lower()) if host else None
 
 
 def describe(uri: str) -> str:

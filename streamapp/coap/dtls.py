@@ -35,7 +35,7 @@ import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiocoap.numbers import COAPS_PORT
 from aiocoap.util import hostportjoin
@@ -43,15 +43,13 @@ from mbedtls import tls
 from mbedtls.exceptions import TLSError
 
 from streamapp.coap import exchange
+from streamapp.coap.credentials import DtlsCredentials
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
-from streamapp.coap.suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
+from streamapp.coap.exchange import ClientEndpoint
+from streamapp.config.dtls_suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 from streamapp.config.keys import default_seconds
 from streamapp.logs import get_logger
 from streamapp.patches.mbedtls import handshake_step
-
-if TYPE_CHECKING:
-    from streamapp.coap.credentials import DtlsCredentials
-    from streamapp.coap.exchange import ClientEndpoint
 
 log = get_logger(__name__)
 

@@ -3,19 +3,21 @@
 Mbed TLS reports "certificate verification failed" or "timed out"; the cause (an expired certificate, an
 unknown CA, another host's certificate, a wrong PSK) is worked out here from the server certificates seen in
 the handshake, the trust store and how far the handshake got.
+
+What an explanation reads of the failed link is declared here (:class:`HandshakingLink`, which
+``dtls.DtlsLink`` satisfies), so ``dtls.py`` imports this module and this module never imports it.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiocoap import error
 from mbedtls import tls, x509
 from mbedtls.exceptions import TLSError
 
-if TYPE_CHECKING:
-    from streamapp.coap.dtls import DtlsLink
+from streamapp.coap.credentials import DtlsCredentials
 
 #: Mbed TLS error codes (positive, as python-mbedtls reports them).
 SSL_TIMEOUT = 0x6800
@@ -35,6 +37,33 @@ _AFTER_FINISHED = {
 }
 
 
+class LinkOptions(Protocol):
+    """The session options an explanation names: the credentials' kind and trust store, the suites offered."""
+
+    @property
+    def credentials(self) -> DtlsCredentials: ...
+
+    @property
+    def mbedtls_ciphers(self) -> tuple[str, ...]: ...
+
+
+class HandshakingLink(Protocol):
+    """The link whose handshake failed, as an explanation reads it: the server as log lines name it, the
+    host name its certificate must carry (None for an IP literal), the certificates it sent, our options."""
+
+    @property
+    def hostinfo(self) -> str: ...
+
+    @property
+    def server_hostname(self) -> str | None: ...
+
+    @property
+    def server_certificates(self) -> list[bytes]: ...
+
+    @property
+    def options(self) -> LinkOptions: ...
+
+
 class DtlsError(error.NetworkError):
     """The DTLS session to the server could not be established or broke; the message says why."""
 
@@ -43,7 +72,7 @@ class DtlsError(error.NetworkError):
 
 
 def explain_silence(
-    remote: DtlsLink,
+    remote: HandshakingLink,
     steps: set[tls.HandshakeStep],
     received_any: bool,
     timeout_s: float,
@@ -64,7 +93,7 @@ def explain_silence(
     return DtlsError(f"{where} during {max(steps, key=lambda s: s.value).name}")
 
 
-def _after_finished(where: str, remote: DtlsLink) -> DtlsError:
+def _after_finished(where: str, remote: HandshakingLink) -> DtlsError:
     if remote.options.credentials.mode == "psk":
         return DtlsError(
             f"{where} after our Finished message, which is what a wrong PSK (connect.coap.password) or an "
@@ -73,7 +102,9 @@ def _after_finished(where: str, remote: DtlsLink) -> DtlsError:
     return DtlsError(f"{where} after our Finished message: does the server trust our certificate?")
 
 
-def explain_handshake_failure(exc: TLSError, remote: DtlsLink, steps: set[tls.HandshakeStep]) -> DtlsError:
+def explain_handshake_failure(
+    exc: TLSError, remote: HandshakingLink, steps: set[tls.HandshakeStep]
+) -> DtlsError:
     """``steps``: every handshake step the session went through (Mbed TLS resets the step on an alert)."""
     code = getattr(exc, "err", None)
     where = f"DTLS handshake with {remote.hostinfo} failed"
@@ -94,7 +125,7 @@ def explain_handshake_failure(exc: TLSError, remote: DtlsLink, steps: set[tls.Ha
     return DtlsError(f"{where} during {step}: {getattr(exc, 'msg', '') or type(exc).__name__}")
 
 
-def certificate_problem(remote: DtlsLink) -> str:
+def certificate_problem(remote: HandshakingLink) -> str:
     """What is wrong with the certificate the server presented, checked against our trust store."""
     if not remote.server_certificates:
         return "the server sent no certificate we could read"

@@ -30,14 +30,12 @@ import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from aiocoap.numbers.constants import TransportTuning
 
+from streamapp.coap.request_options import RequestOptions
 from streamapp.logs import get_logger
-
-if TYPE_CHECKING:
-    from streamapp.coap.sender import RequestOptions
 
 log = get_logger(__name__)
 

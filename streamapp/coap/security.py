@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from streamapp.coap.credentials import load_credentials
 from streamapp.coap.dtls import DtlsOptions
-from streamapp.coap.suites import CERTIFICATE_SUITES, PSK_SUITES
+from streamapp.coap.tcp_tls import uses_tls
+from streamapp.config.dtls_suites import CERTIFICATE_SUITES, PSK_SUITES
 from streamapp.config.keys import revealed
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
@@ -72,8 +73,6 @@ TLS_KEYS = (
 def unused_dtls_keys(settings: Settings) -> list[str]:
     """DTLS keys set with no ``coaps://`` server (reported by ``check``; stream-reactor ignored them too),
     but for those a ``coaps+tcp://`` server uses."""
-    from streamapp.coap.tcp_tls import uses_tls
-
     if uses_dtls(settings):
         return []
     used = TLS_KEYS if uses_tls(settings) else ()

@@ -58,7 +58,6 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from streamapp.coap import tcp_wire, wire
 from streamapp.coap.exchange import (
@@ -70,11 +69,9 @@ from streamapp.coap.exchange import (
     ResponseTimeout,
     code_text,
 )
+from streamapp.coap.tcp_tls import TlsOptions
 from streamapp.coap.wire import CONTINUE, REQUEST_ENTITY_TOO_LARGE
 from streamapp.logs import get_logger
-
-if TYPE_CHECKING:
-    from streamapp.coap.tcp_tls import TlsOptions
 
 log = get_logger(__name__)
 

@@ -21,9 +21,9 @@ from enum import Enum
 from typing import Any, Final, Generic, Literal, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
-from streamapp.coap.discovery import discovery_group
-from streamapp.coap.oscore import check_context_directory
-from streamapp.coap.suites import check_suite_names
+from streamapp.config.dtls_suites import check_suite_names
+from streamapp.config.oscore_context import check_context_directory
+from streamapp.config.uris import check_server_uri
 
 #: More retransmissions than this make one exchange last hours (the waits double each time).
 MAX_RETRANSMIT_LIMIT = 10
@@ -191,35 +191,6 @@ def _retransmissions(value: int) -> None:
 def _not_negative(value: int) -> None:
     if value < 0:
         raise ValueError(f"expected an integer >= 0, got {value}")
-
-
-#: The server URI schemes: CoAP over UDP and DTLS (RFC 7252), over TCP and TLS (RFC 8323 §8).
-COAP_SCHEMES = ("coap", "coaps", "coap+tcp", "coaps+tcp")
-
-
-def _coap_uri(value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in COAP_SCHEMES:
-        raise ValueError(f"expected a coap://, coaps://, coap+tcp:// or coaps+tcp:// URI, got {value!r}")
-    if not parts.hostname:
-        raise ValueError(f"no host in {value!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"a query or fragment is not allowed in the base URI {value!r}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ValueError(f"bad port in {value!r}") from None
-    group = discovery_group(value)
-    if group is not None and parts.scheme == "coaps":
-        raise ValueError(
-            f"{group.name} finds the server by a plain-CoAP multicast, and DTLS has no multicast "
-            "(RFC 7252 §9.1): name the coaps:// server"
-        )
-    if group is not None and parts.scheme != "coap":
-        raise ValueError(
-            f"{group.name} finds the server by a CoAP multicast over UDP, and TCP has no multicast: name the "
-            f"{parts.scheme}:// server"
-        )
 
 
 def _http_url(value: str) -> None:
@@ -470,7 +441,7 @@ class SinkGroup(KeyGroup):
         "coaps+tcp:// (TCP, TLS: [tcp.md](tcp.md)). Each statement's resource is appended. The host "
         "discoverIP4 or discoverIP6 finds the server by multicast at start "
         "([below](#discoverip4-and-discoverip6)).",
-        validate=_coap_uri,
+        validate=check_server_uri,
     )
     kcql = Key(
         "connect.coap.kcql",

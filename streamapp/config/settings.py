@@ -22,6 +22,7 @@ from typing import Any
 
 import javaproperties
 
+from streamapp.config.jaas import LOGIN_MODULES, parse_jaas
 from streamapp.config.keys import (
     ALIAS_TO_KEY,
     CONNECTOR_CLASS,
@@ -40,7 +41,6 @@ from streamapp.config.keys import (
     without_password,
 )
 from streamapp.errors import ConfigError, KcqlError
-from streamapp.kafka.jaas import LOGIN_MODULES, parse_jaas
 from streamapp.kcql import Statement, parse_kcql
 from streamapp.kcql.model import STATEMENT_PROPERTIES
 

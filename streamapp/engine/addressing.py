@@ -16,8 +16,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from streamapp.coap.discovery import GROUPS
-from streamapp.config.keys import COAP_SCHEMES
+from streamapp.config.uris import COAP_SCHEMES, GROUPS
 from streamapp.errors import SelectError
 from streamapp.kcql import Statement
 from streamapp.kcql.model import Field

@@ -48,7 +48,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
 
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
 from streamapp.engine.failures import Failures
 from streamapp.engine.interfaces import Ack, Sender
 from streamapp.engine.offsets import Acks, PartitionLog, Tracked

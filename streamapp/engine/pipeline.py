@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
 from streamapp.codecs import Codecs
 from streamapp.codecs.output import DecimalFormat, encode_json
 from streamapp.config.keys import default_of

@@ -1,5 +1,5 @@
 """Kafka client security: ``security.protocol`` with TLS (``streamapp/kafka/tls.py``) and SASL
-(``streamapp/kafka/jaas.py``), handed to Faust as its ``broker_credentials`` (Faust passes them to every
+(``streamapp/config/jaas.py``), handed to Faust as its ``broker_credentials`` (Faust passes them to every
 aiokafka client it makes: consumer, producer, admin).
 
 The description names the mode, the user and the files, never a password.
@@ -10,8 +10,8 @@ from __future__ import annotations
 import faust
 from faust.types.auth import CredentialsT
 
+from streamapp.config.jaas import parse_jaas
 from streamapp.config.settings import Settings
-from streamapp.kafka.jaas import parse_jaas
 from streamapp.kafka.tls import client_ssl_context
 
 

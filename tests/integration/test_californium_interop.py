@@ -16,8 +16,9 @@ from contextlib import asynccontextmanager
 import pytest
 from aiocoap.numbers.codes import Code
 
+from streamapp.coap.request_options import RequestOptions
 from streamapp.coap.security import dtls_options
-from streamapp.coap.sender import ONE_BLOCK, CoapSender, RequestOptions
+from streamapp.coap.sender import ONE_BLOCK, CoapSender
 from streamapp.config.settings import Settings
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates

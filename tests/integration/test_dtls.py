@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from streamapp.coap.request_options import RequestOptions
 from streamapp.coap.security import dtls_options
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError, DeliveryError
 from streamapp.records import RecordCoordinates

@@ -24,7 +24,8 @@ from structlog.testing import capture_logs
 from streamapp.coap import endpoints, exchange, wire
 from streamapp.coap.endpoints import MessageIdLedger
 from streamapp.coap.exchange import ClientEndpoint, Exchange, Response, UnmatchedLog
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.errors import DeliveryError
 from streamapp.records import Answer, RecordCoordinates
 from streamapp_harness.californium import CaliforniumServer

@@ -19,7 +19,8 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.types import Type
 from aiocoap.optiontypes import BlockOption
 
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates
 

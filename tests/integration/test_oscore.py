@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from streamapp.coap.oscore import open_contexts
+from streamapp.coap.request_options import RequestOptions
 from streamapp.coap.security import dtls_options
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.config.settings import Settings
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates
@@ -165,7 +166,8 @@ async def test_over_coaps_the_protected_message_is_carried_by_dtls(pair: Context
 SENDER_SCRIPT = """
 import asyncio, sys
 from streamapp.coap.oscore import open_contexts
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.sender import CoapSender
+from streamapp.coap.request_options import RequestOptions
 from streamapp.records import RecordCoordinates
 
 async def main(uri, context, first, count):

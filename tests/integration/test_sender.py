@@ -14,7 +14,8 @@ from aiocoap.numbers.codes import Code
 
 from streamapp.coap import exchange
 from streamapp.coap import sender as sender_module
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.errors import DeliveryError
 from streamapp.records import Answer, RecordCoordinates
 from streamapp_harness.libcoap import LibcoapServer

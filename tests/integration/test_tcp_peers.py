@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.coap.tcp_tls import TlsOptions, load_tls_options
 from streamapp.errors import DeliveryError
 from streamapp.records import RecordCoordinates

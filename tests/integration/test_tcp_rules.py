@@ -18,7 +18,8 @@ from structlog.testing import capture_logs
 
 from streamapp.coap import exchange, tcp, tcp_wire, wire
 from streamapp.coap.exchange import UnmatchedLog
-from streamapp.coap.sender import CoapSender, RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.coap.sender import CoapSender
 from streamapp.errors import DeliveryError
 from streamapp.records import Answer, RecordCoordinates
 from streamapp_harness.process import async_wait_until, free_port

@@ -9,8 +9,9 @@ import aiocoap
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.coap.discovery import GROUPS, _Answers, discovered_uri, discovery_group
+from streamapp.coap.discovery import _Answers, discovered_uri
 from streamapp.config.settings import Settings
+from streamapp.config.uris import GROUPS, discovery_group
 from streamapp.engine.pipeline import Route
 from streamapp.errors import ConfigError
 

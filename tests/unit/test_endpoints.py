@@ -13,7 +13,7 @@ from streamapp.coap.endpoints import (
     MessageIdsExhausted,
     exchange_lifetime,
 )
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
 
 
 class Clock:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from streamapp.config.jaas import parse_jaas
 from streamapp.config.keys import Secret
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
-from streamapp.kafka.jaas import parse_jaas
 
 BASE = {"connect.coap.uri": "coap://127.0.0.1:5683", "connect.coap.kcql": "INSERT INTO r SELECT * FROM t"}
 PLAIN_LOGIN = (

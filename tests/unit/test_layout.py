@@ -53,3 +53,21 @@ def test_no_runtime_module_is_test_or_demo_machinery() -> None:
     packaged = find_packages(str(REPO), include=find["include"])
     assert "streamapp" in packaged and "agents" in packaged and "streamapp.coap" in packaged
     assert not any(p.startswith(("streamapp_harness", "tests", "bench")) for p in packaged), packaged
+
+
+def test_every_module_of_streamapp_has_a_layer() -> None:
+    """The layers contract (pyproject.toml, [tool.importlinter]) checks only the modules it names, so a new
+    top-level module or package of streamapp must be given its layer there (docs/architecture.md, "The
+    tree") before `make lint` can check its imports."""
+    import re
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    named = {name for layer in layers for name in re.split(r"\s*[|:]\s*", layer)}
+    children = {
+        f"streamapp.{path.stem if path.suffix == '.py' else path.name}"
+        for path in (REPO / "streamapp").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+    assert children | {"agents"} == named

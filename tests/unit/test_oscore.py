@@ -22,10 +22,10 @@ from streamapp.coap.oscore import (
     OscoreError,
     ProtectedExchange,
     SecurityContext,
-    check_context_directory,
     open_contexts,
 )
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
+from streamapp.config.oscore_context import MAX_SEQUENCE_NUMBER, check_context_directory
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
 from streamapp.patches.aiocoap import PersistentContext
@@ -213,7 +213,7 @@ def test_a_body_over_one_block_goes_in_inner_block1(client, server) -> None:
 
 
 def test_an_exhausted_context_fails_without_sending(client) -> None:
-    client.context.sender_sequence_number = oscore.MAX_SEQUENCE_NUMBER
+    client.context.sender_sequence_number = MAX_SEQUENCE_NUMBER
     _ep, _, link, outcome = protected(client)
     assert link.sent == []
     assert "exhausted" in str(outcome.error) and "§7.2.1" in str(outcome.error)

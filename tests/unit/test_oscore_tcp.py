@@ -18,9 +18,10 @@ from aiocoap.numbers.codes import Code
 from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.transports.tcp import _decode_message, _serialize
 
-from streamapp.coap import oscore, tcp, tcp_wire
+from streamapp.coap import tcp, tcp_wire
 from streamapp.coap.exchange import BlockwiseError, Response
 from streamapp.coap.oscore import OscoreError, ProtectedTcpExchange, SecurityContext
+from streamapp.config.oscore_context import MAX_SEQUENCE_NUMBER
 from tests.oscore_server import ContextPair, make_contexts
 from tests.unit.test_exchange import Outcome
 
@@ -213,7 +214,7 @@ async def test_an_echo_challenge_is_answered_once_with_a_new_token_and_sequence_
 
 
 async def test_an_exhausted_context_fails_without_sending(client) -> None:
-    client.context.sender_sequence_number = oscore.MAX_SEQUENCE_NUMBER
+    client.context.sender_sequence_number = MAX_SEQUENCE_NUMBER
     peer = Peer()
     request, outcome = exchange(client)
     peer.client.start(request)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
 from streamapp.config.keys import KEYS, Secret
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError

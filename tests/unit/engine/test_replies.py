@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiocoap.numbers.codes import Code
 
-from streamapp.coap.sender import RequestOptions
+from streamapp.coap.request_options import RequestOptions
 from streamapp.engine.policy import ErrorPolicy
 from streamapp.engine.replies import Replies, reply_headers
 from streamapp.records import Answer, RawRecord

@@ -1,4 +1,9 @@
-"""The DTLS cipher suites streamapp offers, by IANA name (as configured) with their Mbed TLS names."""
+"""The DTLS cipher suites streamapp offers, by IANA name (as configured) with their Mbed TLS names.
+
+The table is the domain of ``connect.coap.cipher.suites``: the key is checked against it where it is read
+(``keys.py``), and the DTLS client (``streamapp/coap/dtls.py``, ``security.py``) offers from it, so the
+configuration never needs the client to validate a value.
+"""
 
 from __future__ import annotations
 

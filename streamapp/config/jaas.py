@@ -3,6 +3,10 @@
 Kafka's format is one JAAS login entry: ``<LoginModule class> <flag> [name=value ...];`` where a value is
 a double-quoted string (``\\`` escapes the next character) or a bare token. For PLAIN and SCRAM the options
 ``username`` and ``password`` are the credentials.
+
+Why in the configuration: the value is checked when the configuration is resolved (``settings.py``), so a
+bad login fails at start naming the key, and the Kafka client only takes the login from it
+(``streamapp/kafka/security.py``).
 """
 
 from __future__ import annotations
