@@ -42,6 +42,7 @@ demo: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 unit: install
 	$(PY) -m pytest tests/unit -q
@@ -67,4 +68,4 @@ bench: install
 	done; exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache tests/artifacts

@@ -163,6 +163,7 @@ def eager_drain() -> None:
             f"eager_drain was written for (faust-streaming 0.15.3; source digest {found}, expected "
             f"{DRAIN_MESSAGES_DIGEST}): revisit the patch"
         )
+    # Replacing the method is the patch (mypy refuses assignments to methods by default).
     consumer_class._drain_messages = _drain_messages  # type: ignore[method-assign]
 
 

@@ -35,7 +35,7 @@ import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiocoap.numbers import COAPS_PORT
 from aiocoap.util import hostportjoin
@@ -50,7 +50,7 @@ from streamapp.logs import get_logger
 
 if TYPE_CHECKING:
     from streamapp.coap.credentials import DtlsCredentials
-    from streamapp.coap.exchange import ClientEndpoint
+    from streamapp.coap.exchange import ClientEndpoint, Ledger
 
 log = get_logger(__name__)
 
@@ -116,11 +116,17 @@ def split_records(data: bytes) -> list[bytes]:
     return records
 
 
+# python-mbedtls' stub declares HandshakeStep's members as ``NAME: int``, which type checkers read as plain
+# int attributes, not members; these two are typed here as the members they are.
+_HELLO_REQUEST = cast(tls.HandshakeStep, tls.HandshakeStep.HELLO_REQUEST)
+_HANDSHAKE_OVER = cast(tls.HandshakeStep, tls.HandshakeStep.HANDSHAKE_OVER)
+
+
 @dataclass
 class HandshakeProgress:
     """How far the attempts of one handshake got, together: what a failure's explanation is built from."""
 
-    steps: set[tls.HandshakeStep] = field(default_factory=lambda: {tls.HandshakeStep.HELLO_REQUEST})
+    steps: set[tls.HandshakeStep] = field(default_factory=lambda: {_HELLO_REQUEST})
     received_any: bool = False
 
 
@@ -145,7 +151,8 @@ class _Session(asyncio.DatagramProtocol):
     # -- asyncio protocol -----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a _SelectorDatagramTransport
+        # asyncio hands a datagram protocol a DatagramTransport; BaseProtocol types it BaseTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if self.closed:
@@ -193,7 +200,7 @@ class _Session(asyncio.DatagramProtocol):
         if self.established.done():
             return
         try:
-            while self.buffer._handshake_state is not tls.HandshakeStep.HANDSHAKE_OVER:
+            while self.buffer._handshake_state is not _HANDSHAKE_OVER:
                 try:
                     self.buffer.do_handshake()
                 finally:
@@ -208,7 +215,7 @@ class _Session(asyncio.DatagramProtocol):
                 self.fail(explain_handshake_failure(exc, self.remote, self.progress.steps))
             return
         self.flush()
-        if self.buffer._handshake_state is tls.HandshakeStep.HANDSHAKE_OVER:
+        if self.buffer._handshake_state is _HANDSHAKE_OVER:
             self.established.set_result(None)
             self._read_application_data()
 
@@ -241,7 +248,8 @@ class _Session(asyncio.DatagramProtocol):
         chunk = bytearray(_BUFFER)
         while True:
             try:
-                size = self.buffer.readinto(chunk, len(chunk))
+                # python-mbedtls' stub types the buffer as bytes; it is written into, so a bytearray.
+                size = self.buffer.readinto(chunk, len(chunk))  # type: ignore[arg-type]
             except tls.WantReadError:
                 return
             except tls.RaggedEOF:
@@ -274,7 +282,7 @@ class DtlsLink:
 
     def __init__(
         self,
-        endpoint: ClientEndpoint,
+        endpoint: ClientEndpoint[Ledger],
         options: DtlsOptions,
         configuration: tls.DTLSConfiguration,
         host: str,
@@ -296,7 +304,8 @@ class DtlsLink:
 
     @property
     def hostinfo(self) -> str:
-        return hostportjoin(self.host, None if self.port == COAPS_PORT else self.port)
+        hostinfo: str = hostportjoin(self.host, None if self.port == COAPS_PORT else self.port)  # untyped
+        return hostinfo
 
     def __repr__(self) -> str:
         return f"<DtlsLink coaps://{self.hostinfo}>"

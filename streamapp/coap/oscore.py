@@ -277,7 +277,7 @@ class SecurityContext:
                 "the OSCORE security context is closed (the worker is stopping)", retriable=True
             )
         try:
-            return self.context.protect(inner)
+            protected: tuple[aiocoap.Message, oscore.RequestIdentifiers] = self.context.protect(inner)
         except oscore.ContextUnavailable:
             raise OscoreError(
                 f"the OSCORE security context {self.directory} is exhausted (sender sequence numbers reach "
@@ -289,6 +289,7 @@ class SecurityContext:
                 "nothing was sent (RFC 8613 §7.5)",
                 retriable=True,
             ) from None
+        return protected
 
     def unprotect(self, response: wire.Incoming, request_id: oscore.RequestIdentifiers) -> aiocoap.Message:
         """The inner response, verified; raises OscoreError when it is unprotected or fails verification."""
@@ -303,6 +304,7 @@ class SecurityContext:
         outer = aiocoap.Message(code=response.code, payload=response.payload)
         outer.opt.oscore = response.oscore
         outer.direction = aiocoap.message.Direction.INCOMING
+        inner: aiocoap.Message
         try:
             inner, _ = self.context.unprotect(outer, request_id)
         except Exception as exc:  # ProtectionInvalid, cryptography's InvalidTag, a broken CBOR structure
@@ -481,6 +483,7 @@ class ProtectedExchange(Exchange):
         except OscoreError as exc:
             self.fail(exc)
             return
+        assert outer.code is not None  # aiocoap types a message's code as optional; protect() sets it
         self.code = int(outer.code)
         self._send(outer.opt.encode(), outer.payload)
 
@@ -495,6 +498,7 @@ class ProtectedExchange(Exchange):
         except OscoreError as exc:
             self.fail(exc)
             return
+        assert inner.code is not None  # as in _send_protected: the inner response unprotect() gives has one
         code = int(inner.code)
         echo = inner.opt.echo
         if code == UNAUTHORIZED and echo is not None:

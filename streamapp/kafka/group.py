@@ -24,6 +24,7 @@ import concurrent.futures
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import aiokafka
 import faust
@@ -36,6 +37,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from aiokafka.structs import TopicPartition
 from faust.tables.manager import TableManager
+from faust.transport.consumer import ConsumerThread, ThreadDelegateConsumer
 from faust.types import TP
 
 from streamapp.background import every
@@ -74,6 +76,12 @@ def leave_on_close(consumer: aiokafka.AIOKafkaConsumer) -> None:
     coordinator._streamapp_leaves = True
 
 
+def consumer_thread(app: faust.App) -> ConsumerThread:
+    """The thread Faust runs its aiokafka consumer in: ``app.consumer`` is typed as Faust's ``ConsumerT``
+    interface, whose aiokafka implementation is a :class:`ThreadDelegateConsumer`."""
+    return cast(ThreadDelegateConsumer, app.consumer)._thread
+
+
 def aiokafka_consumer(app: faust.App) -> aiokafka.AIOKafkaConsumer | None:
     """The aiokafka consumer that Faust runs in its consumer thread (None before it exists)."""
     thread = getattr(app.consumer, "_thread", None)
@@ -89,15 +97,17 @@ async def committed_offsets(
     async def read() -> dict[tuple[str, int], int | None]:
         return {(tp.topic, tp.partition): await consumer.committed(tp) for tp in wanted}
 
-    return await app.consumer._thread.call_thread(read)
+    offsets: dict[tuple[str, int], int | None] = await consumer_thread(app).call_thread(read)
+    return offsets
 
 
 def on_assignment(app: faust.App, *, group: str, auto_offset_reset: str) -> None:
     """When partitions are assigned: make the consumer leave the group on stop as Kafka's Java client does,
     and with ``auto_offset_reset`` none stop at once if an assigned partition has no committed offset."""
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: faust.App, assigned: set, **_: object) -> None:
+    # mode types a handler as (sender, *args, signal=..., **kwargs); this one names the one argument sent.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: faust.App, assigned: set[TP], **_: object) -> None:
         consumer = aiokafka_consumer(app)
         if consumer is None:
             return
@@ -168,6 +178,8 @@ class GroupWatch:
         if consumer is None:
             return
         coordinator = consumer._coordinator
+        if coordinator is None:  # the consumer is not started yet
+            return
 
         def take() -> KafkaError | None:
             try:
@@ -178,7 +190,7 @@ class GroupWatch:
 
         # Straight onto the consumer thread's loop, not through its method queue: the calls queued there
         # wait behind the very join that failed.
-        thread_loop = self._app.consumer._thread.thread_loop
+        thread_loop = consumer_thread(self._app).thread_loop
         taken: concurrent.futures.Future[KafkaError | None] = concurrent.futures.Future()
 
         def run() -> None:

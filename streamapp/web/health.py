@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
 from faust.web import Request, Response, View
 
 from streamapp.background import every
@@ -47,7 +48,9 @@ class BrokerWatch:
 
     async def probe(self) -> None:
         try:
-            client = self._app.producer._ensure_producer().client  # aiokafka's AIOKafkaClient
+            # app.producer is typed as Faust's ProducerT; its aiokafka implementation has a client.
+            producer = cast(AiokafkaProducer, self._app.producer)
+            client = producer._ensure_producer().client  # aiokafka's AIOKafkaClient
             await asyncio.wait_for(client.fetch_all_metadata(), BROKER_PROBE_INTERVAL_S)
         except Exception as exc:  # any failure means: not answered; the reason is shown by /readyz
             self.last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
