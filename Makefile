@@ -43,6 +43,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 unit: install
 	$(PY) -m pytest tests/unit -q
@@ -68,4 +69,4 @@ bench: install
 	done; exit $$status
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache tests/artifacts

@@ -13,36 +13,46 @@ stop are the engine's (``DeliveryEngine.stop`` / ``revoke`` / ``stopped``), call
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import cast
+
 import faust
 import mode
-from faust.types import EventT
+from faust.types import AgentT, EventT, StreamT
+from faust.types.core import Headers
 
 from streamapp.engine import DeliveryEngine
 from streamapp.records import RawRecord
 
 
-def raw_record(event: EventT) -> RawRecord:
+def raw_record(event: EventT[bytes]) -> RawRecord:
     message = event.message
-    headers = message.headers or ()
-    if isinstance(headers, dict):
-        headers = headers.items()
     return RawRecord(
         topic=message.topic,
         partition=message.partition,
         offset=message.offset,
         key=message.key,
         value=message.value,
-        headers=tuple((str(k), bytes(v) if v is not None else b"") for k, v in headers) if headers else (),
+        headers=_header_pairs(message.headers),
         timestamp=message.timestamp,
     )
 
 
-def register(app: faust.App, engine: DeliveryEngine) -> list[faust.types.AgentT]:
+def _header_pairs(headers: Headers | None) -> tuple[tuple[str, bytes], ...]:
+    """aiokafka hands headers over as (key, value) pairs, which Faust's types also allow as a mapping; a
+    value may be None (Kafka allows a null header value): it becomes empty bytes."""
+    if not headers:
+        return ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(k), bytes(v) if v is not None else b"") for k, v in pairs)
+
+
+def register(app: faust.App, engine: DeliveryEngine) -> list[AgentT[bytes]]:
     """Register one sink agent per source topic of the engine's pipelines."""
     return [_sink_agent(app, topic, engine) for topic in engine.pipelines]
 
 
-def _sink_agent(app: faust.App, topic_name: str, engine: DeliveryEngine) -> faust.types.AgentT:
+def _sink_agent(app: faust.App, topic_name: str, engine: DeliveryEngine) -> AgentT[bytes]:
     topic = app.topic(
         topic_name,
         key_type=bytes,
@@ -51,9 +61,10 @@ def _sink_agent(app: faust.App, topic_name: str, engine: DeliveryEngine) -> faus
         value_serializer="raw",
     )
 
-    async def coap_sink(stream: faust.StreamT) -> None:
+    async def coap_sink(stream: StreamT[bytes]) -> None:
         ack = stream.ack
-        async for event in stream.noack().events():
+        # Faust declares noack() on its Stream class only, not on the StreamT interface agents are typed with.
+        async for event in cast(faust.Stream[bytes], stream).noack().events():
             await engine.take(raw_record(event), event, ack)
 
     return app.agent(

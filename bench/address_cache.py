@@ -41,7 +41,10 @@ def install() -> None:
         return
     _installed = True
     strip = UDP6EndpointAddress._strip_v4mapped
-    UDP6EndpointAddress._strip_v4mapped = staticmethod(functools.lru_cache(maxsize=CACHED_ADDRESSES)(strip))
+    # Replacing a method on the class is the point of this module: mypy refuses it by default.
+    UDP6EndpointAddress._strip_v4mapped = staticmethod(  # type: ignore[method-assign]
+        functools.lru_cache(maxsize=CACHED_ADDRESSES)(strip)
+    )
 
     def is_multicast(self: Any) -> bool:
         return _multicast(self._plainaddress())
@@ -49,5 +52,8 @@ def install() -> None:
     def is_multicast_locally(self: Any) -> bool:
         return _multicast(self._plainaddress_local())
 
+    # Properties replaced by properties: mypy sees a property as a method and refuses both assignments.
     UDP6EndpointAddress.is_multicast = property(is_multicast)  # type: ignore[method-assign,assignment]
-    UDP6EndpointAddress.is_multicast_locally = property(is_multicast_locally)  # type: ignore[method-assign,assignment]
+    UDP6EndpointAddress.is_multicast_locally = property(  # type: ignore[method-assign,assignment]
+        is_multicast_locally
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import faust
+from faust.types import TP
 
 import agents
 from streamapp import patches
@@ -105,7 +106,8 @@ def create_app(settings: Settings) -> faust.App:
         oscore=oscore,
         loop=app.loop,
     )
-    app.service(sender)
+    # faust types app.service for a class it builds; an instance is taken too (App._prepare_subservice).
+    app.service(sender)  # type: ignore[arg-type]
     stats = Stats.for_statements(settings.statements, default_server=settings.uri)
     codecs = build_codecs(
         settings.value_converter,
@@ -126,7 +128,9 @@ def create_app(settings: Settings) -> faust.App:
     }
     policy = ErrorPolicy.from_settings(settings)
 
-    async def produce(topic: str, key: bytes | None, value: bytes | None, headers: list) -> object:
+    async def produce(
+        topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     dead_letters = None
@@ -165,13 +169,15 @@ def create_app(settings: Settings) -> faust.App:
     monitor.listener = engine
     on_assignment(app, group=settings.group_id, auto_offset_reset=settings.auto_offset_reset)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: faust.App, revoked: set, **_: object) -> None:
+    # mode types a handler as (sender, *args, signal=..., **kwargs); this one names the one argument sent.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: faust.App, revoked: set[TP], **_: object) -> None:
         """A rebalance takes partitions away: what was delivered of them is committed now, the rest is
         dropped (their new owner reads it again); Faust's own wait is off (``stream_wait_empty``)."""
         await engine.revoke({(tp.topic, tp.partition) for tp in revoked})
 
-    @app.task
+    # faust types what app.task returns with bare Awaitables (faust.types.app.TaskArg): the name is Any.
+    @app.task  # type: ignore[untyped-decorator]
     async def stop_when_the_policy_does() -> None:
         """THROW (or RETRY exhausted) stopped the engine: commit what was delivered, then stop the worker
         with exit code 1; the rest is read again."""
@@ -185,13 +191,13 @@ def create_app(settings: Settings) -> faust.App:
         app,
         settings,
         stats,
-        describe_security(dtls, tls and tls.description),
+        describe_security(dtls, tls.description if tls is not None else None),
         kafka_security,
         lambda: sender.endpoints,
     )
     register_probes(app, engine, lambda: assignment(app), watch_group(app, settings.group_id))
 
-    @app.task
+    @app.task  # type: ignore[untyped-decorator]  # as stop_when_the_policy_does
     async def log_start() -> None:
         """At start, once the worker's logging is set up: old spellings and keys without effect (once),
         the discovered server, the Kafka client."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from streamapp.coap.discovery import describe as describe_discovery
 from streamapp.coap.request_options import RequestOptions
@@ -72,4 +72,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     check_cmd.set_defaults(func=check)
     args = parser.parse_args(argv)
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func
+    return command(args)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import cast
 
 import structlog
 
@@ -38,7 +39,11 @@ def configure_logging(log_format: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """The structlog logger of a module: call it with ``__name__``, so a line's logger is the module that
-    wrote it (``streamapp.coap.sender``) and a level can be set per package through ``logging``."""
-    return structlog.get_logger(name)
+    wrote it (``streamapp.coap.sender``) and a level can be set per package through ``logging``.
+
+    structlog types ``get_logger`` as returning Any (the class is whatever ``wrapper_class`` is
+    configured); here it is :func:`structlog.make_filtering_bound_logger`'s, hence the cast.
+    """
+    return cast(structlog.typing.FilteringBoundLogger, structlog.get_logger(name))

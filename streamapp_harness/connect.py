@@ -362,7 +362,8 @@ class KafkaConnectStandalone(PeerProcess):
         code, body = self.rest("GET", f"/connectors/{self.name}/status")
         if code != 200:
             raise PeerError(f"GET /connectors/{self.name}/status answered {code}: {body}")
-        return body
+        status: dict[str, Any] = body
+        return status
 
     def task_states(self) -> list[str]:
         """Each task's state (RUNNING, FAILED, PAUSED, UNASSIGNED), in task-id order."""

@@ -100,7 +100,8 @@ class KafkaClients:
             except TopicAlreadyExistsError:
                 pass
             else:
-                for topic_error in response.topic_errors:
+                # aiokafka's protocol responses get their fields from their SCHEMA at run time.
+                for topic_error in response.topic_errors:  # type: ignore[attr-defined]
                     topic, code = topic_error[0], topic_error[1]
                     if code not in (0, TopicAlreadyExistsError.errno):
                         raise for_code(code)(f"creating topic {topic!r}: {topic_error[2:]}")

@@ -125,7 +125,8 @@ class WorkerProcess:
         url = f"http://127.0.0.1:{self.web_port}/coap/stats.json"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
-                return json.load(response)
+                stats: dict[str, Any] = json.load(response)
+                return stats
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             return None
 

@@ -131,9 +131,9 @@ def pem_parts(
     private_key_file: str | None, public_key_file: str | None
 ) -> tuple[list[x509.Certificate], PrivateKeyTypes, str]:
     """The certificate chain and key of the PEM files, parsed (and what they are, for descriptions)."""
-    for key, value in ((PUBLIC_KEY_FILE, public_key_file), (PRIVATE_KEY_FILE, private_key_file)):
+    for file_key, value in ((PUBLIC_KEY_FILE, public_key_file), (PRIVATE_KEY_FILE, private_key_file)):
         if not value:
-            raise ConfigError(key, f"both {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE} are needed")
+            raise ConfigError(file_key, f"both {PRIVATE_KEY_FILE} and {PUBLIC_KEY_FILE} are needed")
     assert private_key_file and public_key_file  # for the type checker
     certs_pem = read_file(PUBLIC_KEY_FILE, public_key_file)
     try:
@@ -232,6 +232,7 @@ def checked_identity(
     and to be still valid (else ConfigError naming ``cert_key`` or ``key_key``)."""
     if not chain:
         raise ConfigError(cert_key, f"no certificate {source}")
+    mbedtls_key: type[mbedtls.pk.ECC] | type[mbedtls.pk.RSA]
     if isinstance(key, ec.EllipticCurvePrivateKey):
         key_type, mbedtls_key = f"EC {key.curve.name}", mbedtls.pk.ECC
     elif isinstance(key, rsa.RSAPrivateKey):

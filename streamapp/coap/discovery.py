@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 import os
 import socket
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiocoap
@@ -46,7 +47,7 @@ def describe(uri: str) -> str:
     )
 
 
-def discovered_uri(uri: str, address: tuple) -> str:
+def discovered_uri(uri: str, address: tuple[Any, ...]) -> str:
     """``uri`` with its discovery host replaced by the answering server's address (IPv6 link-local
     addresses keep their interface, ``[fe80::1%eth0]``, as aiocoap reads it)."""
     parts = urlsplit(uri)
@@ -79,7 +80,7 @@ async def discover(uri: str, *, wait_s: float = DISCOVERY_WAIT_S) -> str:
     # Set by hand: no message manager numbers this one request (RFC 7252 §8.1: a multicast is NON).
     request.mtype, request.mid, request.token = Type.NON, mid, token
     loop = asyncio.get_running_loop()
-    answered: asyncio.Future[tuple] = loop.create_future()
+    answered: asyncio.Future[tuple[Any, ...]] = loop.create_future()
     try:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Answers(token, answered), family=group.family, local_addr=(_any(group.family), 0)
@@ -114,11 +115,11 @@ async def discover(uri: str, *, wait_s: float = DISCOVERY_WAIT_S) -> str:
 class _Answers(asyncio.DatagramProtocol):
     """Takes the first 2.05 Content that carries the request's token; everything else is not an answer."""
 
-    def __init__(self, token: bytes, answered: asyncio.Future[tuple]) -> None:
+    def __init__(self, token: bytes, answered: asyncio.Future[tuple[Any, ...]]) -> None:
         self._token = token
         self._answered = answered
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
             message = aiocoap.Message.decode(data)
         except Exception:

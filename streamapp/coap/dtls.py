@@ -35,7 +35,7 @@ import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiocoap.numbers import COAPS_PORT
 from aiocoap.util import hostportjoin
@@ -45,7 +45,7 @@ from mbedtls.exceptions import TLSError
 from streamapp.coap import exchange
 from streamapp.coap.credentials import DtlsCredentials
 from streamapp.coap.dtls_errors import SSL_TIMEOUT, DtlsError, explain_handshake_failure, explain_silence
-from streamapp.coap.exchange import ClientEndpoint
+from streamapp.coap.exchange import ClientEndpoint, Ledger
 from streamapp.config.dtls_suites import CERTIFICATE_SUITES, CIPHER_SUITES, PSK_SUITES
 from streamapp.config.keys import default_seconds
 from streamapp.logs import get_logger
@@ -115,11 +115,17 @@ def split_records(data: bytes) -> list[bytes]:
     return records
 
 
+# python-mbedtls' stub declares HandshakeStep's members as ``NAME: int``, which type checkers read as plain
+# int attributes, not members; these two are typed here as the members they are.
+_HELLO_REQUEST = cast(tls.HandshakeStep, tls.HandshakeStep.HELLO_REQUEST)
+_HANDSHAKE_OVER = cast(tls.HandshakeStep, tls.HandshakeStep.HANDSHAKE_OVER)
+
+
 @dataclass
 class HandshakeProgress:
     """How far the attempts of one handshake got, together: what a failure's explanation is built from."""
 
-    steps: set[tls.HandshakeStep] = field(default_factory=lambda: {tls.HandshakeStep.HELLO_REQUEST})
+    steps: set[tls.HandshakeStep] = field(default_factory=lambda: {_HELLO_REQUEST})
     received_any: bool = False
 
 
@@ -144,7 +150,8 @@ class _Session(asyncio.DatagramProtocol):
     # -- asyncio protocol -----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a _SelectorDatagramTransport
+        # asyncio hands a datagram protocol a DatagramTransport; BaseProtocol types it BaseTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if self.closed:
@@ -192,7 +199,7 @@ class _Session(asyncio.DatagramProtocol):
         if self.established.done():
             return
         try:
-            while handshake_step(self.buffer) is not tls.HandshakeStep.HANDSHAKE_OVER:
+            while handshake_step(self.buffer) is not _HANDSHAKE_OVER:
                 try:
                     self.buffer.do_handshake()
                 finally:
@@ -207,7 +214,7 @@ class _Session(asyncio.DatagramProtocol):
                 self.fail(explain_handshake_failure(exc, self.remote, self.progress.steps))
             return
         self.flush()
-        if handshake_step(self.buffer) is tls.HandshakeStep.HANDSHAKE_OVER:
+        if handshake_step(self.buffer) is _HANDSHAKE_OVER:
             self.established.set_result(None)
             self._read_application_data()
 
@@ -240,7 +247,8 @@ class _Session(asyncio.DatagramProtocol):
         chunk = bytearray(_BUFFER)
         while True:
             try:
-                size = self.buffer.readinto(chunk, len(chunk))
+                # python-mbedtls' stub types the buffer as bytes; it is written into, so a bytearray.
+                size = self.buffer.readinto(chunk, len(chunk))  # type: ignore[arg-type]
             except tls.WantReadError:
                 return
             except tls.RaggedEOF:
@@ -273,7 +281,7 @@ class DtlsLink:
 
     def __init__(
         self,
-        endpoint: ClientEndpoint,
+        endpoint: ClientEndpoint[Ledger],
         options: DtlsOptions,
         configuration: tls.DTLSConfiguration,
         host: str,
@@ -295,7 +303,8 @@ class DtlsLink:
 
     @property
     def hostinfo(self) -> str:
-        return hostportjoin(self.host, None if self.port == COAPS_PORT else self.port)
+        hostinfo: str = hostportjoin(self.host, None if self.port == COAPS_PORT else self.port)  # untyped
+        return hostinfo
 
     def __repr__(self) -> str:
         return f"<DtlsLink coaps://{self.hostinfo}>"

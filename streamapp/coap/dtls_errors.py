@@ -154,6 +154,9 @@ def certificate_problem(remote: HandshakingLink) -> str:
 def _chains_to(chain: list[x509.CRT], trust: tls.TrustStore) -> bool:
     last = chain[-1]
     for anchor in trust:
+        # python-mbedtls types a TrustStore's items as PEP 543's Certificate protocol; they are x509.CRT.
+        if not isinstance(anchor, x509.CRT):
+            continue
         try:
             if anchor.to_DER() == last.to_DER() or anchor.verify(last):
                 return True

@@ -43,7 +43,7 @@ log = get_logger(__name__)
 MESSAGE_IDS = 1 << 16
 #: RFC 7252 EXCHANGE_LIFETIME with the default transmission parameters (247 s); the ledger uses the
 #: longest lifetime any statement's ``ack.timeout``/``max.retransmit`` gives (see ``exchange_lifetime``).
-DEFAULT_EXCHANGE_LIFETIME_S = TransportTuning().EXCHANGE_LIFETIME
+DEFAULT_EXCHANGE_LIFETIME_S: float = TransportTuning().EXCHANGE_LIFETIME
 #: Endpoints opened beyond the window, for the IDs of busy ones to age out (each holds 265 requests/s).
 SPARE_ENDPOINTS = 64
 
@@ -51,7 +51,9 @@ SPARE_ENDPOINTS = 64
 def exchange_lifetime(options: Iterable[RequestOptions]) -> float:
     """The lifetime the ledgers keep IDs for: RFC 7252 EXCHANGE_LIFETIME of the statements' transmission
     parameters, and never less than the default one (the server may use the defaults whatever ours are)."""
-    return max([DEFAULT_EXCHANGE_LIFETIME_S, *(o.tuning.EXCHANGE_LIFETIME for o in options)])
+    # aiocoap's TransportTuning properties carry no annotations: the list's type says what they are.
+    lifetimes: list[float] = [DEFAULT_EXCHANGE_LIFETIME_S, *(o.tuning.EXCHANGE_LIFETIME for o in options)]
+    return max(lifetimes)
 
 
 class PoolClosed(RuntimeError):

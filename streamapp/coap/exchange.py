@@ -64,7 +64,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 from streamapp.coap import wire
 from streamapp.coap.wire import ACK, CON, CONTINUE, EMPTY, NON, REQUEST_ENTITY_TOO_LARGE, RST
@@ -200,11 +200,15 @@ class Ledger(Protocol):
     def take(self) -> None: ...
 
 
-class ClientEndpoint:
+#: The endpoint's ledger: the pool hands each endpoint a ``MessageIdLedger`` and reads it back from it.
+LedgerT = TypeVar("LedgerT", bound=Ledger, covariant=True)
+
+
+class ClientEndpoint(Generic[LedgerT]):
     """One source endpoint toward one server: its link, its Message-ID sequence and the exchange in flight."""
 
     def __init__(
-        self, ledger: Ledger, remote: str, lifetime_s: float, loop: asyncio.AbstractEventLoop | None = None
+        self, ledger: LedgerT, remote: str, lifetime_s: float, loop: asyncio.AbstractEventLoop | None = None
     ) -> None:
         self.ledger = ledger
         #: The server as it shows in log lines (``host:port``).
@@ -393,7 +397,7 @@ class Exchange:
         self.max_retransmit = max_retransmit
         self.timeout_s = timeout_s
         self.on_done = on_done
-        self.endpoint: ClientEndpoint | None = None
+        self.endpoint: ClientEndpoint[Ledger] | None = None
         self.mid = -1
         self.token = b""
         self.datagram = b""
@@ -408,7 +412,7 @@ class Exchange:
 
     # -- sending -------------------------------------------------------------------------------------------
 
-    def begin(self, endpoint: ClientEndpoint) -> None:
+    def begin(self, endpoint: ClientEndpoint[Ledger]) -> None:
         self.endpoint = endpoint
         self._deadline = endpoint.loop.time() + self.timeout_s
         if len(self.payload) > 16 << self._szx:
@@ -608,13 +612,14 @@ class UdpLink(asyncio.DatagramProtocol):
     """A UDP socket connected to the server: the kernel drops datagrams from anyone else and reports ICMP
     errors (nobody listening) to :meth:`error_received`."""
 
-    def __init__(self, endpoint: ClientEndpoint) -> None:
+    def __init__(self, endpoint: ClientEndpoint[Ledger]) -> None:
         self.endpoint = endpoint
         self.transport: asyncio.DatagramTransport | None = None
         self.address: tuple[Any, ...] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio hands a datagram protocol a DatagramTransport; BaseProtocol types it BaseTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.endpoint.datagram_received(data)
@@ -636,7 +641,7 @@ class UdpLink(asyncio.DatagramProtocol):
             transport.close()
 
 
-async def connect_udp(endpoint: ClientEndpoint, host: str, port: int) -> None:
+async def connect_udp(endpoint: ClientEndpoint[Ledger], host: str, port: int) -> None:
     """Give ``endpoint`` a UDP socket connected to the server's (newly resolved) address; a socket it has is
     kept when the address is the same."""
     address = await resolve(host, port)

@@ -97,6 +97,13 @@ LONGEST_PARTIAL_IV = 5
 logging.getLogger(KEY_TRACING_LOGGER).setLevel(logging.WARNING)
 
 
+def _code_of(message: aiocoap.Message) -> int:
+    """A message's code as a number (aiocoap types a message's code as optional; every message here has
+    one: protect() and unprotect() set it)."""
+    assert message.code is not None
+    return int(message.code)
+
+
 class OscoreError(ExchangeError):
     """A protected request ended without an authenticated final answer; the message says why.
 
@@ -137,7 +144,7 @@ class SecurityContext:
                 "the OSCORE security context is closed (the worker is stopping)", retriable=True
             )
         try:
-            return self.context.protect(inner)
+            protected: tuple[aiocoap.Message, oscore.RequestIdentifiers] = self.context.protect(inner)
         except oscore.ContextUnavailable:
             raise OscoreError(
                 f"the OSCORE security context {self.directory} is exhausted (sender sequence numbers reach "
@@ -149,6 +156,7 @@ class SecurityContext:
                 "nothing was sent (RFC 8613 §7.5)",
                 retriable=True,
             ) from None
+        return protected
 
     def protection_overhead(self, host: str | None) -> int:
         """At most how many bytes protecting a request adds to its plaintext (inner code, options, payload
@@ -187,6 +195,7 @@ class SecurityContext:
         outer = aiocoap.Message(code=code, payload=payload)
         outer.opt.oscore = oscore_option
         outer.direction = aiocoap.message.Direction.INCOMING
+        inner: aiocoap.Message
         try:
             inner, _ = self.context.unprotect(outer, request_id)
         except Exception as exc:  # ProtectionInvalid, cryptography's InvalidTag, a broken CBOR structure
@@ -290,7 +299,7 @@ def _echo_asked(inner: aiocoap.Message) -> bytes | None:
     """The Echo value of an inner 4.01 Unauthorized that asks for proof of freshness (RFC 8613 Appendix
     B.1.2, RFC 9175 §2.4), else None."""
     echo = inner.opt.echo
-    if int(inner.code) == UNAUTHORIZED and echo is not None:
+    if _code_of(inner) == UNAUTHORIZED and echo is not None:
         return bytes(echo)
     return None
 
@@ -416,7 +425,8 @@ class ProtectedExchange(Exchange):
         except OscoreError as exc:
             self.fail(exc)
             return
-        self.code = int(outer.code)
+        assert outer.code is not None  # aiocoap types a message's code as optional; protect() sets it
+        self.code = _code_of(outer)
         self._send(outer.opt.encode(), outer.payload)
 
     # -- receiving -----------------------------------------------------------------------------------------
@@ -446,7 +456,7 @@ class ProtectedExchange(Exchange):
         super().answered(
             wire.Incoming(
                 message.mtype,
-                int(inner.code),
+                _code_of(inner),
                 message.mid,
                 message.token,
                 _block_value(inner.opt.block1),
@@ -608,7 +618,7 @@ class ProtectedTcpExchange(TcpExchange):
         except OscoreError as exc:
             self.fail(exc)
             return None
-        data = tcp_wire.encode(int(outer.code), token, outer.opt.encode(), outer.payload)
+        data = tcp_wire.encode(_code_of(outer), token, outer.opt.encode(), outer.payload)
         if len(data) > self._max_size:  # only an Echo longer than RFC 9175 allows gets here
             self.fail(
                 BlockwiseError(
@@ -654,7 +664,7 @@ class ProtectedTcpExchange(TcpExchange):
         if block1 is not None:
             options.append((wire.BLOCK1, wire.uint(block1)))
         super().answered(
-            tcp_wire.Message(int(inner.code), message.token, tuple(options), bytes(inner.payload))
+            tcp_wire.Message(_code_of(inner), message.token, tuple(options), bytes(inner.payload))
         )
 
 

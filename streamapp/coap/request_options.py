@@ -136,7 +136,8 @@ class RequestOptions:
         the transmissions, must win that race."""
         if self.timeout_s is not None:
             return self.timeout_s
-        return self.tuning.MAX_TRANSMIT_WAIT + self.ack_timeout_s
+        transmit_wait: float = self.tuning.MAX_TRANSMIT_WAIT  # aiocoap's properties carry no annotations
+        return transmit_wait + self.ack_timeout_s
 
 
 __all__ = ["RequestOptions", "Transmission"]

@@ -21,7 +21,7 @@ import mode
 from aiocoap.numbers import COAP_PORT, COAPS_PORT
 from aiocoap.numbers.codes import Code
 from aiocoap.util import hostportjoin
-from mbedtls import tls
+from mbedtls.tls import DTLSConfiguration
 
 from streamapp.coap import exchange, tcp, wire
 from streamapp.coap.dtls import DtlsLink, DtlsOptions
@@ -64,6 +64,8 @@ _CODES = tuple(Code(number) for number in range(256))
 MAX_OPEN_SERVERS = 256
 #: How often idle statement servers are looked for.
 IDLE_SWEEP_INTERVAL_S = 30.0
+#: A UDP (or DTLS) endpoint of a server's pool, holding the Message-ID ledger the pool gave it.
+_PoolEndpoint = ClientEndpoint[MessageIdLedger]
 #: How long a TCP connection (and TLS handshake, and the server's CSM) may take to come up.
 DEFAULT_CONNECT_TIMEOUT_S = default_seconds("connect.coap.handshake.timeout")
 
@@ -91,7 +93,7 @@ class Server:
         probe = aiocoap.Message(code=Code.PUT, uri=self.origin)
         #: The encoded options of this server's requests, per resource.
         self.options = wire.OptionCache(probe.opt.uri_host, self.base_path)
-        self.pool: EndpointPool[ClientEndpoint] | None = None
+        self.pool: EndpointPool[_PoolEndpoint] | None = None
         self.link: tcp.TcpClient | None = None
         self.last_used = 0.0  # loop time it was last addressed (CoapSender._server)
 
@@ -126,7 +128,7 @@ class CoapSender(mode.Service):
         tls: TlsOptions | None = None,
         tcp_connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         oscore: Mapping[str, SecurityContext] | None = None,
-        **kwargs: object,
+        **kwargs: Any,  # mode.Service's own: loop, beacon
     ) -> None:
         super().__init__(**kwargs)
         self._dtls = dtls
@@ -143,7 +145,7 @@ class CoapSender(mode.Service):
         self._servers: dict[str, Server] = {}
         self._closing: set[asyncio.Task[None]] = set()
         self.default_options = options or RequestOptions()
-        self._dtls_configuration: tls.DTLSConfiguration | None = None
+        self._dtls_configuration: DTLSConfiguration | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def on_start(self) -> None:
@@ -155,10 +157,10 @@ class CoapSender(mode.Service):
         )
         self._accepting = True
 
-    def _pool_of(self, server: Server) -> EndpointPool[ClientEndpoint]:
+    def _pool_of(self, server: Server) -> EndpointPool[_PoolEndpoint]:
         if server.pool is None:
 
-            async def open_endpoint(ledger: MessageIdLedger) -> ClientEndpoint:
+            async def open_endpoint(ledger: MessageIdLedger) -> _PoolEndpoint:
                 return await self._open_endpoint(server, ledger)
 
             server.pool = EndpointPool(
@@ -169,7 +171,7 @@ class CoapSender(mode.Service):
             )
         return server.pool
 
-    async def _open_endpoint(self, server: Server, ledger: MessageIdLedger) -> ClientEndpoint:
+    async def _open_endpoint(self, server: Server, ledger: MessageIdLedger) -> _PoolEndpoint:
         """A new source endpoint toward ``server``: a connected UDP socket (the address resolved now), or a
         DTLS link that handshakes on its first request."""
         endpoint = ClientEndpoint(ledger, server.remote, self._lifetime_s)
@@ -210,7 +212,7 @@ class CoapSender(mode.Service):
                 if pool is not None:
                     await pool.close()
 
-    def _forget_server(self, uri: str, why: str) -> EndpointPool | tcp.TcpClient | None:
+    def _forget_server(self, uri: str, why: str) -> EndpointPool[_PoolEndpoint] | tcp.TcpClient | None:
         """Take ``uri`` out of the open servers at once (a request addressing it later gets a fresh one) and
         hand back its endpoints (or its TCP connection) for the caller to close."""
         server = self._servers.pop(uri)
@@ -243,7 +245,7 @@ class CoapSender(mode.Service):
         close_contexts(self._oscore)
 
     @property
-    def _pools(self) -> list[EndpointPool]:
+    def _pools(self) -> list[EndpointPool[_PoolEndpoint]]:
         return [s.pool for s in (self._default, *self._servers.values()) if s.pool is not None]
 
     @property
@@ -278,7 +280,8 @@ class CoapSender(mode.Service):
                 retriable=False,
             )
         # addressed now: a request follows at once
-        server.last_used = self._loop.time()  # type: ignore[union-attr]
+        assert self._loop is not None  # set when the service started, before submit() accepts requests
+        server.last_used = self._loop.time()
         return server
 
     def _new_server(self, uri: str, where: RecordCoordinates, resource: str) -> Server:
@@ -301,7 +304,8 @@ class CoapSender(mode.Service):
         message = aiocoap.Message(
             code=Code.PUT, uri=target.origin, uri_path=target.base_path + segments, uri_query=query
         )
-        return message.get_request_uri()
+        uri: str = message.get_request_uri()  # aiocoap's method carries no annotations
+        return uri
 
     async def send(
         self,
@@ -483,7 +487,7 @@ class CoapSender(mode.Service):
         return f"request to {uri} failed: {type(exc).__name__}: {exc}", exc
 
 
-class _Outcome(asyncio.Future):  # type: ignore[type-arg]
+class _Outcome(asyncio.Future[Answer]):
     """The future :meth:`CoapSender.submit` returns: cancelling it (the caller's task cancelled while it
     awaits it, too) abandons the request at once. (A subclass rather than a done-callback: that would cost
     every request one more callback through the loop.)"""
@@ -522,7 +526,7 @@ class _Request:
         self,
         sender: CoapSender,
         target: Server,
-        pool: EndpointPool[ClientEndpoint] | None,
+        pool: EndpointPool[_PoolEndpoint] | None,
         segments: tuple[str, ...],
         payload: bytes,
         where: RecordCoordinates,
@@ -541,13 +545,19 @@ class _Request:
         self.server = server
         self.query = query
         self.future = future
-        self.endpoint: ClientEndpoint | None = None
+        self.endpoint: _PoolEndpoint | None = None
         self.exchange: Exchange | tcp.TcpExchange | None = None
         self.task: asyncio.Task[None] | None = None
 
-    async def acquire(self, ids: int, endpoint: ClientEndpoint | None) -> None:
+    @property
+    def _udp_pool(self) -> EndpointPool[_PoolEndpoint]:
+        """The pool of a UDP or DTLS request (a TCP request has none, and never takes an endpoint)."""
+        assert self.pool is not None
+        return self.pool
+
+    async def acquire(self, ids: int, endpoint: _PoolEndpoint | None) -> None:
         """The slow path: wait for (or open) an endpoint, resolve the server again if due, then start."""
-        pool = self.pool
+        pool = self._udp_pool
         try:
             if endpoint is None:
                 endpoint = await pool.acquire(ids)
@@ -574,13 +584,16 @@ class _Request:
             return
         self.start(endpoint)
 
-    def start(self, endpoint: ClientEndpoint) -> None:
+    def start(self, endpoint: _PoolEndpoint) -> None:
         self.endpoint = endpoint
         parameters = self.options.exchange_parameters
         code, confirmable, ack_timeout, random_factor, max_retransmit, timeout_s = parameters
         payload = self.payload
-        if self.options.oscore_context is not None:
-            self.exchange = request = self._protected(code, confirmable, parameters)
+        context = self.options.oscore_context
+        if context is not None:  # submit() checked that the sender holds it
+            self.exchange = request = self._protected(
+                self.sender._oscore[context], code, confirmable, parameters
+            )
             endpoint.start(request)
             return
         # An empty body (a tombstone sent as DELETE or as an empty request) has no content format.
@@ -601,13 +614,19 @@ class _Request:
         )
         endpoint.start(request)
 
-    def _protected(self, code: int, confirmable: bool, parameters: tuple) -> Exchange:
+    def _protected(
+        self,
+        context: SecurityContext,
+        code: int,
+        confirmable: bool,
+        parameters: tuple[int, bool, float, float, int, float],
+    ) -> Exchange:
         """The exchange of an OSCORE-protected request (``oscore.py``): the same request inside, another
         message outside."""
         _, _, ack_timeout, random_factor, max_retransmit, timeout_s = parameters
         cache = self.target.options
         return ProtectedExchange(
-            self.sender._oscore[self.options.oscore_context],  # type: ignore[index]  # submit() checks
+            context,
             code,
             confirmable,
             cache.host,
@@ -630,7 +649,7 @@ class _Request:
             if exc is not None and not isinstance(exc, Reset | BlockwiseError | OscoreError):
                 # No answer: the server's address is resolved again before the endpoint's next request.
                 endpoint.forget_address()
-            self.pool.release(endpoint)
+            self._udp_pool.release(endpoint)
         future = self.future
         if future.done():
             return
@@ -651,10 +670,10 @@ class _Request:
             self.task.cancel()
         endpoint, self.endpoint = self.endpoint, None
         if endpoint is not None:
-            if self.exchange is not None:
-                endpoint.abort(self.exchange)
-                self.exchange = None
-            self.pool.release(endpoint)
+            exchange, self.exchange = self.exchange, None
+            if isinstance(exchange, Exchange):  # always, with an endpoint (a TCP request has neither)
+                endpoint.abort(exchange)
+            self._udp_pool.release(endpoint)
 
 
 class _TcpRequest(_Request):

@@ -58,6 +58,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 from streamapp.coap import tcp_wire, wire
 from streamapp.coap.exchange import (
@@ -337,7 +338,8 @@ class TcpConnection(asyncio.Protocol):
     # -- asyncio.Protocol ----------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio hands a stream protocol a Transport (plain or TLS); the base class types it BaseTransport.
+        self.transport = cast(asyncio.Transport, transport)
         # Our CSM first (§5.3): we take messages up to OUR_MAX_MESSAGE_SIZE, and offer no block-wise
         # transfer of our own (we never receive a body block-wise: a response's first block is its answer).
         self._write(tcp_wire.csm(OUR_MAX_MESSAGE_SIZE))

@@ -37,8 +37,10 @@ def strip_logical_types(schema: Any) -> Any:
 def _millis_from(power: int) -> Render:
     """Epoch micro/nanoseconds as exact epoch milliseconds (a fraction only when there is one)."""
 
+    per_milli: int = 10**power
+
     def render(value: int) -> int | Decimal:
-        whole, rest = divmod(value, 10**power)
+        whole, rest = divmod(value, per_milli)
         if rest == 0:
             return whole
         return decimal_from_unscaled(value, power)
@@ -164,7 +166,11 @@ class _Compiler:
     def _reference(self, name: str, namespace: str) -> Render | None:
         for candidate in (f"{namespace}.{name}" if namespace else name, name):
             if candidate in self.in_progress:  # a recursive type: resolve when called
-                return lambda value, key=candidate: _call(self.renders.get(key), value)
+
+                def resolve_when_called(value: Any, key: str = candidate) -> Any:
+                    return _call(self.renders.get(key), value)
+
+                return resolve_when_called
             if candidate in self.renders:
                 return self.renders[candidate]
         raise UnsupportedSchema(f"unknown type name {name!r}")

@@ -195,11 +195,11 @@ def _render_null(schema: dict[str, Any]) -> Any:
 
 def _integer(payload: Any, bounds: tuple[int, int], label: str) -> int:
     low, high = bounds
-    kind = type(payload)
-    if kind is int:
+    if type(payload) is int:  # not isinstance: a bool is no integer here
         if low <= payload <= high:
             return payload
         raise _Problem(f"{_describe(payload)} is out of range for {label} ({low}..{high})")
+    kind = type(payload)
     if (kind is Decimal and payload.is_finite()) or (kind is float and math.isfinite(payload)):
         # 1.0 and 1E+2 are whole numbers written with a point or an exponent: accepted; 1.5 is not.
         if not low <= payload <= high:

@@ -401,7 +401,8 @@ class Seconds:
     def __get__(self, obj: Resolved | None, owner: type | None = None) -> float | Seconds:
         if obj is None:
             return self
-        return obj.values[self.key.name] / MS_PER_S
+        milliseconds: float = obj.values[self.key.name]
+        return milliseconds / MS_PER_S
 
 
 def env_name(key: str) -> str:

@@ -20,7 +20,7 @@ from streamapp.config.uris import COAP_SCHEMES, GROUPS
 from streamapp.errors import SelectError
 from streamapp.kcql import Statement
 from streamapp.kcql.model import Field
-from streamapp.kcql.selector import field_getter, placeholder_text
+from streamapp.kcql.selector import Getter, field_getter, placeholder_text
 from streamapp.records import Record
 
 ServerRenderer = Callable[[Record], str | None]
@@ -116,5 +116,5 @@ def _server_problem(uri: str) -> str | None:
     return None
 
 
-def _compiled(template: tuple[str | Field, ...]) -> list[str | tuple[Field, object]]:
+def _compiled(template: tuple[str | Field, ...]) -> list[str | tuple[Field, Getter]]:
     return [(part, field_getter(part)) if isinstance(part, Field) else part for part in template]

@@ -46,7 +46,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from streamapp.coap.request_options import RequestOptions
 from streamapp.engine.failures import Failures
@@ -80,6 +80,9 @@ def commit_overdue_s(commit_interval_s: float) -> float:
     return commit_interval_s + max(COMMIT_SLACK_MIN_S, COMMIT_SLACK * commit_interval_s)
 
 
+_Key = TypeVar("_Key")
+
+
 class InFlight:
     """The requests on the wire: in all, per server (each has its own window), per statement (its
     ``max.inflight``) and per partition (a revocation waits for its partitions' requests)."""
@@ -99,26 +102,25 @@ class InFlight:
         return self.by_statement.get(statement, 0)
 
     def started(self, lane: Lane) -> None:
-        self.total += 1
-        for counts, key in (
-            (self.by_server, lane.server),
-            (self.by_statement, lane.statement),
-            (self.by_partition, lane.partition),
-        ):
-            counts[key] = counts.get(key, 0) + 1  # type: ignore[index, attr-defined]
+        self._add(lane, 1)
 
     def ended(self, lane: Lane) -> None:
-        self.total -= 1
-        for counts, key in (
-            (self.by_server, lane.server),
-            (self.by_statement, lane.statement),
-            (self.by_partition, lane.partition),
-        ):
-            left = counts[key] - 1  # type: ignore[index]
-            if left:
-                counts[key] = left  # type: ignore[index]
-            else:
-                del counts[key]  # type: ignore[attr-defined]
+        self._add(lane, -1)
+
+    def _add(self, lane: Lane, step: int) -> None:
+        self.total += step
+        _count(self.by_server, lane.server, step)
+        _count(self.by_statement, lane.statement, step)
+        _count(self.by_partition, lane.partition, step)
+
+
+def _count(counts: dict[_Key, int], key: _Key, step: int) -> None:
+    """Add ``step`` to ``counts[key]``; a count back at 0 is dropped, so the maps hold only what flies."""
+    left = counts.get(key, 0) + step
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]
 
 
 class Lane:
@@ -221,7 +223,7 @@ class Dispatcher:
         self._room: asyncio.Future[None] | None = None
         #: Failures being handled by the policy (a task each), and the requests on the wire.
         self._tasks: set[asyncio.Task[None]] = set()
-        self._flying: set[asyncio.Future[object]] = set()
+        self._flying: set[asyncio.Future[Answer]] = set()
         #: (condition, future) of those waiting for requests to land: a drain, a revocation.
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.stopped: WorkerStopped | None = None
@@ -407,7 +409,7 @@ class Dispatcher:
         self._flying.add(future)
         future.add_done_callback(partial(self._landed, job))
 
-    def _landed(self, job: Job, future: asyncio.Future[object]) -> None:
+    def _landed(self, job: Job, future: asyncio.Future[Answer]) -> None:
         """The request's answer (or its end): a delivery is settled here at once; a failure goes to the
         error policy in a task (it may write a dead letter, and RETRY waits out its interval)."""
         self._flying.discard(future)

@@ -20,7 +20,7 @@ short while, as it did before a commit could pause it.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 from faust.sensors import Monitor
@@ -67,7 +67,7 @@ class CommitMonitor(Monitor):
     def on_commit_initiated(self, consumer: Any) -> Any:
         return (super().on_commit_initiated(consumer), time.monotonic())
 
-    def on_tp_commit(self, tp_offsets: Mapping[TP, int]) -> None:
+    def on_tp_commit(self, tp_offsets: MutableMapping[TP, int]) -> None:
         super().on_tp_commit(tp_offsets)
         if self.listener is not None:
             self.listener.committed({(tp.topic, tp.partition): offset for tp, offset in tp_offsets.items()})

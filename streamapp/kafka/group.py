@@ -60,15 +60,17 @@ async def committed_offsets(
     async def read() -> dict[tuple[str, int], int | None]:
         return {(tp.topic, tp.partition): await consumer.committed(tp) for tp in wanted}
 
-    return await consumer_thread(app).call_thread(read)
+    offsets: dict[tuple[str, int], int | None] = await consumer_thread(app).call_thread(read)
+    return offsets
 
 
 def on_assignment(app: faust.App, *, group: str, auto_offset_reset: str) -> None:
     """When partitions are assigned: make the consumer leave the group on stop as Kafka's Java client does,
     and with ``auto_offset_reset`` none stop at once if an assigned partition has no committed offset."""
 
-    @app.on_partitions_assigned.connect
-    async def on_assigned(sender: faust.App, assigned: set, **_: object) -> None:
+    # mode types a handler as (sender, *args, signal=..., **kwargs); this one names the one argument sent.
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: faust.App, assigned: set[TP], **_: object) -> None:
         consumer = aiokafka_consumer(app)
         if consumer is None:
             return

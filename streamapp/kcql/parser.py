@@ -11,9 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
+from typing import cast
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.tree import Meta
 
 from streamapp.errors import KcqlError
 from streamapp.kcql.model import HEADER, META, META_FIELDS, STATEMENT_PROPERTIES, Field, Source, Statement
@@ -123,8 +125,7 @@ def parse_statement(
 
 def _syntax_error(exc: UnexpectedInput, piece: StatementText, padded: str) -> KcqlError:
     if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
-        exc = UnexpectedEOF(exc.expected)
-    if isinstance(exc, UnexpectedEOF):
+        # The LALR parser reports a statement that ends too early as an unexpected ``$END`` token.
         line, column = _line_column(padded, len(padded.rstrip()))
         found = "end of statement"
         expected = _expected(exc.expected)
@@ -134,9 +135,11 @@ def _syntax_error(exc: UnexpectedInput, piece: StatementText, padded: str) -> Kc
         expected = _expected(exc.accepts or exc.expected)
     elif isinstance(exc, UnexpectedCharacters):
         line, column = exc.line, exc.column
-        found = repr(_word_at(padded, exc.pos_in_stream))
+        # lark declares ``pos_in_stream = None`` on the base class; UnexpectedCharacters always sets it to
+        # the lexer's position.
+        found = repr(_word_at(padded, cast(int, exc.pos_in_stream)))
         expected = _expected(exc.allowed)
-    else:  # pragma: no cover - lark has no other UnexpectedInput subclasses
+    else:  # pragma: no cover - the other subclass, UnexpectedEOF, comes only from lark's Earley parser
         line, column, found, expected = 1, 1, "input", "a valid statement"
     message = f"unexpected {found}, expected {expected}"
     if found.strip("'").isalpha() and found.strip("'").upper() in _TERMINAL_TEXT:
@@ -189,15 +192,21 @@ class Target:
 
 
 @v_args(inline=True)
-class _ToStatement(Transformer):
+class _ToStatement(Transformer[Token, Statement]):
     def __init__(self, piece: StatementText, validate_property: PropertyValidator | None) -> None:
         super().__init__()
         self._piece = piece
         self._validate_property = validate_property
 
-    def _error(self, message: str, line: int, column: int) -> KcqlError:
+    def _error(self, message: str, line: int | None, column: int | None) -> KcqlError:
+        """The error at ``line``/``column``; lark types a token's position as optional (a token made by
+        hand may have none, the lexer's always do), so a missing one reads as the statement's start."""
         return KcqlError(
-            message, statement=self._piece.index, line=line, column=column, text=self._piece.text.strip()
+            message,
+            statement=self._piece.index,
+            line=line or 1,
+            column=column or 1,
+            text=self._piece.text.strip(),
         )
 
     def name(self, token: Token) -> str:
@@ -207,7 +216,7 @@ class _ToStatement(Transformer):
         return _STAR if isinstance(part, Token) and part.type == "STAR" else part
 
     @v_args(meta=True, inline=True)
-    def path(self, meta, *segments: object) -> Field:  # type: ignore[no-untyped-def]
+    def path(self, meta: Meta, *segments: object) -> Field:
         if any(seg is _STAR for seg in segments[:-1]):
             raise self._error("'*' can only end a path (a.b.*)", meta.line, meta.column)
         star = segments[-1] is _STAR
@@ -215,7 +224,7 @@ class _ToStatement(Transformer):
         return Field(path=names, star=star, line=meta.line, column=meta.column)
 
     @v_args(meta=True, inline=True)
-    def resource(self, meta, token: Token) -> Target:  # type: ignore[no-untyped-def]
+    def resource(self, meta: Meta, token: Token) -> Target:
         """The INSERT target: ``path[?query]`` or a whole ``coap[s]://host[:port]/path[?query]``, with
         ``{field}`` placeholders anywhere (docs/addressing.md)."""
         written = _unquote(token)
@@ -285,7 +294,7 @@ class _ToStatement(Transformer):
         return _unquote(token)
 
     @v_args(meta=True, inline=True)
-    def star(self, meta, _token: Token) -> Field:  # type: ignore[no-untyped-def]
+    def star(self, meta: Meta, _token: Token) -> Field:
         return Field(path=(), star=True, line=meta.line, column=meta.column)
 
     def column(self, path: Field, _as: Token | None, alias: str | None) -> Field:
@@ -327,8 +336,8 @@ class _ToStatement(Transformer):
 
     @v_args(meta=True, inline=True)
     def properties(
-        self, meta, _keyword: Token, *pairs: tuple[str, str] | None
-    ) -> tuple[tuple[str, str], ...]:  # type: ignore[no-untyped-def]
+        self, meta: Meta, _keyword: Token, *pairs: tuple[str, str] | None
+    ) -> tuple[tuple[str, str], ...]:
         given = [p for p in pairs if p is not None]
         seen: set[str] = set()
         for key, _ in given:
@@ -338,9 +347,18 @@ class _ToStatement(Transformer):
         return tuple(given)
 
     def statement(
-        self, _insert, _into, resource, _select, fields, _from, topic, ignore, batch, properties
-    ) -> Statement:  # type: ignore[no-untyped-def]
-        target: Target = resource
+        self,
+        _insert: Token,
+        _into: Token,
+        target: Target,
+        _select: Token,
+        fields: tuple[Field, ...],
+        _from: Token,
+        topic: str,
+        ignore: tuple[Field, ...] | None,
+        batch: int | None,
+        properties: tuple[tuple[str, str], ...] | None,
+    ) -> Statement:
         properties = properties or ()
         server = target.server
         base = dict(properties).get("uri")

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiokafka
@@ -91,7 +92,7 @@ def leave_on_close(consumer: aiokafka.AIOKafkaConsumer) -> None:
     coordinator = group_coordinator(consumer)
     if coordinator is None or getattr(coordinator, "_streamapp_leaves", False):
         return
-    aiokafka_leave = coordinator._maybe_leave_group
+    aiokafka_leave: Callable[[], Awaitable[None]] = coordinator._maybe_leave_group
 
     async def maybe_leave_group() -> None:
         if (
@@ -109,8 +110,9 @@ def leave_on_close(consumer: aiokafka.AIOKafkaConsumer) -> None:
             return
         await aiokafka_leave()
 
-    coordinator._maybe_leave_group = maybe_leave_group
-    coordinator._streamapp_leaves = True
+    # The patch itself: a method replaced on this one object, and a marker that it was.
+    coordinator._maybe_leave_group = maybe_leave_group  # type: ignore[method-assign]
+    coordinator._streamapp_leaves = True  # type: ignore[attr-defined]
 
 
 class _ProtocolConflictLines(logging.Filter):

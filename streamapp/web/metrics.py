@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streamapp.engine.stats import LATENCY_BUCKETS, Stats
+from streamapp.engine.stats import LATENCY_BUCKETS, StatementStats, Stats
 
 LABELS = ("statement", "topic", "resource")
 COUNTERS = (
@@ -41,8 +41,8 @@ class StatsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         statements = list(self._stats.statements.values())
 
-        def labels(s: object) -> list[str]:
-            return [str(s.statement), s.source, s.resource]  # type: ignore[attr-defined]
+        def labels(s: StatementStats) -> list[str]:
+            return [str(s.statement), s.source, s.resource]
 
         for name, attribute, doc in COUNTERS:
             counter = CounterMetricFamily(f"streamapp_{name}", doc, labels=LABELS)
