@@ -8,7 +8,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install apt-deps jars demo test lint unit docs fuzz bench clean
+.PHONY: install apt-deps jars demo test check lint unit docs fuzz bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ lint: install
 
 unit: install
 	$(PY) -m pytest tests/unit -q
+
+# The everyday loop, within 3 minutes on a 2-core machine: `make lint`, then the unit tests and the
+# integration tests except those marked `slow` (the harness's Kafka broker, a lossy-link soak, Californium's
+# interop, Apicurio as a Confluent stand-in), and none of the end-to-end tests (each starts workers on Kafka).
+# `make test` runs everything, the slow tests included: run it before a merge (CI does).
+check: lint jars
+	$(PY) -m pytest tests/unit tests/integration -q -m "not slow" $(PYTEST_ARGS)
 
 # The configuration reference in docs/configuration.md, generated from KEYS (streamapp/config/keys.py) by
 # tools/configuration_doc.py; only the part between its markers is rewritten. A unit test fails when the

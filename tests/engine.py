@@ -102,7 +102,12 @@ def engine(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     commit_interval_s: float | None = None,
     replies: Replies | None = None,
+    max_pending: int | None = None,
+    grace_s: float = 5.0,
 ) -> Engine:
+    """The engine for ``kcql`` on ``sender``: THROW unless ``policy`` says otherwise, a retry clock that does
+    not wait (``sleep`` to hold it), at most ``max_pending`` records inside before the intake waits, and
+    ``grace_s`` for requests in flight when partitions are revoked or the engine stops."""
     statements = parse_kcql(kcql)
     stats = Stats.for_statements(statements)
     defaults = defaults or RequestOptions(timeout_s=5.0, max_inflight=sender.window)
@@ -128,10 +133,11 @@ def engine(
         failures,
         stats,
         window=sender.window,
-        grace_s=5.0,
+        grace_s=grace_s,
         commit=commit,
         max_payload=max_payload,
         commit_interval_s=commit_interval_s,
         replies=replies,
+        max_pending=max_pending,
     )
     return Engine(delivery, pipelines, stats, sleeps, acked, commits)

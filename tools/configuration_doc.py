@@ -2,7 +2,7 @@
 
 Why generated: a key's name, default, unit and doc are declared once, in ``KEYS``; a reference written by
 hand repeats each of them and drifts. So the per-key tables are rendered from the declarations, and
-``tests/unit/test_configuration_doc.py`` fails when the committed file is not what this writes.
+``tests/unit/tools/test_configuration_doc.py`` fails when the committed file is not what this writes.
 
 Only the part between the two markers is generated; the prose around it (how keys resolve, spellings,
 discovery) is written by hand in docs/configuration.md and kept as it is.

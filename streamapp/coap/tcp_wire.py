@@ -16,7 +16,7 @@ de-duplicates), and the 4-byte header of RFC 7252 becomes a variable one that ca
 minus 13, 269 and 65 805. The options are encoded exactly as in RFC 7252 (``wire.option``), so a request's
 option bytes come from the same ``wire.OptionCache`` as over UDP. The encoding is byte-identical to aiocoap's
 ``transports/tcp.py`` (``_serialize``), and the length reading to its ``_extract_message_size``
-(tests/unit/test_tcp_wire.py compares them).
+(tests/unit/coap/test_tcp_wire.py compares them).
 
 Signaling messages (class 7, §5) reuse the format; their option numbers mean something per signaling code
 (§5.2): CSM 7.01 carries Max-Message-Size (2) and Block-Wise-Transfer (4), Ping 7.02 and Pong 7.03 Custody

@@ -7,7 +7,7 @@ options again and again: Uri-Host (for a host name), Uri-Path, Content-Format an
 :class:`OptionCache` encodes them once per (server, path, query, Content-Format) and keeps the bytes
 (a bounded cache); a request is then its 4-byte header, its token, those bytes, the Block1/Size1 options of
 a block-wise transfer (RFC 7959; numbers 27 and 60 come after every option above, so they are appended) and
-the payload. The bytes are exactly what aiocoap encodes for the same message (tests/unit/test_wire.py
+the payload. The bytes are exactly what aiocoap encodes for the same message (tests/unit/coap/test_wire.py
 compares them).
 
 Decoding reads the header, the token, the two block options (Block1 27, Block2 23), the Content-Format

@@ -86,9 +86,12 @@ async def test_uri_query_options_and_an_empty_host_template(
         }
     )
     worker.wait_until(lambda: len(recorder.requests) >= 2, what="the two addressable records")
-    worker.wait_until(lambda: "record.skipped" in worker.log_text(), what="the skip of the empty host")
+    worker.wait_until(lambda: worker.events("record.skipped"), what="the skip of the empty host")
     seen = [(r.path, r.query, json.loads(r.payload)["n"]) for r in recorder.requests]
     assert seen == [("/ps/c-1", ("c=c-1", "qos=1"), 0), ("/ps/c 3", ("c=c 3", "qos=1"), 2)]
-    log = worker.log_text()
-    assert "resource placeholder {host}: no value in the record" in log and f"{topic}/0@1" in log
+    (skipped,) = worker.events("record.skipped")
+    assert (skipped["topic"], skipped["partition"], skipped["offset"]) == (topic, 0, 1)
+    assert (skipped["statements"], skipped["error_class"]) == ([1], "SelectError")
+    assert skipped["why"].startswith(f"connect.coap.error.policy=NOOP: record {topic}/0@1: ")
+    assert "resource placeholder {host}: no value in the record" in skipped["why"]
     assert worker.stop() == 0

@@ -130,9 +130,10 @@ async def test_every_credential_form_delivers_from_the_broker_and_a_wrong_psk_st
             assert stats is not None and stats["statements"][0]["delivered"] == RECORDS, name
 
         assert wrong_worker.wait_exit(timeout=120) != 0
-        log = wrong_worker.log_text()
-        assert "wrong PSK (connect.coap.password)" in log
-        assert wrong_topic + "/0@0" in log
+        (stop,) = wrong_worker.events("worker.stopping")
+        assert (stop["topic"], stop["partition"], stop["offset"]) == (wrong_topic, 0, 0)
+        assert (stop["resource"], stop["error_class"], stop["retriable"]) == ("never", "DeliveryError", True)
+        assert "wrong PSK (connect.coap.password)" in stop["why"]
 
         for name, worker in {**workers, "wrong": wrong_worker}.items():
             text = worker.log_text() + json.dumps(worker.stats() or {})

@@ -95,8 +95,13 @@ async def test_retry_rides_out_a_ten_second_outage_in_order(
     assert stats is not None
     retried = stats["statements"][0]["retried"]
     assert retried >= 5, retried  # ~10 s of outage at 1 s intervals (plus request timeouts)
-    log = worker.log_text()
-    assert "connect.coap.error.policy=RETRY" in log
+    retries = worker.events("record.retry")
+    assert len(retries) == retried, "one record.retry event per retry counted"
+    assert {(e["topic"], e["statement"], e["max_retries"], e["retry_in_s"]) for e in retries} == {
+        (topic, 1, 40, 1.0)
+    }
+    assert all(e["why"].startswith("connect.coap.error.policy=RETRY: ") for e in retries)
+    assert {e["resource"] for e in retries} <= {"t/0", "t/1"}
     print(
         f"RETRY: outage 10.0 s, {retried} retries, first request {first_after:.2f} s after the server came "
         f"back ({time.monotonic() - down_at:.1f} s after it went down, all delivered)"
@@ -294,7 +299,10 @@ async def test_a_broker_that_takes_no_commits_pauses_delivery_until_one_lands(
     )
     stats = worker.stats()
     assert stats is not None and stats["partitions_waiting_for_commit"] == [] and stats["commit_waits"] >= 1
-    assert "engine.waiting_for_commit" in worker.log_text() and "engine.commit_landed" in worker.log_text()
+    (waiting, *_) = worker.events("engine.waiting_for_commit")
+    assert waiting["partitions"] == [f"{topic}/0"] and waiting["level"] == "warning"
+    landed = worker.events("engine.commit_landed")
+    assert landed and landed[-1]["partitions"] == [f"{topic}/0"], landed
     print(f"delivered at the freeze {at_pause}, when the partition paused {at_wait}")
     assert worker.stop() == 0
 

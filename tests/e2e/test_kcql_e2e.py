@@ -89,7 +89,11 @@ async def test_a_failed_batch_stops_the_worker_and_is_resent_whole_after_restart
     kcql = f"INSERT INTO b SELECT seq FROM {topic} BATCH = 5"
     first = run.start(kcql)
     assert first.wait_exit(timeout=180) != 0
-    assert "5.00 Internal Server Error" in first.log_text()
+    (stop,) = first.events("worker.stopping")
+    assert (stop["topic"], stop["partition"], stop["statement"]) == (topic, 0, 1)
+    assert (stop["resource"], stop["code"]) == ("b", "5.00")
+    assert 8 <= stop["offset"] <= 12, "the failed batch's first record: at most 5 before seq 12"
+    assert "5.00 Internal Server Error" in stop["why"]
     sent = [[d["seq"] for d in json.loads(r.payload)] for r in recorder.requests]
     # A batch is what the lane holds when its turn comes (at most 5), so the split depends on how the
     # records arrived; the order, the bound and the stop at the failed batch do not.

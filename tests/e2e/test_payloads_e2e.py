@@ -205,8 +205,10 @@ async def test_string_values_with_avro_keys_and_a_located_error_for_bad_json(
     assert worker.wait_exit(timeout=120) != 0
     got = [(r.path, json.loads(r.payload)) for r in recorder.requests]
     assert got == [(f"/s/dev-{i % 4}", {"id": f"dev-{i % 4}", "v": i}) for i in range(n)]
-    assert (
-        f"record {topic}/0@{bad_offset}: invalid JSON in string value: Expecting property name"
-        in worker.log_text()
+    (stop,) = worker.events("worker.stopping")
+    assert (stop["topic"], stop["partition"], stop["offset"]) == (topic, 0, bad_offset)
+    assert stop["why"].startswith(
+        f"connect.coap.error.policy=THROW: record {topic}/0@{bad_offset}: "
+        "invalid JSON in string value: Expecting property name"
     )
     fetched_once(apicurio, before, key_id)

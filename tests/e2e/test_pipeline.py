@@ -149,10 +149,11 @@ async def test_throw_stops_on_a_5_00_and_the_record_is_delivered_after_the_fix(
     }
     first = start_worker(props)
     assert first.wait_exit(timeout=180) != 0
-    log = first.log_text()
-    assert f"record {topic}/0@4" in log
-    assert "5.00 Internal Server Error" in log
-    assert "THROW" in log
+    (stop,) = first.events("worker.stopping")
+    assert (stop["topic"], stop["partition"], stop["offset"], stop["statement"]) == (topic, 0, 4, 1)
+    assert (stop["code"], stop["resource"], stop["level"]) == ("5.00", "alerts", "error")
+    assert stop["why"].startswith(f"connect.coap.error.policy=THROW: record {topic}/0@4: ")
+    assert "5.00 Internal Server Error" in stop["why"]
     seen = [json.loads(r.payload)["n"] for r in recorder.requests]
     assert seen == [0, 1, 2, 3, 4], "the worker went past the failed record"
 
@@ -179,9 +180,17 @@ async def test_throw_on_an_undecodable_record_names_its_offset(
         }
     )
     assert worker.wait_exit(timeout=180) != 0
-    log = worker.log_text()
-    assert f"record {topic}/0@2: invalid JSON: Expecting value at line 1 column 7" in log
-    assert "was not committed: it is read again when the worker restarts" in log
+    (stop,) = worker.events("worker.stopping")
+    assert (stop["topic"], stop["partition"], stop["offset"], stop["statements"]) == (topic, 0, 2, [1])
+    assert (stop["error_class"], stop["retriable"]) == ("DecodeError", False)
+    assert stop["why"] == (
+        f"connect.coap.error.policy=THROW: record {topic}/0@2: "
+        "invalid JSON: Expecting value at line 1 column 7"
+    )
+    # The reason the worker stopped with is Faust's crash line, not an event: it says what happens next.
+    assert f"Record {topic}/0@2 was not committed: it is read again when the worker restarts" in (
+        worker.log_text()
+    )
     assert [json.loads(r.payload)["n"] for r in recorder.requests] == [0, 1]
 
 

@@ -46,7 +46,9 @@ async def test_sigterm_abandons_hung_requests_within_the_grace_and_commits_what_
     assert first.stop(timeout=60) == 0
     took = time.monotonic() - started
     assert took <= GRACE_MS / 1000 + FAUST_STOP_S, f"the stop took {took:.1f} s"
-    assert "engine.abandoned" in first.log_text()
+    (abandoned,) = first.events("engine.abandoned")
+    assert (abandoned["requests"], abandoned["grace_s"]) == (4, GRACE_MS / 1000)
+    assert abandoned["level"] == "warning"
 
     recorder.set_delay(0)
     second = start_worker(props)

@@ -238,6 +238,7 @@ async def test_server_restart_mid_stream_renews_the_session_and_loses_nothing(
     assert renewed_after < 20, f"the session was renewed after {renewed_after:.1f} s"
 
 
+@pytest.mark.slow  # 10-25 s of retransmissions: `make test` runs it, `make check` leaves it out
 async def test_twenty_percent_datagram_loss(pki: Pki) -> None:
     with LibcoapServer(
         flavour="openssl", loss="20%", client_credentials=reader(pki), **server_pki(pki)

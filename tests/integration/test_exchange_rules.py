@@ -3,7 +3,7 @@ CoapSender: against a scripted raw-UDP peer where a rule needs exact control (se
 responses, RST, a ping, an answer to a reused Message ID, the retransmission times), and against aiocoap's
 server (tests/recording_server.py), libcoap (20 % loss, its -v 7 log) and Eclipse Californium.
 
-Without sockets, with a fake clock: tests/unit/test_exchange.py."""
+Without sockets, with a fake clock: tests/unit/coap/test_exchange.py."""
 
 from __future__ import annotations
 

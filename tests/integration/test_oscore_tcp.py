@@ -5,7 +5,7 @@ by the server) or a server restarted mid-stream leaves no request unanswered, an
 was protected anew, so the server, which refuses any sequence number it has seen, refused none; the Echo
 challenge of a server that lost its replay window is answered; and what a reused sequence number gets from
 aiocoap over TCP (nothing at all), which is why a resend must never be the old protected message. The rules
-without sockets: tests/unit/test_oscore_tcp.py."""
+without sockets: tests/unit/coap/test_oscore_tcp.py."""
 
 from __future__ import annotations
 

@@ -27,6 +27,10 @@ from tests.recording_server import Recorded, RecordingCoapServer
 
 pytestmark = pytest.mark.timeout(120)
 
+#: The Apache Kafka broker serves the end-to-end tests, which `make check` does not run: its own tests (the
+#: session broker's start alone takes ~10 s, each private broker as much again) run with them, in `make test`.
+kafka_broker = pytest.mark.slow
+
 
 @pytest.fixture
 async def coap_client() -> AsyncIterator[aiocoap.Context]:
@@ -85,6 +89,7 @@ def test_free_port_is_bindable() -> None:
 # -- Apache Kafka and Tansu ---------------------------------------------------------------------------------
 
 
+@kafka_broker
 async def test_broker_answers_metadata_as_itself_on_every_listener(broker: KafkaBroker) -> None:
     assert broker.url == f"kafka://{broker.bootstrap}"
     assert broker.pid is not None
@@ -112,6 +117,7 @@ async def test_tansu_answers_metadata_as_itself_and_round_trips_records(tansu: T
     assert [r.value for r in await tansu.consume("smoke", 2)] == [b"a", b"b"]
 
 
+@kafka_broker
 async def test_create_topic_makes_three_partitions_and_is_idempotent(
     broker: KafkaBroker, unique: str
 ) -> None:
@@ -127,6 +133,7 @@ async def test_create_topic_makes_three_partitions_and_is_idempotent(
     assert sorted(p["partition"] for p in described["partitions"]) == [0, 1, 2]
 
 
+@kafka_broker
 async def test_produce_returns_offsets_per_partition_and_records_read_back(
     broker: KafkaBroker, unique: str
 ) -> None:
@@ -172,6 +179,7 @@ async def test_produce_returns_offsets_per_partition_and_records_read_back(
     )
 
 
+@kafka_broker
 async def test_produce_with_default_partitioner_keeps_a_key_on_one_partition(
     broker: KafkaBroker, unique: str
 ) -> None:
@@ -190,6 +198,7 @@ def own_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
         yield running
 
 
+@kafka_broker
 async def test_broker_pause_blocks_resume_recovers_and_a_crash_restart_keeps_everything(
     own_broker: KafkaBroker,
 ) -> None:
@@ -210,6 +219,7 @@ async def test_broker_pause_blocks_resume_recovers_and_a_crash_restart_keeps_eve
     assert [r.value for r in await own_broker.consume("t", 2)] == [b"before", b"after resume"]
 
 
+@kafka_broker
 def test_broker_stop_kills_it_even_when_paused(own_broker: KafkaBroker) -> None:
     pid = own_broker.pid
     assert pid is not None

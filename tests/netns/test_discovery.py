@@ -66,9 +66,12 @@ async def test_a_worker_with_discover_ip4_delivers_to_the_server_found(
     worker.wait_until(lambda: ip4_server.get("/rooms/r2") is not None, what="delivery to the found server")
     assert json.loads(ip4_server.get("/rooms/r0")) == {"t": 20, "room": "r0"}
     assert worker.stats()["worker"]["coap_server"] == f"coap://{NAMESPACE_IPV4}:{ip4_server.port}"
-    log = worker.log_text()
-    assert "coap.server_discovered" in log and f"discovered from coap://discoverIP4:{ip4_server.port}" in log
-    assert "connect.coap.max.retires" in log and "write connect.coap.max.retries" in log
+    (discovered,) = worker.events("coap.server_discovered")
+    assert discovered["server"] == f"coap://{NAMESPACE_IPV4}:{ip4_server.port}"
+    assert f"discovered from coap://discoverIP4:{ip4_server.port}" in discovered["how"], discovered
+    (notice,) = worker.events("config.notice")
+    assert (notice["key"], notice["use_instead"]) == ("connect.coap.max.retires", "connect.coap.max.retries")
+    assert "write connect.coap.max.retries" in notice["note"], notice
     assert worker.stop() == 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +15,10 @@ from hypothesis import strategies as st
 from streamapp.codecs.connect_json import decode_envelope_bytes, is_envelope, render_payload
 from streamapp.errors import DecodeError
 from streamapp.records import RecordCoordinates
+from tests.paths import GOLDEN as GOLDEN_ROOT
 
 WHERE = RecordCoordinates("t", 0, 7)
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "connect_json"
+GOLDEN = GOLDEN_ROOT / "connect_json"
 DECIMAL = "org.apache.kafka.connect.data.Decimal"
 TIME = "org.apache.kafka.connect.data.Time"
 DATE = "org.apache.kafka.connect.data.Date"

@@ -1,14 +1,13 @@
-"""Schemaless JSON, String holding JSON, `auto` detection, keys and the JSON body encoding."""
+"""The decoders ``build_codecs`` (``streamapp/codecs/__init__.py``) makes for each converter: schemaless JSON,
+String holding JSON, ``auto`` detection, keys. The JSON body they become: test_output.py."""
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 
 import pytest
 
 from streamapp.codecs import Decoder, build_codecs
-from streamapp.codecs.output import encode_json
 from streamapp.errors import DecodeError
 from streamapp.records import RecordCoordinates
 
@@ -73,25 +72,6 @@ def test_avro_without_a_registry_is_refused() -> None:
 def test_unknown_converter() -> None:
     with pytest.raises(ValueError, match="no decoder for converter 'protobuf'"):
         decoder_for("protobuf")
-
-
-def test_encoding_is_compact_utf8_json() -> None:
-    assert encode_json({"name": "Zoë", "n": [1, None]}) == '{"name":"Zoë","n":[1,null]}'.encode()
-
-
-def test_decimals_are_exact_numbers_or_strings() -> None:
-    value = {"price": Decimal("12345678901234567890.123456789"), "rate": Decimal("1.50"), "n": 1.5}
-    assert encode_json(value) == b'{"price":12345678901234567890.123456789,"rate":1.50,"n":1.5}'
-    assert encode_json(value, "string") == b'{"price":"12345678901234567890.123456789","rate":"1.50","n":1.5}'
-
-
-def test_encoding_still_refuses_what_json_cannot_hold() -> None:
-    with pytest.raises(ValueError):
-        encode_json({"x": float("nan")})
-    with pytest.raises(TypeError):
-        encode_json({"x": object()})
-    with pytest.raises(ValueError):
-        encode_json({"x": Decimal("NaN")})
 
 
 def test_keys_auto_without_registry_refuses_avro_and_keeps_plain_text() -> None:

@@ -278,13 +278,8 @@ def test_the_option_objects_defaults_are_those_of_keys() -> None:
 
 
 def test_durations_are_read_in_seconds_through_their_unit() -> None:
-    from streamapp.config.keys import in_seconds
-
     s = load(**{"connect.coap.retry.interval": "1500"})
     assert s.retry_interval_s == 1.5 and s.seconds("connect.coap.handshake.timeout") == 8.0
-    assert in_seconds("connect.coap.request.timeout", None) is None
-    with pytest.raises(TypeError, match=r"connect\.coap\.max\.retries is not a duration"):
-        in_seconds("connect.coap.max.retries", 3)
 
 
 def test_resolved_settings_cannot_be_changed_afterwards() -> None:
@@ -301,26 +296,6 @@ def test_dtls_keys_are_typed_and_bind_only_where_asked() -> None:
     assert keys.cipher_suites == ("TLS_PSK_WITH_AES_128_CCM_8",) and keys.handshake_timeout_s == 8.0
     assert keys.local_bind is None and keys.keystore_pass == Secret("rootPass")
     assert load(**{"connect.coap.port": "6000"}).dtls_keys.local_bind == ("localhost", 6000)
-
-
-def test_every_key_is_a_typed_attribute_declared_once() -> None:
-    """``Settings`` reads each key through the attribute ``KEYS`` declares (streamapp/config/keys.py), and no
-    hand-written member of ``Settings`` shadows one."""
-    import dataclasses
-
-    from streamapp.config.keys import GROUPS, KeyAttributes, Seconds
-
-    s = load(**{"connect.coap.max.retries": "7", "errors.deadletterqueue.topic.name": "dlq"})
-    for key in KEYS:
-        assert key.group in GROUPS and getattr(KeyAttributes, key.attribute) is key, key.name
-        assert getattr(s, key.attribute) is s.values[key.name], key.name
-    own = set(vars(Settings)) | {f.name for f in dataclasses.fields(Settings)}
-    assert own.isdisjoint(key.attribute for key in KEYS)
-    durations = {name: v for g in GROUPS for name, v in vars(g).items() if isinstance(v, Seconds)}
-    assert {name: getattr(s, name) for name in durations} == {
-        name: s.values[view.key.name] / 1000 for name, view in durations.items()
-    }
-    assert s.max_retries == 7 and s.dead_letter_topic == "dlq"
 
 
 def test_the_attribute_names_callers_use_are_kept() -> None:
@@ -369,32 +344,3 @@ def test_the_attribute_names_callers_use_are_kept() -> None:
 
 def test_an_empty_dead_letter_topic_is_none() -> None:
     assert load(**{"errors.deadletterqueue.topic.name": " "}).dead_letter_topic is None
-
-
-def test_a_key_is_declared_in_a_group_and_once() -> None:
-    from streamapp.config.keys import INT, Key, KeyGroup
-
-    def refusal(info: pytest.ExceptionInfo[Exception]) -> str:
-        # Python 3.11 wraps an error of __set_name__ in a RuntimeError (3.12 raises it as it is)
-        error = info.value.__cause__ if isinstance(info.value, RuntimeError) else info.value
-        assert isinstance(error, TypeError)
-        return str(error)
-
-    with pytest.raises((RuntimeError, TypeError)) as info:
-
-        class NotAGroup:
-            stray = Key("stray.key", INT, 1, "A key outside any group.")
-
-    assert "declared once, in a KeyGroup" in refusal(info)
-    key = Key("twice.key", INT, 1, "Declared twice.")
-
-    class First(KeyGroup):
-        one = key
-
-    assert First.one is key and key.attribute == "one"
-    with pytest.raises((RuntimeError, TypeError)) as info:
-
-        class Second(KeyGroup):
-            two = key
-
-    assert "declared once" in refusal(info)

@@ -1,10 +1,10 @@
-"""Kafka client keys: consumer group, offset reset, session, security, and the checks across them."""
+"""Kafka client keys as ``Settings`` reads them: consumer group, offset reset, session, security, and the
+checks across them. The ``sasl.jaas.config`` text itself: tests/unit/kafka/test_jaas.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from streamapp.config.jaas import parse_jaas
 from streamapp.config.keys import Secret
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
@@ -131,42 +131,3 @@ def test_a_store_password_without_its_store_is_an_error() -> None:
 def test_endpoint_identification_may_be_switched_off() -> None:
     s = load(**{"security.protocol": "SSL", "ssl.endpoint.identification.algorithm": ""})
     assert not s.check_hostname
-
-
-# --- sasl.jaas.config, as Kafka reads it ---------------------------------------------------------------
-
-
-def test_jaas_quoted_and_bare_values_and_escapes() -> None:
-    login = parse_jaas(
-        "org.apache.kafka.common.security.plain.PlainLoginModule required "
-        'username=alice password="a \\"b\\" c";',
-        "PLAIN",
-    )
-    assert (login.username, login.password) == ("alice", 'a "b" c')
-    assert 'a "b" c' not in repr(login) and "[hidden]" in repr(login)
-
-
-def test_jaas_accepts_extra_options_and_other_flags() -> None:
-    text = SCRAM_LOGIN.replace("required", "requisite").replace(";", ' tokenauth="false";')
-    assert parse_jaas(text, "SCRAM-SHA-512").username == "bob"
-
-
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("", "expected '<LoginModule> required"),
-        (PLAIN_LOGIN.rstrip(";"), "must end with ';'"),
-        (PLAIN_LOGIN.replace("required", "mandatory"), "control flag"),
-        (PLAIN_LOGIN.replace(' password="s3cr3t"', ""), "no password"),
-        (PLAIN_LOGIN.replace('username="alice" ', ""), "no username"),
-        (PLAIN_LOGIN.replace('"s3cr3t"', '"s3cr3t'), "unclosed quote"),
-        (PLAIN_LOGIN + PLAIN_LOGIN, "more than one login entry"),
-        (PLAIN_LOGIN.replace("username=", "username "), "name=value"),
-    ],
-)
-def test_jaas_errors_name_the_key_and_never_the_password(text: str, fragment: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        parse_jaas(text, "PLAIN")
-    assert info.value.key == "sasl.jaas.config"
-    assert fragment in str(info.value)
-    assert "s3cr3t" not in str(info.value)

@@ -1,14 +1,13 @@
-"""Stats arithmetic behind the page and /metrics: rate windows, percentiles, histogram buckets, last error."""
+"""Stats arithmetic (``streamapp/engine/stats.py``) behind the page and ``/metrics``: rate windows,
+percentiles, last error, per-statement and per-server counts. How ``/metrics`` renders them:
+tests/unit/web/test_metrics.py."""
 
 from __future__ import annotations
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamapp.engine.stats import HISTORY_S, SPARK_BAR_S, DeliveryRate, Stats
 from streamapp.errors import DeliveryError
 from streamapp.kcql import parse_kcql
 from streamapp.records import RecordCoordinates
-from streamapp.web.metrics import metrics_registry, render
 
 
 def test_rate_over_the_last_minute_and_ten_second_bars() -> None:
@@ -29,7 +28,7 @@ def test_history_is_bounded() -> None:
     assert len(rate.seconds) <= HISTORY_S
 
 
-def test_percentiles_buckets_and_last_error() -> None:
+def test_percentiles_and_last_error() -> None:
     stats = Stats.for_statements(parse_kcql("INSERT INTO r SELECT * FROM t"))
     entry = stats.statements[1]
     for ms in range(1, 101):
@@ -40,18 +39,6 @@ def test_percentiles_buckets_and_last_error() -> None:
     snap = entry.snapshot()
     assert snap["last_error"]["record"] == "t/2@9" and snap["last_error"]["code"] == "4.04"
     assert (snap["delivered"], snap["failed"]) == (100, 1)
-
-    families = {
-        f.name: f for f in text_string_to_metric_families(render(metrics_registry(stats, dict)).decode())
-    }
-    latency = {
-        s.labels["le"]: s.value
-        for s in families["streamapp_delivery_latency_seconds"].samples
-        if s.name.endswith("_bucket")
-    }
-    assert latency["0.01"] == 10 and latency["0.1"] == 100 and latency["+Inf"] == 100
-    delivered = families["streamapp_records_delivered"].samples[0]
-    assert delivered.value == 100 and delivered.labels == {"statement": "1", "topic": "t", "resource": "r"}
 
 
 def test_a_request_changes_its_statement_and_server_from_send_to_answer() -> None:
@@ -93,16 +80,3 @@ def test_policy_outcomes_count_per_statement_or_for_the_worker() -> None:
     snap = stats.snapshot()
     worker = ("records_retried", "records_skipped", "records_dead_lettered", "tombstones_skipped")
     assert tuple(snap[k] for k in worker) == (1, 1, 2, 1)
-    text = render(metrics_registry(stats, dict)).decode()
-    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-    metric = ("retried", "skipped", "dead_lettered")
-    counted = tuple(samples[f"streamapp_records_{m}_undecodable_total"] for m in metric)
-    assert counted == (1, 1, 2), "the metrics agree with stats.json"
-
-
-def test_metrics_carry_the_process_figures_and_the_task_count() -> None:
-    stats = Stats.for_statements(parse_kcql("INSERT INTO r SELECT * FROM t"))
-    text = render(metrics_registry(stats, dict, lambda: 17)).decode()
-    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
-    assert samples["streamapp_asyncio_tasks"] == 17
-    assert samples["process_resident_memory_bytes"] > 0 and samples["process_open_fds"] > 0

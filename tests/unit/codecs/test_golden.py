@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from streamapp.codecs import Codecs, build_codecs
 from streamapp.codecs.output import encode_json
 from streamapp.errors import DecodeError
 from streamapp.records import RecordCoordinates
+from tests.paths import GOLDEN
 
-GOLDEN = Path(__file__).parents[1] / "golden"
 WHERE = RecordCoordinates("golden", 3, 99)
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from streamapp.config.keys import KEYS, REQUIRED, Secret
+from tests.paths import REPO
 from tools.configuration_doc import BEGIN, DOC, END, render
 
-REPO = Path(__file__).resolve().parents[2]
 COMMITTED = DOC.read_text(encoding="utf-8")
 
 

@@ -23,7 +23,7 @@ from streamapp.coap.exchange import BlockwiseError, Response
 from streamapp.coap.oscore import OscoreError, ProtectedTcpExchange, SecurityContext
 from streamapp.config.oscore_context import MAX_SEQUENCE_NUMBER
 from tests.oscore_server import ContextPair, make_contexts
-from tests.unit.test_exchange import Outcome
+from tests.unit.coap.test_exchange import Outcome
 
 HOST = "sensors.example"
 PATH = ("base", "room 1")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from streamapp.config.keys import KEYS
 from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
 
@@ -108,8 +107,3 @@ def test_a_registry_alias_is_reported_as_an_alias() -> None:
     assert [(n.key, n.text) for n in s.notices] == [
         ("value.converter.schema.registry.url", "alias of schema.registry.url")
     ]
-
-
-def test_no_spelling_belongs_to_two_keys() -> None:
-    spellings = [name for k in KEYS for name in (k.name, *k.aliases, *k.deprecated)]
-    assert len(spellings) == len(set(spellings))

@@ -30,7 +30,7 @@ from streamapp.config.settings import Settings
 from streamapp.errors import ConfigError
 from streamapp.patches.aiocoap import PersistentContext
 from tests.oscore_server import ContextPair, make_contexts
-from tests.unit.test_exchange import (
+from tests.unit.coap.test_exchange import (
     FakeLink,
     FakeLoop,
     Outcome,

@@ -19,6 +19,7 @@ from streamapp.codecs.avro_render import UnsupportedSchema, compile_renderer
 from streamapp.codecs.logical import decimal_from_unscaled
 from streamapp.errors import DecodeError
 from streamapp.records import RecordCoordinates
+from tests.paths import GOLDEN
 
 WHERE = RecordCoordinates("readings", 2, 41)
 
@@ -285,10 +286,9 @@ async def test_auto_reads_avro_keys_and_values_through_one_cache() -> None:
 
 def test_golden_inputs_match_their_schema_files() -> None:
     """The generator's outputs are what is committed (guards against editing one and not the other)."""
-    from pathlib import Path
-
-    folder = Path(__file__).parents[1] / "golden" / "avro"
-    for schema_file in folder.glob("*.avsc"):
+    schema_files = sorted((GOLDEN / "avro").glob("*.avsc"))
+    assert schema_files, f"no golden Avro schemas in {GOLDEN / 'avro'}"
+    for schema_file in schema_files:
         fastavro.parse_schema(json.loads(schema_file.read_text()))
         assert schema_file.with_suffix(".input").read_bytes()[0] == 0
         assert schema_file.with_suffix(".expected").exists()
