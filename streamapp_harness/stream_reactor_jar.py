@@ -31,9 +31,11 @@ The recipe, every input from Maven Central or this repository:
 The jar lands in ``<jvm cache>/stream-reactor-coap-jar-<hash>/`` where the hash covers every file under
 ``jvm/stream-reactor-coap/`` that goes into it (source, stand-ins, the three poms, the manifest) and
 :data:`RECIPE`; a second run finds it and starts neither Maven nor a compiler. A lock lets two processes
-ask at once: the second waits, then finds the jar. The cold build on 2 cores: ~65 s from an empty Maven
-repository (~45 s of it downloads, the plugin folder's libraries included), ~22 s when Maven has the jars
-(javac ~1 s, scalac ~18 s). ``build.log`` beside the jar keeps the commands and their output.
+ask at once: the second waits, then finds the jar. The cold build on 2 cores, fresh clone and empty cache:
+27-64 s from an empty Maven repository (the downloads vary; the plugin folder's libraries included),
+9-22 s when Maven already has the jars (almost all of it scalac). ``build.log`` beside the jar keeps the
+commands and their output. The key does not depend on where the clone is: every clone builds the same jar,
+byte for byte.
 """
 
 from __future__ import annotations
