@@ -31,8 +31,9 @@ apt-deps:
 
 install: apt-deps $(VENV)/.installed
 
-# The JVM peers' jars (streamapp_harness/jvm/*/pom.xml) from Maven Central into ~/.cache/streamapp/jvm;
-# a second run finds them there and starts no Maven.
+# The JVM peers' jars (streamapp_harness/jvm/*/pom.xml) from Maven Central into ~/.cache/streamapp/jvm,
+# and stream-reactor's CoAP sink jar built there from its vendored source (Central lacks it);
+# a second run finds them there and starts no Maven and no compiler.
 jars: install
 	$(PY) -m streamapp_harness jars
 

@@ -12,8 +12,10 @@ delivery - first unique delivery), so start-up (the consumer group's join) is no
   record one confirmable aiocoap PUT, awaited before the next;
 - baseline ``stream_reactor``: the connector itself, stream-reactor's CoAP sink 1.2.0 in Kafka Connect 4.4
   standalone (``streamapp_harness/connect.py``, Connect's defaults), in the one-resource cases (its KCQL
-  cannot spread records over resources). Maven Central does not serve its jar, so it runs only where one is
-  given (``$STREAMAPP_STREAM_REACTOR_COAP_JAR``); the line says so when it is not;
+  cannot spread records over resources). Its jar is the one built from its vendored 1.2.0 source
+  (``streamapp_harness/stream_reactor_jar.py``, once; Maven Central does not serve it), or an operator's
+  own (``$STREAMAPP_STREAM_REACTOR_COAP_JAR``); where neither can be had (no JDK) the line says why it is
+  left out;
 - ``default``: ``faust -A streamapp.main worker`` (tests/worker.py) with ``connect.coap.max.inflight`` unset;
 - ``tuned``: the same with ``connect.coap.max.inflight=N``;
 - case ``two_workers`` compares two tuned workers in one consumer group with one tuned worker;
@@ -35,6 +37,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -55,10 +58,11 @@ from aiocoap.numbers.codes import Code
 from aiokafka import AIOKafkaConsumer
 
 from bench.harness import RESULTS, ROOT, Comparison, Timing, append_result, run_entry
-from streamapp_harness.connect import CONNECTOR_JAR_ENV, KafkaConnectStandalone, connector_jar
+from streamapp_harness.connect import KafkaConnectStandalone, connector_jar
+from streamapp_harness.jvm import JvmError
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.libcoap import LibcoapServer
-from streamapp_harness.process import wait_until
+from streamapp_harness.process import PeerError, wait_until
 from streamapp_harness.worker import WorkerProcess
 
 BENCHMARK = "pipeline"
@@ -140,6 +144,17 @@ class Case:
         )
 
 
+@functools.cache
+def connector_missing() -> str | None:
+    """Why stream-reactor's sink cannot run here (its jar could not be built, the one named is missing),
+    or None. The first call builds the jar if the cache lacks it (``make jars`` has usually done so)."""
+    try:
+        connector_jar()
+    except (JvmError, PeerError) as exc:
+        return str(exc)
+    return None
+
+
 CASE_NAMES = ("loopback", "rtt20_one_resource", "rtt20_64_resources", "two_workers", "dtls_psk")
 
 
@@ -150,7 +165,7 @@ def build_cases(args: argparse.Namespace) -> dict[str, Case]:
         return max(2, records // scale)
 
     loopback, rtt20 = n(args.loopback_records), n(args.rtt20_records)
-    with_connector = connector_jar() is not None
+    with_connector = connector_missing() is None
     many, many_slow, two = (
         n(args.rtt20_64_records),
         n(args.rtt20_64_baseline_records),
@@ -984,12 +999,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cases = build_cases(args)
     selected = [cases[name] for name in args.cases]
-    if connector_jar() is None:
-        print(
-            f"bench_pipeline: no stream-reactor CoAP sink jar (${CONNECTOR_JAR_ENV}; Maven Central does not "
-            "serve com.datamountaineer:kafka-connect-coap): the stream_reactor baseline is left out",
-            flush=True,
-        )
+    missing = connector_missing()
+    if missing is not None:
+        print(f"bench_pipeline: the stream_reactor baseline is left out: {missing}", flush=True)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"bench_pipeline: logs in {workdir}", flush=True)

@@ -13,7 +13,12 @@ Usage::
     ) as connect:
         ...  # records on "readings" arrive as PUTs to /sensors; the group is connect.group
 
-:meth:`start` returns once the connector and every task are RUNNING (``GET /connectors/<name>/status`` on
+Several connectors in one worker, as a Connect cluster runs them: give a list of connector dicts (each with
+its own ``name``); the methods that read a connector's status take ``name=`` (default: the first). They
+share the JVM and so Californium's default endpoint (one UDP port for every plain ``coap://`` client, as in
+any Connect worker running several CoAP sinks); each has its own task, consumer group and offsets.
+
+:meth:`start` returns once every connector and task is RUNNING (``GET /connectors/<name>/status`` on
 the worker's REST port, 127.0.0.1), polled with a deadline; a task that FAILED, or a worker that exited,
 raises :class:`PeerError` with the trace or the log's tail. :meth:`stop` is SIGTERM (a graceful Connect
 shutdown: the task's ``stop()`` and a last offset commit), then SIGKILL after ``timeout``; :meth:`kill` is
@@ -21,12 +26,12 @@ SIGKILL. The JVM runs in its own process group with ``workdir`` as its working d
 writes ``Californium.properties`` there) and logs to ``workdir/connect.log`` unless told otherwise.
 
 Where the connector comes from: the Maven Central this project reaches answers 404 for
-``com.datamountaineer:kafka-connect-coap`` (every version, pom and jar), so its jar is given as a path:
-``connector_jar=``, else ``$STREAMAPP_STREAM_REACTOR_COAP_JAR``, else Maven's local repository at the
-official coordinates; :func:`connector_jar` says which, or None (the tests that need it then skip, saying
-so). An operator migrating has the jar their Connect cluster runs. Its libraries, all on Maven Central, are
-``jvm/stream-reactor-coap/pom.xml``. The facts below were measured with a jar rebuilt locally from the
-connector's released 1.2.0 source, which this repository does not hold.
+``com.datamountaineer:kafka-connect-coap`` (every version, pom and jar), so the jar is built from the
+connector's released 1.2.0 source, kept unmodified in ``jvm/stream-reactor-coap/source/``, once into the JVM
+cache (:mod:`streamapp_harness.stream_reactor_jar`; ``make jars`` does it). An operator's own jar replaces it:
+``connector_jar=``, else ``$STREAMAPP_STREAM_REACTOR_COAP_JAR``; :func:`connector_jar` says which. Its
+libraries, all on Maven Central, are ``jvm/stream-reactor-coap/pom.xml``. The facts below were measured with
+that built jar.
 
 Why a plugin folder (``plugin.path``) and not the worker's classpath: the connector is Scala 2.11 code built
 against Kafka 2.0 and brings Jackson 2.6, Guava 18, Avro 1.8, json4s, Calcite 1.12 and Netty 4.1.1, while the
@@ -93,11 +98,11 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from streamapp_harness import jvm
+from streamapp_harness import jvm, stream_reactor_jar
 from streamapp_harness.process import LOCALHOST, PeerError, PeerProcess, free_port, log_tail, wait_until
 
 __all__ = [
@@ -113,34 +118,35 @@ CONNECTOR_CLASS = "com.datamountaineer.streamreactor.connect.coap.sink.CoapSinkC
 #: Where to find the connector's own jar when ``connector_jar=`` is not given.
 CONNECTOR_JAR_ENV = "STREAMAPP_STREAM_REACTOR_COAP_JAR"
 
-#: The connector jar's place in Maven's local repository, should a Maven ever have fetched it.
-_M2_JAR = Path("com/datamountaineer/kafka-connect-coap/1.2.0/kafka-connect-coap-1.2.0.jar")
-
 #: The plugin folder's name under ``workdir/plugins``.
 _PLUGIN = "stream-reactor-coap"
 
+#: The worker's log: Connect's own pattern less the source line; ``%X{connector.context}`` names the connector
+#: and task (``[coap-sink|task-0] ``) on their lines, which tells them apart in a worker running several.
 _LOG4J2 = """\
 status = error
 appender.out.type = Console
 appender.out.name = OUT
 appender.out.target = SYSTEM_OUT
 appender.out.layout.type = PatternLayout
-appender.out.layout.pattern = [%d] %p %m (%c)%n
+appender.out.layout.pattern = [%d] %p %X{connector.context}%m (%c)%n
 rootLogger.level = INFO
 rootLogger.appenderRef.out.ref = OUT
 """
 
 
-def connector_jar(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The CoAP sink's jar: ``explicit``, else ``$STREAMAPP_STREAM_REACTOR_COAP_JAR``, else Maven's local
-    repository (``~/.m2``) at the official coordinates; None when none of them names an existing file."""
-    if explicit is not None:
-        return Path(explicit) if Path(explicit).is_file() else None
-    from_env = os.environ.get(CONNECTOR_JAR_ENV)
-    if from_env:
-        return Path(from_env) if Path(from_env).is_file() else None
-    in_m2 = Path.home() / ".m2" / "repository" / _M2_JAR
-    return in_m2 if in_m2.is_file() else None
+def connector_jar(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The CoAP sink's jar: ``explicit``, else ``$STREAMAPP_STREAM_REACTOR_COAP_JAR`` (an operator's own
+    released jar), else the one built from the vendored source (built now if the cache lacks it). A jar
+    named but missing is an error, not a fall-back to the built one: the run would not test what was asked.
+    """
+    given = explicit if explicit is not None else os.environ.get(CONNECTOR_JAR_ENV) or None
+    if given is None:
+        return stream_reactor_jar.build()
+    if not Path(given).is_file():
+        source = "connector_jar=" if explicit is not None else f"${CONNECTOR_JAR_ENV}"
+        raise PeerError(f"no stream-reactor CoAP sink jar at {given} (named by {source})")
+    return Path(given)
 
 
 def _escape(text: str, *, key: bool) -> str:
@@ -159,12 +165,13 @@ def _properties(values: Mapping[str, str]) -> str:
 
 
 class KafkaConnectStandalone(PeerProcess):
-    """One Connect standalone worker running one CoAP sink connector (see the module docstring)."""
+    """One Connect standalone worker running one CoAP sink connector, or several (see the module
+    docstring)."""
 
     def __init__(
         self,
         bootstrap: str,
-        connector: Mapping[str, str],
+        connector: Mapping[str, str] | Sequence[Mapping[str, str]],
         workdir: str | os.PathLike[str],
         *,
         worker: Mapping[str, str] | None = None,
@@ -176,14 +183,24 @@ class KafkaConnectStandalone(PeerProcess):
         jvm_args: Sequence[str] = (),
     ) -> None:
         """``connector``: the keys of a coap-sink.properties (``name``, ``topics``, ``connect.coap.*``...);
-        ``connector.class`` and ``tasks.max`` default to the CoAP sink and 1, ``name`` to ``coap-sink``.
+        ``connector.class`` and ``tasks.max`` default to the CoAP sink and 1, ``name`` to ``coap-sink``;
+        or a list of such dicts, each with its own ``name``, all run by this one worker.
         ``worker``: worker properties that replace or add to the defaults (``offset.flush.interval.ms``...).
-        ``startup_timeout``: the deadline for the task to be RUNNING, after the jars are fetched."""
+        ``connector_jar``: the connector's jar (default: :func:`connector_jar`'s choice).
+        ``startup_timeout``: the deadline for the task to be RUNNING, after the jars are fetched or built."""
         self.workdir = Path(workdir).resolve()
         super().__init__("kafka connect", log_path if log_path is not None else self.workdir / "connect.log")
         self.bootstrap = bootstrap
-        self.connector = {"name": "coap-sink", "connector.class": CONNECTOR_CLASS, "tasks.max": "1"}
-        self.connector.update({k: str(v) for k, v in connector.items()})
+        given = [connector] if isinstance(connector, Mapping) else list(connector)
+        #: Each connector's properties, defaults filled in, in the order given.
+        self.connectors = [
+            {"name": "coap-sink", "connector.class": CONNECTOR_CLASS, "tasks.max": "1"}
+            | {k: str(v) for k, v in c.items()}
+            for c in given
+        ]
+        names = [c["name"] for c in self.connectors]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"one worker needs at least one connector and a name for each: {names}")
         self._worker_overrides = {k: str(v) for k, v in (worker or {}).items()}
         self._connector_jar = connector_jar
         self._fixed_rest_port = rest_port is not None
@@ -197,14 +214,29 @@ class KafkaConnectStandalone(PeerProcess):
     # -- names -----------------------------------------------------------------------------------------------
 
     @property
+    def connector(self) -> dict[str, str]:
+        """The (first) connector's properties."""
+        return self.connectors[0]
+
+    @property
     def name(self) -> str:
-        """The connector's name."""
+        """The (first) connector's name."""
         return self.connector["name"]
 
     @property
+    def names(self) -> list[str]:
+        """Every connector's name, in the order given."""
+        return [c["name"] for c in self.connectors]
+
+    @property
     def group(self) -> str:
-        """The consumer group of the sink's tasks: ``connect-<name>``."""
-        return f"connect-{self.name}"
+        """The consumer group of the (first) sink's tasks: ``connect-<name>``."""
+        return self.group_of(self.name)
+
+    @staticmethod
+    def group_of(name: str) -> str:
+        """The consumer group of connector ``name``'s tasks (Connect's ``connect-<name>``)."""
+        return f"connect-{name}"
 
     @property
     def rest_port(self) -> int:
@@ -246,12 +278,6 @@ class KafkaConnectStandalone(PeerProcess):
     def _plugin_folder(self) -> Path:
         """``workdir/plugins/stream-reactor-coap``: links to the cached library jars and the connector jar."""
         jar = connector_jar(self._connector_jar)
-        if jar is None:
-            where = self._connector_jar or os.environ.get(CONNECTOR_JAR_ENV) or f"~/.m2/repository/{_M2_JAR}"
-            raise PeerError(
-                f"no stream-reactor CoAP sink jar at {where}: Maven Central as reached here does not serve "
-                f"com.datamountaineer:kafka-connect-coap; pass connector_jar= or set {CONNECTOR_JAR_ENV}"
-            )
         folder = self.workdir / "plugins" / _PLUGIN
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -270,9 +296,15 @@ class KafkaConnectStandalone(PeerProcess):
                 *self._jvm_args,
                 "org.apache.kafka.connect.cli.ConnectStandalone",
                 str(self.workdir / "worker.properties"),
-                str(self.workdir / "connector.properties"),
+                *(str(path) for path in self._connector_files()),
             ]
         )
+
+    def _connector_files(self) -> list[Path]:
+        """``connector.properties`` for one connector, ``connector-<name>.properties`` for each of several."""
+        if len(self.connectors) == 1:
+            return [self.workdir / "connector.properties"]
+        return [self.workdir / f"connector-{name}.properties" for name in self.names]
 
     def _spawn_in_workdir(self, argv: Sequence[str]) -> None:
         """:meth:`PeerProcess._spawn` with ``workdir`` as the working directory."""
@@ -287,18 +319,21 @@ class KafkaConnectStandalone(PeerProcess):
             start_new_session=True,  # own process group: signals reach only this worker
         )
 
-    def start(self, *, failed_ok: bool = False) -> Self:
-        """Write the properties, start the worker and wait until the connector and its tasks are RUNNING.
+    def start(self, *, failed_ok: bool | Collection[str] = False) -> Self:
+        """Write the properties, start the worker and wait until every connector and task is RUNNING.
 
         ``failed_ok``: a task that is FAILED also counts as started (for records already on the topic that
-        fail the task at its first ``put``, which may happen before a status poll saw it RUNNING)."""
+        fail the task at its first ``put``, which may happen before a status poll saw it RUNNING); True for
+        every connector, or the names of those it applies to."""
         if self.running:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
         jvm.fetch("connect")  # fetched (once) outside the readiness deadline
         self._plugin_folder()
         (self.workdir / "log4j2.properties").write_text(_LOG4J2)
-        (self.workdir / "connector.properties").write_text(_properties(self.connector))
+        for path, connector in zip(self._connector_files(), self.connectors, strict=True):
+            path.write_text(_properties(connector))
+        may_fail = set(self.names) if failed_ok is True else set(failed_ok or ())
         attempts = 1 if self._fixed_rest_port else 3
         for attempt in range(attempts):
             (self.workdir / "worker.properties").write_text(_properties(self.worker_properties()))
@@ -306,10 +341,10 @@ class KafkaConnectStandalone(PeerProcess):
             self._spawn_in_workdir(self._argv())
             try:
                 wait_until(
-                    lambda: self._tasks_running(failed_ok=failed_ok),
+                    lambda: all(self._tasks_running(name, failed_ok=name in may_fail) for name in self.names),
                     timeout=self._startup_timeout,
                     interval=0.2,
-                    what=f"connector {self.name} and its tasks RUNNING at {self.rest_url}",
+                    what=f"connectors {', '.join(self.names)} and their tasks RUNNING at {self.rest_url}",
                 )
             except PeerError:
                 text = self.log_path.read_text(errors="replace") if self.log_path.is_file() else ""
@@ -319,7 +354,7 @@ class KafkaConnectStandalone(PeerProcess):
                     continue
                 raise
             except TimeoutError as exc:
-                last = self._last_status()
+                last = "; ".join(self._last_status(name) for name in self.names)
                 self.stop()
                 raise PeerError(f"{exc}; last status: {last}\nlog tail:\n{self._tail()}") from exc
             except BaseException:
@@ -357,36 +392,40 @@ class KafkaConnectStandalone(PeerProcess):
             except ValueError:
                 return exc.code, raw.decode(errors="replace")
 
-    def status(self) -> dict[str, Any]:
-        """``GET /connectors/<name>/status``; raises :class:`PeerError` unless it answers 200."""
-        code, body = self.rest("GET", f"/connectors/{self.name}/status")
+    def status(self, name: str | None = None) -> dict[str, Any]:
+        """``GET /connectors/<name>/status`` (default: the first connector); raises :class:`PeerError`
+        unless it answers 200."""
+        name = name or self.name
+        code, body = self.rest("GET", f"/connectors/{name}/status")
         if code != 200:
-            raise PeerError(f"GET /connectors/{self.name}/status answered {code}: {body}")
+            raise PeerError(f"GET /connectors/{name}/status answered {code}: {body}")
         status: dict[str, Any] = body
         return status
 
-    def task_states(self) -> list[str]:
+    def task_states(self, name: str | None = None) -> list[str]:
         """Each task's state (RUNNING, FAILED, PAUSED, UNASSIGNED), in task-id order."""
-        tasks = sorted(self.status().get("tasks", []), key=lambda t: t["id"])
+        tasks = sorted(self.status(name).get("tasks", []), key=lambda t: t["id"])
         return [t["state"] for t in tasks]
 
-    def wait_for_task_state(self, state: str, timeout: float) -> dict[str, Any]:
-        """Poll until every task is in ``state`` (e.g. ``"FAILED"`` after a THROW); return the status."""
+    def wait_for_task_state(self, state: str, timeout: float, name: str | None = None) -> dict[str, Any]:
+        """Poll until every task of connector ``name`` (default: the first) is in ``state`` (e.g.
+        ``"FAILED"`` after a THROW); return its status."""
+        name = name or self.name
         seen: dict[str, Any] = {}
 
         def reached() -> bool:
             self._check_alive()
-            seen.update(self.status())
+            seen.update(self.status(name))
             tasks = seen.get("tasks", [])
             return bool(tasks) and all(t["state"] == state for t in tasks)
 
-        wait_until(reached, timeout=timeout, interval=0.1, what=f"tasks of {self.name} {state}")
+        wait_until(reached, timeout=timeout, interval=0.1, what=f"tasks of {name} {state}")
         return seen
 
-    def _tasks_running(self, *, failed_ok: bool = False) -> bool:
+    def _tasks_running(self, name: str, *, failed_ok: bool = False) -> bool:
         self._check_alive()
         try:
-            code, body = self.rest("GET", f"/connectors/{self.name}/status", timeout=2.0)
+            code, body = self.rest("GET", f"/connectors/{name}/status", timeout=2.0)
         except (urllib.error.URLError, OSError):
             return False  # REST server not listening yet
         if code != 200 or not isinstance(body, dict):
@@ -397,18 +436,16 @@ class KafkaConnectStandalone(PeerProcess):
         failed = [t for t in [body.get("connector", {}), *tasks] if t.get("state") == "FAILED"]
         if failed:
             trace = failed[0].get("trace", "(no trace)")
-            raise PeerError(
-                f"connector {self.name} FAILED while starting:\n{trace}\nlog tail:\n{self._tail()}"
-            )
+            raise PeerError(f"connector {name} FAILED while starting:\n{trace}\nlog tail:\n{self._tail()}")
         return (
             body.get("connector", {}).get("state") == "RUNNING"
             and bool(tasks)
             and all(t.get("state") == "RUNNING" for t in tasks)
         )
 
-    def _last_status(self) -> str:
+    def _last_status(self, name: str) -> str:
         try:
-            code, body = self.rest("GET", f"/connectors/{self.name}/status", timeout=2.0)
+            code, body = self.rest("GET", f"/connectors/{name}/status", timeout=2.0)
         except (urllib.error.URLError, OSError) as exc:
             return f"(REST not answering: {exc})"
         return f"{code} {body}"

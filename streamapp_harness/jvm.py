@@ -12,7 +12,9 @@ The cache lives in ``$STREAMAPP_JVM_CACHE``, else ``$XDG_CACHE_HOME/streamapp/jv
 ``~/.cache/streamapp/jvm``. A lock file per peer lets two processes (a test run and a benchmark) fetch at
 the same time without tearing a folder: the second waits, then finds it complete.
 
-Only Maven Central is used (Maven's default); nothing Java ships in the ``streamapp`` package.
+Only Maven Central is used (Maven's default); nothing Java ships in the ``streamapp`` package. The one jar
+Central lacks, stream-reactor's CoAP sink, is built from its vendored source by ``stream_reactor_jar.py``,
+which fetches its compiler and compile-only classpath with :func:`fetch_pom` into the same cache.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["PEERS", "JvmError", "cache_root", "classpath", "fetch", "java"]
+__all__ = ["PEERS", "JvmError", "cache_root", "classpath", "fetch", "fetch_pom", "java", "jdk_tool", "locked"]
 
 POMS = Path(__file__).resolve().parent / "jvm"
 
@@ -60,13 +62,15 @@ def _pom(peer: str) -> Path:
     return pom
 
 
-def _folder(peer: str) -> Path:
-    digest = hashlib.sha256(_pom(peer).read_bytes()).hexdigest()[:12]
-    return cache_root() / f"{peer}-{digest}"
+def _folder(name: str, pom: Path) -> Path:
+    digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
+    return cache_root() / f"{name}-{digest}"
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created if missing) for as long as the block runs: two processes
+    filling the same cache folder take turns."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -78,22 +82,28 @@ def _locked(path: Path) -> Iterator[None]:
 
 def fetch(peer: str, *, log: Path | None = None) -> Path:
     """The folder holding every jar (and other artifact) of ``peer``'s pom, fetched on first use."""
-    folder = _folder(peer)
+    return fetch_pom(peer, _pom(peer), log=log)
+
+
+def fetch_pom(name: str, pom: Path, *, log: Path | None = None) -> Path:
+    """:func:`fetch` for a pom that is not a peer's own (a build's compiler or compile-only classpath):
+    its dependencies in ``<cache>/<name>-<hash of the pom>/``, fetched on first use."""
+    folder = _folder(name, pom)
     if (folder / _COMPLETE).is_file():
         return folder
-    with _locked(folder.with_name(folder.name + ".lock")):
+    with locked(folder.with_name(folder.name + ".lock")):
         if (folder / _COMPLETE).is_file():
             return folder  # another process fetched it while we waited
         mvn = shutil.which("mvn")
         if mvn is None:
             raise JvmError("mvn not found: the JVM peers are fetched from Maven Central with Maven")
-        staging = Path(tempfile.mkdtemp(prefix=f".{peer}-", dir=folder.parent))
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
         argv = [
             mvn,
             "-B",
             "-q",
             "-f",
-            str(_pom(peer)),
+            str(pom),
             "dependency:copy-dependencies",
             f"-DoutputDirectory={staging}",
         ]
@@ -104,7 +114,7 @@ def fetch(peer: str, *, log: Path | None = None) -> Path:
                 log.write_text(done.stdout + done.stderr)
             if done.returncode != 0:
                 tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
-                raise JvmError(f"Maven could not fetch the jars of {peer} ({' '.join(argv)}):\n{tail}")
+                raise JvmError(f"Maven could not fetch the jars of {name} ({' '.join(argv)}):\n{tail}")
             (staging / _COMPLETE).write_text(" ".join(argv) + "\n")
             shutil.rmtree(folder, ignore_errors=True)
             staging.rename(folder)
@@ -127,3 +137,15 @@ def java(args: Sequence[str] = ()) -> list[str]:
     if binary is None or not Path(binary).exists():
         raise JvmError("no java found (set JAVA_HOME or put java on PATH): the JVM peers need Java 17")
     return [str(binary), *args]
+
+
+def jdk_tool(name: str) -> str:
+    """A JDK tool (``javac``...) from ``$JAVA_HOME/bin`` when set, else from ``PATH``."""
+    home = os.environ.get("JAVA_HOME")
+    found = str(Path(home) / "bin" / name) if home else shutil.which(name)
+    if found is None or not Path(found).exists():
+        raise JvmError(
+            f"{name} not found (set JAVA_HOME or put it on PATH): it needs a JDK "
+            "(Debian: openjdk-17-jdk-headless), not only a JRE"
+        )
+    return found

@@ -18,8 +18,10 @@ what producers of plain JSON write) and ``StringConverter`` for keys.
 Cases that fail stream-reactor's task (a tombstone, a value that is not JSON) get a connector of their own;
 the others share one. Two statements on one topic also get their own: stream-reactor keeps its statements in
 a Scala ``Set`` whose order is insertion order up to 4 elements and identity-hash order from 5, and which
-statement it keeps for a topic depends on that order. The four connectors and four workers run concurrently
-(one module fixture), so the file pays for one Connect start-up there, and one more per migration test.
+statement it keeps for a topic depends on that order. The four connectors run in one Connect worker, as a
+Connect cluster runs several (each its own task, consumer group, offsets and recording server; a task that
+fails leaves the others running), beside the four streamapp workers (one module fixture): the file pays for
+one Connect start-up there, and one more per migration test.
 
 **Migration.** The connector delivers and commits the first half of a topic, is stopped (SIGTERM), and a
 streamapp worker with the same properties (same ``name``: group ``connect-<name>``) delivers the rest: nothing
@@ -30,8 +32,9 @@ dead member's session has ended).
 This file replaces ``tests/integration/test_stream_reactor_connector.py``: its facts (the start's GET, one
 CON PUT of the value per record, DELETE at the stop, the tombstone failing the task) are asserted here.
 
-Needs the connector's jar (``$STREAMAPP_STREAM_REACTOR_COAP_JAR``; Maven Central as reached here does not
-serve it); skipped otherwise.
+The connector's jar is the one ``make jars`` builds from its vendored 1.2.0 source
+(``streamapp_harness/stream_reactor_jar.py``; Maven Central as reached here does not serve it), or an
+operator's own given with ``$STREAMAPP_STREAM_REACTOR_COAP_JAR``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,24 +52,13 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streamapp_harness.connect import (
-    CONNECTOR_CLASS,
-    CONNECTOR_JAR_ENV,
-    KafkaConnectStandalone,
-    connector_jar,
-)
+from streamapp_harness.connect import CONNECTOR_CLASS, KafkaConnectStandalone
 from streamapp_harness.kafka_broker import KafkaBroker
 from streamapp_harness.process import async_wait_until, run_in_fresh_loop, wait_until
 from streamapp_harness.worker import JOIN_TIMEOUT_S, WorkerProcess
 from tests.recording_server import Recorded, RecordingCoapServer
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        connector_jar() is None,
-        reason=f"no stream-reactor CoAP sink jar (set {CONNECTOR_JAR_ENV}; Maven Central here lacks it)",
-    ),
-]
+pytestmark = pytest.mark.slow
 
 JSON = 50  # Content-Format application/json
 
@@ -152,6 +143,7 @@ class Side:
     state: str = ""
     trace: str = ""
     exit_code: int | None = None
+    #: stream-reactor: the log of the Connect worker all cases share; streamapp: the case's worker's log.
     log: str = ""
     #: streamapp: its stats.json just before the stop (None if it had exited).
     stats: dict[str, Any] | None = None
@@ -210,7 +202,7 @@ def run_cases(broker: KafkaBroker, root: Path, cases: list[Case]) -> None:
 
     with ExitStack() as stack:
         servers: dict[str, tuple[RecordingCoapServer, RecordingCoapServer]] = {}
-        connects: dict[str, KafkaConnectStandalone] = {}
+        connectors: dict[str, dict[str, str]] = {}
         workers: dict[str, WorkerProcess] = {}
         for case in cases:
             sr_server = stack.enter_context(RecordingCoapServer())
@@ -228,28 +220,33 @@ def run_cases(broker: KafkaBroker, root: Path, cases: list[Case]) -> None:
                 f"streamapp-{case.label}",
             )
             stack.callback(worker.kill)
-            connects[case.label] = connect = KafkaConnectStandalone(
-                broker.bootstrap,
-                {**case.properties, "name": f"sr-{case.label}-{run_id}", "connect.coap.uri": sr_server.uri},
-                root / f"connect-{case.label}",
-                worker=CONNECT_WORKER,
-                startup_timeout=CONNECT_START_S,
-            )
-            stack.callback(connect.stop)
+            connectors[case.label] = {
+                **case.properties,
+                "name": f"sr-{case.label}-{run_id}",
+                "connect.coap.uri": sr_server.uri,
+            }
+        # Every case's connector in one Connect worker (see the module docstring).
+        connect = KafkaConnectStandalone(
+            broker.bootstrap,
+            list(connectors.values()),
+            root / "connect",
+            worker=CONNECT_WORKER,
+            startup_timeout=CONNECT_START_S,
+        )
+        stack.callback(connect.stop)
         for worker in workers.values():
             worker.start()
-        with ThreadPoolExecutor(len(cases)) as pool:
-            for started in [pool.submit(connects[c.label].start, failed_ok=c.sr_fails) for c in cases]:
-                started.result()
+        connect.start(failed_ok=[connectors[c.label]["name"] for c in cases if c.sr_fails])
 
         for case in cases:
-            connect, worker = connects[case.label], workers[case.label]
+            name, worker = connectors[case.label]["name"], workers[case.label]
+            sr_group = connect.group_of(name)
             if case.sr_fails:
-                status = connect.wait_for_task_state("FAILED", timeout=60)
+                status = connect.wait_for_task_state("FAILED", timeout=60, name=name)
                 case.sr.state, case.sr.trace = "FAILED", status["tasks"][0].get("trace", "")
             else:
                 wait_until(
-                    lambda c=case, s=connect: committed(broker, s.group, list(c.ends())) == c.ends(),
+                    lambda c=case, g=sr_group: committed(broker, g, list(c.ends())) == c.ends(),
                     timeout=60,
                     interval=0.5,
                     what=f"stream-reactor ({case.label}) committed the topics' ends",
@@ -274,20 +271,20 @@ def run_cases(broker: KafkaBroker, root: Path, cases: list[Case]) -> None:
             case.sr.before_stop = sr_server.requests
             case.ours.before_stop = our_server.requests
             case.ours.stats = workers[case.label].stats()
-        with ThreadPoolExecutor(len(cases)) as pool:
-            list(pool.map(lambda c: connects[c.label].stop(), cases))
+        connect.stop()  # SIGTERM: every task stops (and DELETEs), every connector commits
+        sr_log = connect.log_path.read_text(errors="replace")
         for case in cases:
             worker = workers[case.label]
             case.ours.exit_code = worker.stop()
             case.ours.log = worker.log_text()
-            case.sr.log = connects[case.label].log_path.read_text(errors="replace")
+            case.sr.log = sr_log
 
         for case in cases:
             sr_server, our_server = servers[case.label]
             topics = [t.name for t in case.topics.values()]
             case.sr.requests = sr_server.requests
             case.ours.requests = our_server.requests
-            case.sr.committed = committed(broker, connects[case.label].group, topics)
+            case.sr.committed = committed(broker, connect.group_of(connectors[case.label]["name"]), topics)
             case.ours.committed = committed(
                 broker, f"connect-{workers[case.label].properties['name']}", topics
             )
@@ -498,7 +495,8 @@ def test_tombstone_fails_stream_reactor_and_streamapp_skips_it(cases: dict[str, 
     # nothing after it, nothing committed (the whole batch is read again on restart, {"n":1} included),
     # and the resource is DELETEd. streamapp skips it (connect.coap.tombstone=skip, its default), counts
     # it, delivers the next record and commits the topic's end.
-    assert case.sr.state == "FAILED" and "The sink record value is null" in case.sr.log
+    null_value = f"The sink record value is null.(topic={topic} partition=0 offset=1)"
+    assert case.sr.state == "FAILED" and null_value in case.sr.trace and null_value in case.sr.log
     assert [body(r) for r in puts(case.sr.requests)] == [{"n": 1}]
     assert case.sr.committed == {topic: {}}
     assert [body(r) for r in puts(case.ours.requests)] == [{"n": 1}, {"n": 3}]
